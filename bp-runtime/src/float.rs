@@ -1,0 +1,136 @@
+//! The two element types a network can be built for: `f32` (the default) and `f64`.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A floating-point element type of tensors: `f32` or `f64`.
+///
+/// Generated code names the concrete type; the runtime's kernels, losses and optimizers
+/// are generic over this trait.
+pub trait Float:
+    Copy
+    + Default
+    + Debug
+    + Display
+    + PartialEq
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// The safetensors dtype name ("F32" or "F64").
+    const DTYPE: &'static str;
+    /// Size in bytes.
+    const BYTES: usize;
+    /// Conversion from f64 (rounding for f32).
+    fn from_f64(v: f64) -> Self;
+    /// Conversion to f64 (exact).
+    fn to_f64(self) -> f64;
+    /// Conversion from usize.
+    fn from_usize(v: usize) -> Self {
+        Self::from_f64(v as f64)
+    }
+    /// e^self.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// self^p.
+    fn powf(self, p: Self) -> Self;
+    /// The larger of two values (the other if one is NaN).
+    fn max(self, other: Self) -> Self;
+    /// The smaller of two values (the other if one is NaN).
+    fn min(self, other: Self) -> Self;
+    /// Whether the value is neither infinite nor NaN.
+    fn is_finite(self) -> bool;
+    /// Little-endian bytes appended to `out` (for serialization).
+    fn write_le(self, out: &mut Vec<u8>);
+    /// Reads a value from exactly `Self::BYTES` little-endian bytes.
+    fn read_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! impl_float {
+    ($t:ident, $name:literal) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const DTYPE: &'static str = $name;
+            const BYTES: usize = std::mem::size_of::<$t>();
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $t::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                $t::ln(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                $t::tanh(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn powf(self, p: Self) -> Self {
+                $t::powf(self, p)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                $t::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                $t::min(self, other)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+            fn write_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn read_le(bytes: &[u8]) -> Self {
+                let mut b = [0u8; std::mem::size_of::<$t>()];
+                b.copy_from_slice(bytes);
+                $t::from_le_bytes(b)
+            }
+        }
+    };
+}
+
+impl_float!(f32, "F32");
+impl_float!(f64, "F64");
