@@ -1,0 +1,268 @@
+//! The generated API: `new`, `forward`, `backward`, `backward_accumulate`, `predict`,
+//! `predict_into`, and the `bp::Network` implementation.
+
+use crate::docs;
+use crate::emit::{d_arg, hyg, init_param, lit, Ctx};
+use crate::graph::Kind;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+pub fn methods(c: &Ctx) -> TokenStream {
+    let m = &c.m;
+    let t = {
+        let ty = &c.ty;
+        quote!(::bp::Tensor<#ty>)
+    };
+    let seed = hyg("seed");
+    let params = hyg("params");
+    let inits = (0..c.g.params.len()).map(|p| {
+        let f = &c.g.params[p].ident;
+        init_param(c, p, quote!(&mut #params.#f), &seed)
+    });
+    let zeros = |f: &proc_macro2::Ident, shape: &[usize]| {
+        let dims = shape.iter().map(|&d| lit(d));
+        quote!(#f: ::bp::Tensor::zeros(&[#(#dims),*]))
+    };
+    let pz = c.g.params.iter().map(|p| zeros(&p.ident, &p.shape));
+    let gz = c.g.params.iter().map(|p| zeros(&p.grad_ident, &p.shape));
+
+    let inputs = c.inputs();
+    let in_names: Vec<_> = inputs.iter().map(|&i| &c.g.nodes[i].ident).collect();
+    let check = input_checks(c);
+    let outs: Vec<_> = c.g.outputs.iter().map(|&o| &c.g.nodes[o].ident).collect();
+    let one = outs.len() == 1;
+    let reps: Vec<&TokenStream> = outs.iter().map(|_| &t).collect();
+    let (out_ty, out_ty_w, out_owned_ty, out_ref) = if one {
+        (quote!(&#t), quote!(&'w #t), quote!(#t), quote!(&self.values.#(#outs)*))
+    } else {
+        (
+            quote!((#(&#reps,)*)),
+            quote!((#(&'w #reps,)*)),
+            quote!((#(#reps,)*)),
+            quote!((#(&self.values.#outs,)*)),
+        )
+    };
+    let ws = hyg("ws");
+    let ws_ref = if one {
+        quote!(&#ws.#(#outs)*)
+    } else {
+        quote!((#(&#ws.#outs,)*))
+    };
+    let owned = if one {
+        quote!(#(#outs)*)
+    } else {
+        quote!((#(#outs,)*))
+    };
+    let d_args: Vec<_> = c.g.outputs.iter().map(|&o| d_arg(c, o)).collect();
+    let out_checks = c.g.outputs.iter().zip(&d_args).map(|(&o, d)| {
+        let name = c.g.nodes[o].name.as_str();
+        let dims = c.g.shape(o).iter().map(|&x| lit(x));
+        let seed_it = c.residuals[o].as_ref().map(|r| quote!(self.residuals.#r.assign(#d);));
+        quote!(::bp::check_output_grad(#name, #d, self.batch, &[#(#dims),*])?; #seed_it)
+    });
+    let accumulate = hyg("accumulate");
+    let batch = hyg("batch");
+    let (fdoc, bdoc, pdoc) = (docs::forward_api_doc(c), docs::backward_api_doc(c), docs::predict_doc(c));
+    let new_doc = docs::new_doc(c);
+    quote! {
+        #[doc = #new_doc]
+        pub fn new(#seed: u64) -> Self {
+            let mut #params = #m::Params { #(#pz,)* };
+            #(#inits)*
+            Self {
+                params: #params,
+                grads: #m::Grads { #(#gz,)* },
+                values: ::core::default::Default::default(),
+                residuals: ::core::default::Default::default(),
+                batch: 0,
+                training: true,
+                forward_done: false,
+                backward_done: false,
+            }
+        }
+
+        #[doc = #fdoc]
+        pub fn forward(&mut self, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty, ::bp::Error> {
+            #check
+            #(self.values.#in_names.assign(#in_names);)*
+            Self::forward_pass(&self.params, &mut self.values, #batch);
+            self.batch = #batch;
+            self.forward_done = true;
+            self.backward_done = false;
+            Ok(#out_ref)
+        }
+
+        #[doc = #bdoc]
+        pub fn backward(&mut self, #(#d_args: &#t),*) -> ::core::result::Result<(), ::bp::Error> {
+            self.backward_with(#(#d_args,)* false)
+        }
+
+        /// Like [`backward`](Self::backward), but adds the parameter gradients to the
+        /// ones already held instead of overwriting them: gradient accumulation over
+        /// micro-batches. Residuals of nodes are those of this call.
+        pub fn backward_accumulate(&mut self, #(#d_args: &#t),*) -> ::core::result::Result<(), ::bp::Error> {
+            self.backward_with(#(#d_args,)* true)
+        }
+
+        fn backward_with(&mut self, #(#d_args: &#t,)* #accumulate: bool) -> ::core::result::Result<(), ::bp::Error> {
+            if !self.forward_done {
+                return Err(::bp::Error::invalid("backward called before forward: run forward on a batch first"));
+            }
+            #(#out_checks)*
+            Self::backward_pass(&self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate);
+            self.backward_done = true;
+            Ok(())
+        }
+
+        #[doc = #pdoc]
+        pub fn predict(&self, #(#in_names: &#t),*) -> ::core::result::Result<#out_owned_ty, ::bp::Error> {
+            let mut #ws = self.workspace();
+            self.predict_into(&mut #ws, #(#in_names),*)?;
+            let #m::Values { #(#outs,)* .. } = #ws;
+            Ok(#owned)
+        }
+
+        /// Inference into a workspace the caller keeps (from [`workspace`](Self::workspace)):
+        /// no allocation once the workspace has seen the largest batch. Needs only `&self`.
+        pub fn predict_into<'w>(&self, #ws: &'w mut #m::Values, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty_w, ::bp::Error> {
+            #check
+            #(#ws.#in_names.assign(#in_names);)*
+            Self::forward_pass(&self.params, #ws, #batch);
+            Ok(#ws_ref)
+        }
+
+        /// An empty workspace for [`predict_into`](Self::predict_into).
+        pub fn workspace(&self) -> #m::Values {
+            ::core::default::Default::default()
+        }
+    }
+}
+
+/// Checks every input's shape and that all inputs agree on the batch size.
+fn input_checks(c: &Ctx) -> TokenStream {
+    let batch = hyg("batch");
+    let inputs = c.inputs();
+    let mut ts = TokenStream::new();
+    for (k, &i) in inputs.iter().enumerate() {
+        let ident = &c.g.nodes[i].ident;
+        let name = c.g.nodes[i].name.as_str();
+        let dims = c.g.shape(i).iter().map(|&d| lit(d));
+        if k == 0 {
+            ts.extend(quote!(let #batch = ::bp::check_input(#name, #ident, &[#(#dims),*])?;));
+        } else {
+            let first = c.g.nodes[inputs[0]].name.as_str();
+            ts.extend(quote!(::bp::check_batch(#first, #batch, #name, ::bp::check_input(#name, #ident, &[#(#dims),*])?)?;));
+        }
+    }
+    ts
+}
+
+pub fn network_impl(c: &Ctx) -> TokenStream {
+    let name = &c.def.name;
+    let ty = &c.ty;
+    let t = quote!(::bp::Tensor<#ty>);
+    let port = |id: usize| {
+        let n = c.g.nodes[id].name.as_str();
+        let dims = c.g.shape(id).iter().map(|&d| lit(d));
+        quote!((#n, &[#(#dims),*]))
+    };
+    let inputs = c.inputs();
+    let in_ports = inputs.iter().map(|&i| port(i));
+    let out_ports = c.g.outputs.iter().map(|&o| port(o));
+    let hash = crate::docs::structure_hash(c);
+    let n_in = inputs.len();
+    let n_out = c.g.outputs.len();
+    let xs = (0..n_in).map(|k| quote!(inputs[#k]));
+    let ds: Vec<_> = (0..n_out).map(|k| quote!(d_outputs[#k])).collect();
+    let out_arms = c.g.outputs.iter().enumerate().map(|(k, &o)| {
+        let v = &c.g.nodes[o].ident;
+        quote!(#k => Some(&self.values.#v),)
+    });
+    let pnames: Vec<&str> = c.g.params.iter().map(|p| p.torch_name.as_str()).collect();
+    let pf: Vec<_> = c.g.params.iter().map(|p| &p.ident).collect();
+    let gf: Vec<_> = c.g.params.iter().map(|p| &p.grad_ident).collect();
+    let (res_names, res_fields): (Vec<&str>, Vec<_>) = c
+        .g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(id, n)| n.user && matches!(n.kind, Kind::Op(_)) && c.residuals[*id].is_some())
+        .map(|(id, n)| (n.name.as_str(), c.residuals[id].as_ref()))
+        .unzip();
+    let (ig_names, ig_fields): (Vec<&str>, Vec<_>) = inputs
+        .iter()
+        .filter(|&&i| c.residuals[i].is_some())
+        .map(|&i| (c.g.nodes[i].name.as_str(), c.residuals[i].as_ref()))
+        .unzip();
+    let f = hyg("f");
+    quote! {
+        impl ::bp::Network for #name {
+            type Scalar = #ty;
+            const INPUTS: &'static [::bp::Port] = &[#(#in_ports),*];
+            const OUTPUTS: &'static [::bp::Port] = &[#(#out_ports),*];
+            const STRUCTURE_HASH: u64 = #hash;
+
+            fn forward_dyn(&mut self, inputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_count("forward_dyn", #n_in, inputs.len())?;
+                self.forward(#(#xs),*)?;
+                Ok(())
+            }
+            fn output(&self, i: usize) -> ::core::option::Option<&#t> {
+                if !self.forward_done {
+                    return None;
+                }
+                match i { #(#out_arms)* _ => None }
+            }
+            fn backward_dyn(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_count("backward_dyn", #n_out, d_outputs.len())?;
+                self.backward_with(#(#ds,)* false)
+            }
+            fn backward_dyn_accumulate(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_count("backward_dyn_accumulate", #n_out, d_outputs.len())?;
+                self.backward_with(#(#ds,)* true)
+            }
+            fn param_names(&self) -> ::std::vec::Vec<&'static str> {
+                ::std::vec![#(#pnames),*]
+            }
+            fn param(&self, name: &str) -> ::core::option::Option<&#t> {
+                match name { #(#pnames => Some(&self.params.#pf),)* _ => None }
+            }
+            fn param_mut(&mut self, name: &str) -> ::core::option::Option<&mut #t> {
+                match name { #(#pnames => Some(&mut self.params.#pf),)* _ => None }
+            }
+            fn grad(&self, name: &str) -> ::core::option::Option<&#t> {
+                match name { #(#pnames => Some(&self.grads.#gf),)* _ => None }
+            }
+            fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
+                ::std::vec::Vec::new()
+            }
+            fn buffer(&self, name: &str) -> ::core::option::Option<&#t> {
+                None
+            }
+            fn buffer_mut(&mut self, name: &str) -> ::core::option::Option<&mut #t> {
+                None
+            }
+            fn residual(&self, name: &str) -> ::core::option::Option<&#t> {
+                if !self.backward_done {
+                    return None;
+                }
+                match name { #(#res_names => Some(&self.residuals.#res_fields),)* _ => None }
+            }
+            fn input_grad(&self, name: &str) -> ::core::option::Option<&#t> {
+                if !self.backward_done {
+                    return None;
+                }
+                match name { #(#ig_names => Some(&self.residuals.#ig_fields),)* _ => None }
+            }
+            fn visit_params(&mut self, #f: &mut dyn FnMut(&'static str, &mut #t, &#t)) {
+                #(#f(#pnames, &mut self.params.#pf, &self.grads.#gf);)*
+            }
+            fn set_training(&mut self, training: bool) {
+                self.training = training;
+            }
+            fn is_training(&self) -> bool {
+                self.training
+            }
+        }
+    }
+}

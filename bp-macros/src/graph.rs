@@ -1,0 +1,292 @@
+//! The graph IR: nodes in definition order (a topological order), each with its
+//! per-sample shape, and the lowering of the syntax tree into it. Nested expressions are
+//! flattened: elementwise parts of one `let` become one fused node, every other
+//! operation its own node.
+
+use crate::ctxt::{did_you_mean, Ctxt};
+use crate::ops::{self, Op, ParamInit};
+use crate::syntax::{Dim, Dtype, Item, NetworkDef};
+use proc_macro2::{Ident, Span};
+use std::collections::HashMap;
+
+pub type NodeId = usize;
+pub type ParamId = usize;
+
+/// The checked network.
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub params: Vec<Param>,
+    pub outputs: Vec<NodeId>,
+    pub dtype: Dtype,
+}
+
+/// One node: an input, a free parameter, or an operation.
+pub struct Node {
+    /// The name the user wrote, or `let_op` for an anonymous sub-expression.
+    pub name: String,
+    /// The identifier of the node's value in generated code (assigned by `names`).
+    pub ident: Ident,
+    /// Where the node is defined (errors point here).
+    pub span: Span,
+    /// Bound by the user (`input`, `param`, `let`), so readable by name.
+    pub user: bool,
+    /// Per-sample shape; `None` after an error, so no follow-on errors are reported.
+    pub shape: Option<Vec<usize>>,
+    pub kind: Kind,
+}
+
+pub enum Kind {
+    Input { grad: bool },
+    /// A free `param`: no batch dimension, shared by every sample.
+    Param(ParamId),
+    Op(Box<dyn Op>),
+    /// A `let` whose expression had an error (already reported), with the nodes it read
+    /// so they do not count as unused.
+    Error(Vec<NodeId>),
+}
+
+/// A learnable tensor: a free `param` or one owned by a layer.
+pub struct Param {
+    /// PyTorch's name: `fc1.weight`, or the `param`'s own name.
+    pub torch_name: String,
+    pub shape: Vec<usize>,
+    pub init: ParamInit,
+    /// Identifiers of the value and the gradient (assigned by `names`).
+    pub ident: Ident,
+    pub grad_ident: Ident,
+}
+
+impl Node {
+    pub fn is_param(&self) -> bool {
+        matches!(self.kind, Kind::Param(_))
+    }
+    /// The nodes this node reads.
+    pub fn operands(&self) -> &[NodeId] {
+        match &self.kind {
+            Kind::Op(op) => op.operands(),
+            Kind::Error(reads) => reads,
+            _ => &[],
+        }
+    }
+    pub fn op(&self) -> Option<&dyn Op> {
+        match &self.kind {
+            Kind::Op(op) => Some(&**op),
+            _ => None,
+        }
+    }
+}
+
+impl Graph {
+    /// Nodes each node feeds.
+    pub fn successors(&self) -> Vec<Vec<NodeId>> {
+        let mut succ = vec![Vec::new(); self.nodes.len()];
+        for (id, node) in self.nodes.iter().enumerate() {
+            if let Some(op) = node.op() {
+                for &o in op.operands() {
+                    succ[o].push(id);
+                }
+            }
+        }
+        succ
+    }
+
+    /// Per-sample shape of a node (only called after a successful check).
+    pub fn shape(&self, id: NodeId) -> &[usize] {
+        self.nodes[id].shape.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Builds the graph, reporting every error into `cx`.
+pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
+    let mut b = Builder {
+        cx,
+        graph: Graph {
+            nodes: Vec::new(),
+            params: Vec::new(),
+            outputs: Vec::new(),
+            dtype: def.dtype,
+        },
+        names: HashMap::new(),
+    };
+    let mut output_seen = false;
+    for item in &def.items {
+        match item {
+            Item::Input { name, dims, grad } => {
+                let shape = b.dims(dims);
+                b.define(name, Kind::Input { grad: *grad }, Some(shape));
+            }
+            Item::Param { name, dims, init } => {
+                let shape = b.dims(dims);
+                let init = ops::param_init(init, cx);
+                let pid = b.add_param(name.to_string(), shape.clone(), init);
+                b.define(name, Kind::Param(pid), Some(shape));
+            }
+            Item::Let { name, expr } => crate::lowering::lower_let(&mut b, name, expr),
+            Item::Output { names, span } => {
+                if output_seen {
+                    cx.error(*span, "a second `output` item; list every output in one `output a, b;`");
+                }
+                output_seen = true;
+                b.outputs(names);
+            }
+        }
+    }
+    if !output_seen {
+        cx.error(
+            def.name.span(),
+            format!("network `{}` has no output; add `output NAME;`", def.name),
+        );
+    } else {
+        check_all_used(&b.graph, cx);
+    }
+    b.graph
+}
+
+/// Lowering state shared with the operations.
+pub struct Builder<'a> {
+    pub cx: &'a Ctxt,
+    pub graph: Graph,
+    names: HashMap<String, NodeId>,
+}
+
+impl Builder<'_> {
+    fn dims(&self, dims: &[Dim]) -> Vec<usize> {
+        dims.iter().map(|d| d.value).collect()
+    }
+
+    /// Binds a user name to a new node.
+    pub fn define(&mut self, name: &Ident, kind: Kind, shape: Option<Vec<usize>>) -> NodeId {
+        let key = name.to_string();
+        if self.names.contains_key(&key) {
+            self.cx.error(
+                name.span(),
+                format!("`{key}` is defined twice; give this one another name"),
+            );
+        }
+        let id = self.push(key.clone(), name.clone(), true, kind, shape);
+        self.names.insert(key, id);
+        id
+    }
+
+    /// Adds a node without binding a name (an anonymous sub-expression).
+    pub fn push(
+        &mut self,
+        name: String,
+        ident: Ident,
+        user: bool,
+        kind: Kind,
+        shape: Option<Vec<usize>>,
+    ) -> NodeId {
+        let span = ident.span();
+        self.graph.nodes.push(Node {
+            name,
+            ident,
+            span,
+            user,
+            shape,
+            kind,
+        });
+        self.graph.nodes.len() - 1
+    }
+
+    /// Registers a learnable tensor.
+    pub fn add_param(&mut self, torch_name: String, shape: Vec<usize>, init: ParamInit) -> ParamId {
+        let placeholder = Ident::new("__bp_unnamed", Span::call_site());
+        self.graph.params.push(Param {
+            torch_name,
+            shape,
+            init,
+            ident: placeholder.clone(),
+            grad_ident: placeholder,
+        });
+        self.graph.params.len() - 1
+    }
+
+    /// Looks up a name used in an expression; reports an unknown name with the nearest
+    /// defined one.
+    pub fn resolve(&self, name: &Ident) -> Option<NodeId> {
+        let key = name.to_string();
+        if let Some(&id) = self.names.get(&key) {
+            return Some(id);
+        }
+        let hint = did_you_mean(&key, self.names.keys().map(String::as_str));
+        self.cx
+            .error(name.span(), format!("unknown name `{key}`{hint}"));
+        None
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.graph.nodes[id]
+    }
+
+    fn outputs(&mut self, names: &[Ident]) {
+        for name in names {
+            let Some(id) = self.resolve(name) else { continue };
+            let node = &self.graph.nodes[id];
+            let what = match node.kind {
+                Kind::Input { .. } => Some("an input"),
+                Kind::Param(_) => Some("a param"),
+                Kind::Op(_) | Kind::Error(_) => None,
+            };
+            if let Some(what) = what {
+                self.cx.error(
+                    name.span(),
+                    format!("output `{name}` is {what}; an output must be a `let` node"),
+                );
+            } else if self.graph.outputs.contains(&id) {
+                self.cx
+                    .error(name.span(), format!("`{name}` is listed as an output twice"));
+            } else {
+                self.graph.outputs.push(id);
+            }
+        }
+    }
+}
+
+/// Every input, param and node must lead to an output: stable Rust gives macros no
+/// warnings, so an unused one is an error.
+fn check_all_used(g: &Graph, cx: &Ctxt) {
+    let mut used = vec![false; g.nodes.len()];
+    for &o in &g.outputs {
+        used[o] = true;
+    }
+    for id in (0..g.nodes.len()).rev() {
+        if !used[id] {
+            continue;
+        }
+        for &o in g.nodes[id].operands() {
+            used[o] = true;
+        }
+    }
+    for (id, node) in g.nodes.iter().enumerate() {
+        if !used[id] && node.user {
+            let what = match node.kind {
+                Kind::Input { .. } => "input",
+                Kind::Param(_) => "param",
+                Kind::Op(_) | Kind::Error(_) => "node",
+            };
+            cx.error(
+                node.span,
+                format!(
+                    "{what} `{}` is not used by any output; use it or remove it",
+                    node.name
+                ),
+            );
+        }
+    }
+}
+
+/// Which nodes depend on something learnable (a parameter or a `grad` input): only
+/// they get a residual and a backward step.
+pub fn trainable(g: &Graph) -> Vec<bool> {
+    let mut t = vec![false; g.nodes.len()];
+    for (id, node) in g.nodes.iter().enumerate() {
+        t[id] = match &node.kind {
+            Kind::Input { grad } => *grad,
+            Kind::Param(_) => true,
+            Kind::Op(op) => !op.params().is_empty() || op.operands().iter().any(|&o| t[o]),
+            Kind::Error(_) => false,
+        };
+    }
+    t
+}

@@ -1,0 +1,135 @@
+//! `linear(x, out, bias = true)` over the last dimension, as `nn.Linear`.
+//!
+//! forward:  y = x·Wᵀ + b                    W [out, in], b [out]
+//! params:   ∇W = d_yᵀ·x,  ∇b = Σ_rows d_y
+//! residual: d_x = d_y·W
+
+use super::{bool_lit, int_lit, layer_params, node_arg, Built, Call, Cx, Op, ParamInit};
+use crate::graph::{Builder, NodeId, ParamId};
+use crate::lowering::LetCx;
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+struct Linear {
+    x: [NodeId; 1],
+    inp: usize,
+    out: usize,
+    params: Vec<ParamId>,
+}
+
+const USAGE: &str = "linear(x, out_features, bias = true)";
+
+pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+    if !call.check(b.cx, 2, 2, &["bias"], USAGE) {
+        return None;
+    }
+    let x = node_arg(b, l, call.args[0], "linear");
+    let out = int_lit(b.cx, call.args[1], "the number of output features");
+    let bias = match call.hyper("bias") {
+        Some(e) => bool_lit(b.cx, e, "bias")?,
+        None => true,
+    };
+    let (x, out) = (x?, out?);
+    let shape = b.node(x).shape.clone()?;
+    let Some(&inp) = shape.last() else {
+        b.cx.error_at(
+            call.args[0],
+            "`linear` needs an input with at least one dimension, found a scalar []",
+        );
+        return None;
+    };
+    // PyTorch's default: kaiming_uniform(a = √5) on the weight and the bias both reduce
+    // to U(−1/√in, 1/√in).
+    let bound = 1.0 / (inp as f64).sqrt();
+    let init = ParamInit::Uniform(-bound, bound);
+    let mut specs = vec![("weight", vec![out, inp], init.clone())];
+    if bias {
+        specs.push(("bias", vec![out], init));
+    }
+    let params = layer_params(b, l, call, specs)?;
+    let mut y = shape;
+    *y.last_mut()? = out;
+    Some((Box::new(Linear { x: [x], inp, out, params }), y))
+}
+
+impl Linear {
+    fn dims(&self, cx: &Cx) -> (TokenStream, Literal, Literal) {
+        (
+            cx.rows(self.x[0], 1),
+            Literal::usize_unsuffixed(self.inp),
+            Literal::usize_unsuffixed(self.out),
+        )
+    }
+}
+
+impl Op for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+    fn operands(&self) -> &[NodeId] {
+        &self.x
+    }
+    fn params(&self) -> &[ParamId] {
+        &self.params
+    }
+
+    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let (rows, inp, outf) = self.dims(cx);
+        let x = cx.value(self.x[0]);
+        let y = cx.value(out);
+        let w = &cx.g.params[self.params[0]].ident;
+        let bias = match self.params.get(1) {
+            Some(&p) => {
+                let b = &cx.g.params[p].ident;
+                quote!(Some(#b.as_slice()))
+            }
+            None => quote!(None),
+        };
+        quote!(::bp::kernels::linear(#rows, #inp, #outf, #x, #w, #bias, #y);)
+    }
+
+    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let (rows, inp, outf) = self.dims(cx);
+        let x = cx.value(self.x[0]);
+        let dy = cx.residual(out);
+        let acc = &cx.accumulate;
+        let w = &cx.g.params[self.params[0]];
+        let (wv, dw) = (&w.ident, &w.grad_ident);
+        let mut ts = quote!(::bp::kernels::linear_backward_weight(#rows, #inp, #outf, #dy, #x, #dw, #acc););
+        if let Some(&p) = self.params.get(1) {
+            let db = &cx.g.params[p].grad_ident;
+            ts.extend(quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc);));
+        }
+        if let Some(c) = cx.contribute(self.x[0]) {
+            let (pre, dx, a) = (c.prelude, c.ident, c.acc);
+            ts.extend(quote!(#pre ::bp::kernels::linear_backward_input(#rows, #inp, #outf, #dy, #wv, #dx, #a);));
+        }
+        ts
+    }
+
+    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
+        let w = &cx.g.params[self.params[0]].torch_name;
+        let bias = match self.params.get(1) {
+            Some(&p) => format!(" + {}", cx.g.params[p].torch_name),
+            None => String::new(),
+        };
+        format!("{} = {}·{w}ᵀ{bias}", cx.name(out), cx.name(self.x[0]))
+    }
+
+    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
+        let (dy, x) = (cx.d_name(out), cx.name(self.x[0]));
+        let w = &cx.g.params[self.params[0]];
+        let mut lines = vec![format!("{} = {dy}ᵀ·{x}", w.grad_ident)];
+        if let Some(&p) = self.params.get(1) {
+            lines.push(format!("{} = Σ_rows {dy}", cx.g.params[p].grad_ident));
+        }
+        if cx.wants(self.x[0]) {
+            lines.push(format!("{} {dy}·{}", cx.doc_assign(self.x[0]), w.torch_name));
+        }
+        lines
+    }
+
+    fn structure(&self) -> String {
+        format!("linear({}, {}, bias={})", self.inp, self.out, self.params.len() > 1)
+    }
+}

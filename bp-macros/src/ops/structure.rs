@@ -1,0 +1,181 @@
+//! Operations that move values without arithmetic: `concat(a, b, …, dim = 0)` along a
+//! per-sample dimension, and `flatten(x)` to `[prod]`.
+//!
+//! concat:  y = [a | b | …] along dim;  d_a = d_y[.., a's slice, ..], …
+//! flatten: y = x reshaped;             d_x = d_y reshaped
+
+use super::{index_lit, node_arg, Built, Call, Cx, Op};
+use crate::graph::{Builder, NodeId};
+use crate::lowering::LetCx;
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, ToTokens};
+
+struct Concat {
+    parts: Vec<NodeId>,
+    dim: usize,
+}
+
+pub fn build_concat(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+    if !call.check(b.cx, 2, usize::MAX, &["dim"], "concat(a, b, …, dim = 0)") {
+        return None;
+    }
+    let dim = match call.hyper("dim") {
+        Some(e) => index_lit(b.cx, e, "dim")?,
+        None => 0,
+    };
+    let parts: Vec<Option<NodeId>> = call.args.iter().map(|a| node_arg(b, l, a, "concat")).collect();
+    let parts: Vec<NodeId> = parts.into_iter().collect::<Option<_>>()?;
+    let first = b.node(parts[0]).shape.clone()?;
+    if dim >= first.len() {
+        let at = call.hyper("dim").map_or(call.func.to_token_stream(), |e| e.to_token_stream());
+        b.cx.error_at(
+            &at,
+            format!("concat along dim {dim}, but `{}` has shape {first:?} with {} dimension(s)", call.args[0].to_token_stream(), first.len()),
+        );
+        return None;
+    }
+    let mut shape = first.clone();
+    for (i, &p) in parts.iter().enumerate().skip(1) {
+        let s = b.node(p).shape.clone()?;
+        let fits = s.len() == first.len()
+            && s.iter().zip(&first).enumerate().all(|(d, (x, y))| d == dim || x == y);
+        if !fits {
+            b.cx.error_at(
+                call.args[i],
+                format!(
+                    "shape mismatch: `{}` is {first:?} but `{}` is {s:?}; concat along dim {dim} needs equal shapes except in dim {dim}",
+                    call.args[0].to_token_stream(), call.args[i].to_token_stream()
+                ),
+            );
+            return None;
+        }
+        shape[dim] += s[dim];
+    }
+    Some((Box::new(Concat { parts, dim }), shape))
+}
+
+impl Concat {
+    /// (outer, part, total, offset) per operand: the kernels' view of the data.
+    fn views(&self, cx: &Cx, out: NodeId) -> Vec<(TokenStream, Literal, Literal, Literal)> {
+        let shape = cx.shape(out);
+        let inner: usize = shape[self.dim + 1..].iter().product();
+        let total = shape[self.dim] * inner;
+        let mut offset = 0;
+        self.parts
+            .iter()
+            .map(|&p| {
+                let part = cx.shape(p)[self.dim] * inner;
+                let v = (
+                    cx.rows(out, shape.len() - self.dim),
+                    Literal::usize_unsuffixed(part),
+                    Literal::usize_unsuffixed(total),
+                    Literal::usize_unsuffixed(offset),
+                );
+                offset += part;
+                v
+            })
+            .collect()
+    }
+}
+
+impl Op for Concat {
+    fn name(&self) -> &'static str {
+        "concat"
+    }
+    fn operands(&self) -> &[NodeId] {
+        &self.parts
+    }
+
+    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let y = cx.value(out);
+        self.parts
+            .iter()
+            .zip(self.views(cx, out))
+            .map(|(&p, (outer, part, total, offset))| {
+                let x = cx.value(p);
+                quote!(::bp::kernels::concat_part(#outer, #part, #total, #offset, #x, #y);)
+            })
+            .collect()
+    }
+
+    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let dy = cx.residual(out);
+        let mut ts = TokenStream::new();
+        for (&p, (outer, part, total, offset)) in self.parts.iter().zip(self.views(cx, out)) {
+            if let Some(c) = cx.contribute(p) {
+                let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
+                ts.extend(quote!(#pre ::bp::kernels::concat_part_backward(#outer, #part, #total, #offset, #dy, #dx, #acc);));
+            }
+        }
+        ts
+    }
+
+    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
+        let names: Vec<String> = self.parts.iter().map(|&p| cx.name(p)).collect();
+        format!("{} = [{}] along dim {}", cx.name(out), names.join(" | "), self.dim)
+    }
+
+    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
+        let dy = cx.d_name(out);
+        self.parts
+            .iter()
+            .filter(|&&p| cx.wants(p))
+            .map(|&p| format!("{} the slice of {dy} where {} sits", cx.doc_assign(p), cx.name(p)))
+            .collect()
+    }
+
+    fn structure(&self) -> String {
+        format!("concat(n={}, dim={})", self.parts.len(), self.dim)
+    }
+}
+
+struct Flatten {
+    x: [NodeId; 1],
+}
+
+pub fn build_flatten(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+    if !call.check(b.cx, 1, 1, &[], "flatten(x)") {
+        return None;
+    }
+    let x = node_arg(b, l, call.args[0], "flatten")?;
+    let n = b.node(x).shape.as_ref()?.iter().product();
+    Some((Box::new(Flatten { x: [x] }), vec![n]))
+}
+
+impl Op for Flatten {
+    fn name(&self) -> &'static str {
+        "flatten"
+    }
+    fn operands(&self) -> &[NodeId] {
+        &self.x
+    }
+
+    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let (x, y) = (cx.value(self.x[0]), cx.value(out));
+        quote!(::bp::kernels::copy(#x, #y, false);)
+    }
+
+    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let Some(c) = cx.contribute(self.x[0]) else {
+            return TokenStream::new();
+        };
+        let dy = cx.residual(out);
+        let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
+        quote!(#pre ::bp::kernels::copy(#dy, #dx, #acc);)
+    }
+
+    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
+        format!("{} = flatten({})", cx.name(out), cx.name(self.x[0]))
+    }
+
+    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
+        if !cx.wants(self.x[0]) {
+            return vec![];
+        }
+        vec![format!("{} {} reshaped to {:?}", cx.doc_assign(self.x[0]), cx.d_name(out), cx.shape(self.x[0]))]
+    }
+
+    fn structure(&self) -> String {
+        "flatten".into()
+    }
+}

@@ -1,0 +1,63 @@
+//! Snapshots of the pretty-printed expansion: every change in the generated code shows
+//! up in review as a diff of `bp-macros/tests/snapshots/*.rs`. Run with `BLESS=1` to
+//! accept a change.
+
+use quote::quote;
+
+fn check(name: &str, input: proc_macro2::TokenStream) {
+    let out = match crate::expand(input) {
+        Ok(ts) => ts,
+        Err(e) => panic!("expansion failed: {e}"),
+    };
+    let file: syn::File = match syn::parse2(out) {
+        Ok(f) => f,
+        Err(e) => panic!("expansion does not parse: {e}"),
+    };
+    let text = prettyplease::unparse(&file);
+    let path = format!("{}/tests/snapshots/{name}.rs", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write snapshot");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if want != text {
+        let _ = std::fs::write(format!("{path}.new"), &text);
+        panic!("the expansion of `{name}` changed; review {path}.new and rerun with BLESS=1 to accept");
+    }
+}
+
+#[test]
+fn snapshot_xor() {
+    check(
+        "xor",
+        quote! {
+            /// The XOR network.
+            pub struct Xor {
+                input x: [2];
+                let fc1 = linear(x, 8);
+                let h = tanh(fc1);
+                let fc2 = linear(h, 1);
+                output fc2;
+            }
+        },
+    );
+}
+
+#[test]
+fn snapshot_fanout() {
+    check(
+        "fanout",
+        quote! {
+            #[dtype(f64)]
+            struct FanOut {
+                input x: [3] grad;
+                param s: [] = 0.5;
+                let a = linear(x, 4);
+                let b = a * sigmoid(a) + s;
+                let c = relu(a) - b;
+                let y = sum(pow(c, 2.0)) + mean(a);
+                output y;
+            }
+        },
+    );
+}

@@ -1,0 +1,589 @@
+//! Elementwise formulas as expression trees: symbolic derivatives, simplification, and
+//! emission as Rust with common subexpressions bound once.
+//!
+//! A `let` whose expression is elementwise (`x * sigmoid(x)`, `relu(a + b)`) becomes one
+//! [`E`] over its operands `Var(k)`. Its backward is `Grad · ∂E/∂Var(k)` for each operand,
+//! derived here, simplified (no `* 1.0`, no `+ 0.0`), and where the derivative contains the
+//! forward formula itself, that is replaced by the stored value `Out` (σ' = out·(1 − out)).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::HashMap;
+
+/// Binary operations.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Bin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Min,
+    Max,
+}
+
+/// Unary functions.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Fun {
+    Exp,
+    Ln,
+    Sqrt,
+    Abs,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Softplus,
+}
+
+/// Comparisons in `Where`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Cmp {
+    Gt,
+    Lt,
+    Eq,
+}
+
+/// An elementwise expression.
+#[derive(Clone, PartialEq, Debug)]
+pub enum E {
+    /// Operand `k` of the node, at the current element.
+    Var(usize),
+    /// The node's own forward value at the current element (backward only).
+    Out,
+    /// The incoming residual at the current element (backward only).
+    Grad,
+    Const(f64),
+    Neg(Box<E>),
+    Bin(Bin, Box<E>, Box<E>),
+    Un(Fun, Box<E>),
+    /// `a^p` with a literal exponent.
+    Pow(Box<E>, f64),
+    /// `if l CMP r { t } else { f }`.
+    Where(Cmp, Box<[E; 4]>),
+}
+
+pub fn c(v: f64) -> E {
+    E::Const(v)
+}
+pub fn bin(op: Bin, a: E, b: E) -> E {
+    E::Bin(op, Box::new(a), Box::new(b))
+}
+pub fn un(f: Fun, a: E) -> E {
+    E::Un(f, Box::new(a))
+}
+pub fn add(a: E, b: E) -> E {
+    bin(Bin::Add, a, b)
+}
+pub fn sub(a: E, b: E) -> E {
+    bin(Bin::Sub, a, b)
+}
+pub fn mul(a: E, b: E) -> E {
+    bin(Bin::Mul, a, b)
+}
+pub fn div(a: E, b: E) -> E {
+    bin(Bin::Div, a, b)
+}
+pub fn neg(a: E) -> E {
+    E::Neg(Box::new(a))
+}
+pub fn pow(a: E, p: f64) -> E {
+    E::Pow(Box::new(a), p)
+}
+pub fn where_(cmp: Cmp, l: E, r: E, t: E, f: E) -> E {
+    E::Where(cmp, Box::new([l, r, t, f]))
+}
+
+impl E {
+    /// The operands this expression reads.
+    pub fn uses_var(&self, k: usize) -> bool {
+        match self {
+            E::Var(j) => *j == k,
+            E::Out | E::Grad | E::Const(_) => false,
+            E::Neg(a) | E::Un(_, a) | E::Pow(a, _) => a.uses_var(k),
+            E::Bin(_, a, b) => a.uses_var(k) || b.uses_var(k),
+            E::Where(_, p) => p.iter().any(|e| e.uses_var(k)),
+        }
+    }
+
+    /// Whether the expression reads the node's output or the incoming residual.
+    pub fn uses(&self, leaf: &E) -> bool {
+        if self == leaf {
+            return true;
+        }
+        match self {
+            E::Var(_) | E::Out | E::Grad | E::Const(_) => false,
+            E::Neg(a) | E::Un(_, a) | E::Pow(a, _) => a.uses(leaf),
+            E::Bin(_, a, b) => a.uses(leaf) || b.uses(leaf),
+            E::Where(_, p) => p.iter().any(|e| e.uses(leaf)),
+        }
+    }
+
+    fn is_const(&self, v: f64) -> bool {
+        matches!(self, E::Const(x) if *x == v)
+    }
+}
+
+/// ∂e/∂Var(k), unsimplified. At ties and kinks the rules follow PyTorch: relu'(0) = 0,
+/// |x|'(0) = 0, min/max split the residual evenly on a tie.
+pub fn derive(e: &E, k: usize) -> E {
+    match e {
+        E::Var(j) => c(if *j == k { 1.0 } else { 0.0 }),
+        E::Out | E::Grad | E::Const(_) => c(0.0),
+        E::Neg(a) => neg(derive(a, k)),
+        E::Bin(op, a, b) => derive_bin(*op, a, b, k),
+        E::Un(f, a) => mul(derive_fun(*f, a), derive(a, k)),
+        E::Pow(a, p) => mul(mul(c(*p), pow((**a).clone(), p - 1.0)), derive(a, k)),
+        E::Where(cmp, p) => {
+            let [l, r, t, f] = &**p;
+            where_(*cmp, l.clone(), r.clone(), derive(t, k), derive(f, k))
+        }
+    }
+}
+
+fn derive_bin(op: Bin, a: &E, b: &E, k: usize) -> E {
+    let (da, db) = (derive(a, k), derive(b, k));
+    let (a, b) = (a.clone(), b.clone());
+    match op {
+        Bin::Add => add(da, db),
+        Bin::Sub => sub(da, db),
+        Bin::Mul => add(mul(da, b), mul(a, db)),
+        Bin::Div => sub(div(da, b.clone()), div(mul(a, db), mul(b.clone(), b))),
+        Bin::Min | Bin::Max => {
+            let first = if op == Bin::Min { Cmp::Lt } else { Cmp::Gt };
+            let tie = mul(c(0.5), add(da.clone(), db.clone()));
+            let rest = where_(Cmp::Eq, a.clone(), b.clone(), tie, db);
+            where_(first, a, b, da, rest)
+        }
+    }
+}
+
+/// f'(a) for a unary function.
+fn derive_fun(f: Fun, a: &E) -> E {
+    let a = a.clone();
+    match f {
+        Fun::Exp => un(Fun::Exp, a),
+        Fun::Ln => div(c(1.0), a),
+        Fun::Sqrt => div(c(0.5), un(Fun::Sqrt, a)),
+        Fun::Abs => where_(
+            Cmp::Gt,
+            a.clone(),
+            c(0.0),
+            c(1.0),
+            where_(Cmp::Lt, a, c(0.0), c(-1.0), c(0.0)),
+        ),
+        Fun::Tanh => {
+            let t = un(Fun::Tanh, a);
+            sub(c(1.0), mul(t.clone(), t))
+        }
+        Fun::Sigmoid => {
+            let s = un(Fun::Sigmoid, a);
+            mul(s.clone(), sub(c(1.0), s))
+        }
+        Fun::Relu => where_(Cmp::Gt, a, c(0.0), c(1.0), c(0.0)),
+        // PyTorch's softplus (beta 1, threshold 20) is the identity above 20.
+        Fun::Softplus => where_(
+            Cmp::Gt,
+            a.clone(),
+            c(SOFTPLUS_THRESHOLD),
+            c(1.0),
+            un(Fun::Sigmoid, a),
+        ),
+    }
+}
+
+/// Above this, PyTorch's softplus returns its input.
+pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
+
+/// Replaces every occurrence of `pattern` by `by`.
+pub fn substitute(e: &E, pattern: &E, by: &E) -> E {
+    if e == pattern {
+        return by.clone();
+    }
+    match e {
+        E::Var(_) | E::Out | E::Grad | E::Const(_) => e.clone(),
+        E::Neg(a) => neg(substitute(a, pattern, by)),
+        E::Un(f, a) => un(*f, substitute(a, pattern, by)),
+        E::Pow(a, p) => pow(substitute(a, pattern, by), *p),
+        E::Bin(op, a, b) => bin(*op, substitute(a, pattern, by), substitute(b, pattern, by)),
+        E::Where(cmp, p) => {
+            let [l, r, t, f] = &**p;
+            where_(
+                *cmp,
+                substitute(l, pattern, by),
+                substitute(r, pattern, by),
+                substitute(t, pattern, by),
+                substitute(f, pattern, by),
+            )
+        }
+    }
+}
+
+/// Simplifies bottom-up: folds constants, drops `·1`, `+0`, `·0`, `/1`, `^1`, and pushes
+/// a factor into a `Where` with a zero branch (so `d · relu'(x)` is `if x > 0 { d } else { 0 }`).
+pub fn simplify(e: &E) -> E {
+    match e {
+        E::Var(_) | E::Out | E::Grad | E::Const(_) => e.clone(),
+        E::Neg(a) => match simplify(a) {
+            E::Const(v) => c(-v),
+            E::Neg(inner) => *inner,
+            a => neg(a),
+        },
+        E::Un(f, a) => {
+            let a = simplify(a);
+            match (&a, fold_fun(*f, &a)) {
+                (_, Some(v)) => c(v),
+                _ => un(*f, a),
+            }
+        }
+        E::Pow(a, p) => match (simplify(a), *p) {
+            (_, p) if p == 0.0 => c(1.0),
+            (a, p) if p == 1.0 => a,
+            (E::Const(v), p) if v.powf(p).is_finite() => c(v.powf(p)),
+            (a, p) => pow(a, p),
+        },
+        E::Bin(op, a, b) => simplify_bin(*op, simplify(a), simplify(b)),
+        E::Where(cmp, p) => {
+            let [l, r, t, f] = &**p;
+            let (t, f) = (simplify(t), simplify(f));
+            if t == f {
+                return t;
+            }
+            where_(*cmp, simplify(l), simplify(r), t, f)
+        }
+    }
+}
+
+fn fold_fun(f: Fun, a: &E) -> Option<f64> {
+    let E::Const(v) = *a else { return None };
+    let r = match f {
+        Fun::Exp => v.exp(),
+        Fun::Ln => v.ln(),
+        Fun::Sqrt => v.sqrt(),
+        Fun::Abs => v.abs(),
+        Fun::Tanh => v.tanh(),
+        Fun::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        Fun::Relu => v.max(0.0),
+        Fun::Softplus if v > SOFTPLUS_THRESHOLD => v,
+        Fun::Softplus => v.exp().ln_1p(),
+    };
+    r.is_finite().then_some(r)
+}
+
+fn simplify_bin(op: Bin, a: E, b: E) -> E {
+    if let (E::Const(x), E::Const(y)) = (&a, &b) {
+        let v = match op {
+            Bin::Add => x + y,
+            Bin::Sub => x - y,
+            Bin::Mul => x * y,
+            Bin::Div => x / y,
+            Bin::Min => x.min(*y),
+            Bin::Max => x.max(*y),
+        };
+        if v.is_finite() {
+            return c(v);
+        }
+    }
+    match op {
+        Bin::Add if a.is_const(0.0) => b,
+        Bin::Add | Bin::Sub if b.is_const(0.0) => a,
+        Bin::Add => match b {
+            E::Neg(nb) => sub(a, *nb),
+            b => add(a, b),
+        },
+        Bin::Sub if a.is_const(0.0) => simplify(&neg(b)),
+        Bin::Sub => match b {
+            E::Neg(nb) => add(a, *nb),
+            b => sub(a, b),
+        },
+        Bin::Mul if a.is_const(0.0) || b.is_const(0.0) => c(0.0),
+        Bin::Mul if a.is_const(1.0) => b,
+        Bin::Mul if b.is_const(1.0) => a,
+        Bin::Mul if a.is_const(-1.0) => simplify(&neg(b)),
+        Bin::Mul if b.is_const(-1.0) => simplify(&neg(a)),
+        Bin::Mul => simplify_mul(a, b),
+        Bin::Div if b.is_const(1.0) => a,
+        Bin::Div if a.is_const(0.0) => c(0.0),
+        _ => bin(op, a, b),
+    }
+}
+
+fn simplify_mul(a: E, b: E) -> E {
+    // d · where(c, t, 0) → where(c, d·t, 0): the residual passes or stops, no multiply.
+    let zero_branch = |e: &E| matches!(e, E::Where(_, p) if p[2].is_const(0.0) || p[3].is_const(0.0));
+    let (w, other) = if zero_branch(&b) {
+        (b, a)
+    } else if zero_branch(&a) {
+        (a, b)
+    } else {
+        // Constants first reads like math: 0.5·x.
+        return match (a, b) {
+            (a, b @ E::Const(_)) => bin(Bin::Mul, b, a),
+            (E::Neg(a), b) => neg(simplify_mul(*a, b)),
+            (a, E::Neg(b)) => neg(simplify_mul(a, *b)),
+            (a, b) => bin(Bin::Mul, a, b),
+        };
+    };
+    let E::Where(cmp, p) = w else { return mul(other, w) };
+    let [l, r, t, f] = *p;
+    let t = simplify(&mul(other.clone(), t));
+    let f = simplify(&mul(other, f));
+    where_(cmp, l, r, t, f)
+}
+
+/// How an emitted expression names its leaves.
+pub struct Leaves<'a> {
+    /// The element value of operand `k`.
+    pub var: &'a dyn Fn(usize) -> TokenStream,
+    /// The element of the node's stored output.
+    pub out: TokenStream,
+    /// The element of the incoming residual.
+    pub grad: TokenStream,
+    /// The scalar type (`f32` or `f64`), for literals that receive a method call.
+    pub ty: TokenStream,
+}
+
+/// Emits several expressions that are evaluated together (one element of a loop body):
+/// returns the `let` statements binding subexpressions used more than once, and each
+/// expression.
+pub fn emit_all(exprs: &[E], leaves: &Leaves) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut dag = Dag::default();
+    let roots: Vec<usize> = exprs.iter().map(|e| dag.intern(e)).collect();
+    for &r in &roots {
+        dag.uses[r] += 1;
+    }
+    let mut em = Emitter {
+        dag: &dag,
+        leaves,
+        bound: HashMap::new(),
+        lets: Vec::new(),
+    };
+    let out = roots.iter().map(|&r| em.emit(r).0).collect();
+    (em.lets, out)
+}
+
+/// Hash-consed expressions: equal subtrees are one node, with a count of their users.
+#[derive(Default)]
+struct Dag {
+    nodes: Vec<E>,
+    ids: HashMap<String, usize>,
+    uses: Vec<usize>,
+}
+
+impl Dag {
+    fn intern(&mut self, e: &E) -> usize {
+        let key = format!("{e:?}");
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let children: Vec<&E> = match e {
+            E::Var(_) | E::Out | E::Grad | E::Const(_) => vec![],
+            E::Neg(a) | E::Un(_, a) | E::Pow(a, _) => vec![a],
+            E::Bin(_, a, b) => vec![a, b],
+            E::Where(_, p) => p.iter().collect(),
+        };
+        for ch in children {
+            let id = self.intern(ch);
+            self.uses[id] += 1;
+        }
+        self.nodes.push(e.clone());
+        self.uses.push(0);
+        self.ids.insert(key, self.nodes.len() - 1);
+        self.nodes.len() - 1
+    }
+
+    fn id(&self, e: &E) -> usize {
+        self.ids[&format!("{e:?}")]
+    }
+}
+
+struct Emitter<'a> {
+    dag: &'a Dag,
+    leaves: &'a Leaves<'a>,
+    bound: HashMap<usize, proc_macro2::Ident>,
+    lets: Vec<TokenStream>,
+}
+
+/// Precedence of an emitted expression: 0 `if`, 1 `+ -`, 2 `* /`, 3 unary, 4 atom.
+type Prec = u8;
+
+impl Emitter<'_> {
+    fn emit(&mut self, id: usize) -> (TokenStream, Prec) {
+        if let Some(name) = self.bound.get(&id) {
+            return (quote!(#name), 4);
+        }
+        let e = &self.dag.nodes[id];
+        let trivial = matches!(e, E::Var(_) | E::Out | E::Grad | E::Const(_));
+        let (ts, prec) = self.emit_node(e);
+        if trivial || self.dag.uses[id] < 2 {
+            return (ts, prec);
+        }
+        let name = format_ident!("t{}", self.bound.len(), span = Span::mixed_site());
+        self.lets.push(quote!(let #name = #ts;));
+        self.bound.insert(id, name.clone());
+        (quote!(#name), 4)
+    }
+
+    fn child(&mut self, e: &E, min: Prec) -> TokenStream {
+        let (ts, prec) = self.emit(self.dag.id(e));
+        if prec < min {
+            quote!((#ts))
+        } else {
+            ts
+        }
+    }
+
+    /// A method receiver: a bare literal gets its type suffix.
+    fn receiver(&mut self, e: &E) -> TokenStream {
+        if let E::Const(v) = e {
+            let ty = &self.leaves.ty;
+            let lit = literal(v.abs());
+            return if *v < 0.0 {
+                quote!((-#lit as #ty))
+            } else {
+                quote!((#lit as #ty))
+            };
+        }
+        self.child(e, 4)
+    }
+
+    fn emit_node(&mut self, e: &E) -> (TokenStream, Prec) {
+        match e {
+            E::Var(k) => ((self.leaves.var)(*k), 4),
+            E::Out => (self.leaves.out.clone(), 4),
+            E::Grad => (self.leaves.grad.clone(), 4),
+            E::Const(v) if *v < 0.0 => {
+                let lit = literal(-v);
+                (quote!(-#lit), 3)
+            }
+            E::Const(v) => (literal(*v), 4),
+            E::Neg(a) => {
+                let a = self.child(a, 3);
+                (quote!(-#a), 3)
+            }
+            E::Bin(op, a, b) => self.emit_bin(*op, a, b),
+            E::Un(f, a) => (self.emit_fun(*f, a), 4),
+            E::Pow(a, p) => {
+                let a = self.receiver(a);
+                if p.fract() == 0.0 && p.abs() < 1e6 {
+                    let p = proc_macro2::Literal::i32_unsuffixed(*p as i32);
+                    (quote!(#a.powi(#p)), 4)
+                } else {
+                    let lit = literal(*p);
+                    (quote!(#a.powf(#lit)), 4)
+                }
+            }
+            E::Where(cmp, p) => {
+                let [l, r, t, f] = &**p;
+                let (l, r) = (self.child(l, 1), self.child(r, 1));
+                let (t, f) = (self.child(t, 0), self.child(f, 0));
+                let op = match cmp {
+                    Cmp::Gt => quote!(>),
+                    Cmp::Lt => quote!(<),
+                    Cmp::Eq => quote!(==),
+                };
+                (quote!(if #l #op #r { #t } else { #f }), 0)
+            }
+        }
+    }
+
+    fn emit_bin(&mut self, op: Bin, a: &E, b: &E) -> (TokenStream, Prec) {
+        match op {
+            Bin::Add | Bin::Sub => {
+                let a = self.child(a, 1);
+                let b = self.child(b, 2);
+                let op = if op == Bin::Add { quote!(+) } else { quote!(-) };
+                (quote!(#a #op #b), 1)
+            }
+            Bin::Mul | Bin::Div => {
+                let a = self.child(a, 2);
+                let b = self.child(b, 3);
+                let op = if op == Bin::Mul { quote!(*) } else { quote!(/) };
+                (quote!(#a #op #b), 2)
+            }
+            Bin::Min | Bin::Max => {
+                let a = self.receiver(a);
+                let b = self.child(b, 0);
+                let m = if op == Bin::Min { quote!(min) } else { quote!(max) };
+                (quote!(#a.#m(#b)), 4)
+            }
+        }
+    }
+
+    fn emit_fun(&mut self, f: Fun, a: &E) -> TokenStream {
+        let x = self.receiver(a);
+        match f {
+            Fun::Exp => quote!(#x.exp()),
+            Fun::Ln => quote!(#x.ln()),
+            Fun::Sqrt => quote!(#x.sqrt()),
+            Fun::Abs => quote!(#x.abs()),
+            Fun::Tanh => quote!(#x.tanh()),
+            Fun::Sigmoid => quote!((1.0 / (1.0 + (-#x).exp()))),
+            Fun::Relu => quote!(#x.max(0.0)),
+            Fun::Softplus => {
+                let t = literal(SOFTPLUS_THRESHOLD);
+                quote!((if #x > #t { #x } else { #x.exp().ln_1p() }))
+            }
+        }
+    }
+}
+
+/// An unsuffixed float literal (`1.0`, `0.044715`).
+pub fn literal(v: f64) -> TokenStream {
+    let lit = proc_macro2::Literal::f64_unsuffixed(v);
+    quote!(#lit)
+}
+
+/// The formula in math notation for the `///` docs, operands named by `name`.
+pub fn doc(e: &E, name: &dyn Fn(usize) -> String, out: &str, grad: &str) -> String {
+    doc_prec(e, name, out, grad).0
+}
+
+fn doc_prec(e: &E, name: &dyn Fn(usize) -> String, out: &str, grad: &str) -> (String, u8) {
+    let sub = |a: &E, min: u8| {
+        let (s, p) = doc_prec(a, name, out, grad);
+        if p < min {
+            format!("({s})")
+        } else {
+            s
+        }
+    };
+    match e {
+        E::Var(k) => (name(*k), 4),
+        E::Out => (out.to_string(), 4),
+        E::Grad => (grad.to_string(), 4),
+        E::Const(v) if *v < 0.0 => (format!("−{}", -v), 3),
+        E::Const(v) => (format!("{v}"), 4),
+        E::Neg(a) => (format!("−{}", sub(a, 3)), 3),
+        E::Bin(op, a, b) => match op {
+            Bin::Add => (format!("{} + {}", sub(a, 1), sub(b, 2)), 1),
+            Bin::Sub => (format!("{} − {}", sub(a, 1), sub(b, 2)), 1),
+            Bin::Mul => (format!("{}·{}", sub(a, 2), sub(b, 3)), 2),
+            Bin::Div => (format!("{} / {}", sub(a, 2), sub(b, 3)), 2),
+            Bin::Min => (format!("min({}, {})", sub(a, 0), sub(b, 0)), 4),
+            Bin::Max => (format!("max({}, {})", sub(a, 0), sub(b, 0)), 4),
+        },
+        E::Un(f, a) => {
+            let n = match f {
+                Fun::Exp => "exp",
+                Fun::Ln => "ln",
+                Fun::Sqrt => "sqrt",
+                Fun::Abs => "abs",
+                Fun::Tanh => "tanh",
+                Fun::Sigmoid => "σ",
+                Fun::Relu => "relu",
+                Fun::Softplus => "softplus",
+            };
+            (format!("{n}({})", sub(a, 0)), 4)
+        }
+        E::Pow(a, p) => (format!("{}^{p}", sub(a, 4)), 4),
+        E::Where(cmp, p) => {
+            let [l, r, t, f] = &**p;
+            let op = match cmp {
+                Cmp::Gt => ">",
+                Cmp::Lt => "<",
+                Cmp::Eq => "=",
+            };
+            let (l, r, t, f) = (sub(l, 1), sub(r, 1), sub(t, 1), sub(f, 1));
+            (format!("({t} if {l} {op} {r} else {f})"), 4)
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Parsing: tokens → [`NetworkDef`], the user's items with their spans.
+//!
+//! ```text
+//! network! {
+//!     #[attrs]* VIS struct NAME {
+//!         input NAME: [DIMS] (grad)? ;
+//!         param NAME: [DIMS] = INIT ;
+//!         let NAME = EXPR ;
+//!         output NAME (, NAME)* ;
+//!     }
+//! }
+//! ```
+//! Syntax errors stop at the first one (syn's way); meaning is checked later.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{braced, bracketed, Attribute, Expr, Ident, LitInt, Token, Visibility};
+
+/// The whole invocation.
+pub struct NetworkDef {
+    /// Attributes for the generated struct (`#[dtype]` already removed).
+    pub attrs: Vec<Attribute>,
+    /// The element type chosen by `#[dtype(f32|f64)]`.
+    pub dtype: Dtype,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub items: Vec<Item>,
+}
+
+/// `f32` (the default) or `f64`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+/// One dimension of a declared shape, with its span for errors.
+#[derive(Clone)]
+pub struct Dim {
+    pub value: usize,
+    pub span: Span,
+}
+
+/// One item of the network body.
+pub enum Item {
+    /// `input x: [784];` or `input x: [784] grad;`
+    Input {
+        name: Ident,
+        dims: Vec<Dim>,
+        grad: bool,
+    },
+    /// `param w: [10] = normal(0.02);`
+    Param {
+        name: Ident,
+        dims: Vec<Dim>,
+        init: Expr,
+    },
+    /// `let h = relu(linear(x, 64));`
+    Let { name: Ident, expr: Expr },
+    /// `output a, b;`
+    Output { names: Vec<Ident>, span: Span },
+}
+
+impl Parse for NetworkDef {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut attrs = input.call(Attribute::parse_outer)?;
+        let dtype = take_dtype(&mut attrs)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        let body;
+        braced!(body in input);
+        let mut items = Vec::new();
+        while !body.is_empty() {
+            items.push(body.parse()?);
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the network's body"));
+        }
+        Ok(NetworkDef {
+            attrs,
+            dtype,
+            vis,
+            name,
+            items,
+        })
+    }
+}
+
+/// Removes `#[dtype(..)]` from the attributes and reads it.
+fn take_dtype(attrs: &mut Vec<Attribute>) -> syn::Result<Dtype> {
+    let mut dtype = Dtype::F32;
+    let mut seen = false;
+    let mut kept = Vec::with_capacity(attrs.len());
+    for attr in attrs.drain(..) {
+        if !attr.path().is_ident("dtype") {
+            kept.push(attr);
+            continue;
+        }
+        if seen {
+            return Err(syn::Error::new_spanned(&attr, "`#[dtype]` given twice"));
+        }
+        seen = true;
+        let ty: Ident = attr.parse_args().map_err(|_| {
+            syn::Error::new_spanned(&attr, "expected `#[dtype(f32)]` or `#[dtype(f64)]`")
+        })?;
+        dtype = match ty.to_string().as_str() {
+            "f32" => Dtype::F32,
+            "f64" => Dtype::F64,
+            other => {
+                return Err(syn::Error::new(
+                    ty.span(),
+                    format!("unknown dtype `{other}`; expected `f32` or `f64`"),
+                ))
+            }
+        };
+    }
+    *attrs = kept;
+    Ok(dtype)
+}
+
+impl Parse for Item {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.peek(Token![let]) {
+            input.parse::<Token![let]>()?;
+            let name: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let expr: Expr = input.parse()?;
+            input.parse::<Token![;]>()?;
+            return Ok(Item::Let { name, expr });
+        }
+        let keyword: Ident = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected `input`, `param`, `let` or `output`")
+        })?;
+        match keyword.to_string().as_str() {
+            "input" => parse_input(input),
+            "param" => parse_param(input),
+            "output" => parse_output(input, keyword.span()),
+            other => Err(syn::Error::new(
+                keyword.span(),
+                format!(
+                    "unknown item `{other}`; expected `input`, `param`, `let` or `output`{}",
+                    crate::ctxt::did_you_mean(other, ["input", "param", "output"])
+                ),
+            )),
+        }
+    }
+}
+
+fn parse_input(input: ParseStream) -> syn::Result<Item> {
+    let name: Ident = input.parse()?;
+    input.parse::<Token![:]>()?;
+    let dims = parse_dims(input)?;
+    let mut grad = false;
+    if !input.peek(Token![;]) {
+        let word: Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected `grad` or `;`"))?;
+        if word != "grad" {
+            return Err(syn::Error::new(
+                word.span(),
+                format!("expected `grad` or `;` after the input's shape, found `{word}`"),
+            ));
+        }
+        grad = true;
+    }
+    input.parse::<Token![;]>()?;
+    Ok(Item::Input { name, dims, grad })
+}
+
+fn parse_param(input: ParseStream) -> syn::Result<Item> {
+    let name: Ident = input.parse()?;
+    input.parse::<Token![:]>()?;
+    let dims = parse_dims(input)?;
+    input.parse::<Token![=]>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected `= INIT` (a float, `zeros`, `ones`, `normal(std)` or `uniform(lo, hi)`)",
+        )
+    })?;
+    let init: Expr = input.parse()?;
+    input.parse::<Token![;]>()?;
+    Ok(Item::Param { name, dims, init })
+}
+
+fn parse_output(input: ParseStream, span: Span) -> syn::Result<Item> {
+    let names = Punctuated::<Ident, Token![,]>::parse_separated_nonempty(input)?;
+    input.parse::<Token![;]>()?;
+    Ok(Item::Output {
+        names: names.into_iter().collect(),
+        span,
+    })
+}
+
+/// `[d1, d2, …]`: integer literals.
+fn parse_dims(input: ParseStream) -> syn::Result<Vec<Dim>> {
+    let content;
+    bracketed!(content in input);
+    let lits = Punctuated::<LitInt, Token![,]>::parse_terminated(&content).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "a shape is a list of integer literals, like `[3, 28, 28]`",
+        )
+    })?;
+    lits.into_iter()
+        .map(|lit| {
+            let value: usize = lit.base10_parse()?;
+            if value == 0 {
+                return Err(syn::Error::new(lit.span(), "a dimension must be at least 1"));
+            }
+            Ok(Dim {
+                value,
+                span: lit.span(),
+            })
+        })
+        .collect()
+}
