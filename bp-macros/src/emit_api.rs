@@ -33,7 +33,12 @@ pub fn methods(c: &Ctx) -> TokenStream {
     let one = outs.len() == 1;
     let reps: Vec<&TokenStream> = outs.iter().map(|_| &t).collect();
     let (out_ty, out_ty_w, out_owned_ty, out_ref) = if one {
-        (quote!(&#t), quote!(&'w #t), quote!(#t), quote!(&self.values.#(#outs)*))
+        (
+            quote!(&#t),
+            quote!(&'w #t),
+            quote!(#t),
+            quote!(&self.values.#(#outs)*),
+        )
     } else {
         (
             quote!((#(&#reps,)*)),
@@ -57,12 +62,18 @@ pub fn methods(c: &Ctx) -> TokenStream {
     let out_checks = c.g.outputs.iter().zip(&d_args).map(|(&o, d)| {
         let name = c.g.nodes[o].name.as_str();
         let dims = c.g.shape(o).iter().map(|&x| lit(x));
-        let seed_it = c.residuals[o].as_ref().map(|r| quote!(self.residuals.#r.assign(#d);));
+        let seed_it = c.residuals[o]
+            .as_ref()
+            .map(|r| quote!(self.residuals.#r.assign(#d);));
         quote!(::bp::check_output_grad(#name, #d, self.batch, &[#(#dims),*])?; #seed_it)
     });
     let accumulate = hyg("accumulate");
     let batch = hyg("batch");
-    let (fdoc, bdoc, pdoc) = (docs::forward_api_doc(c), docs::backward_api_doc(c), docs::predict_doc(c));
+    let (fdoc, bdoc, pdoc) = (
+        docs::forward_api_doc(c),
+        docs::backward_api_doc(c),
+        docs::predict_doc(c),
+    );
     let new_doc = docs::new_doc(c);
     quote! {
         #[doc = #new_doc]
@@ -181,19 +192,24 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
     let pnames: Vec<&str> = c.g.params.iter().map(|p| p.torch_name.as_str()).collect();
     let pf: Vec<_> = c.g.params.iter().map(|p| &p.ident).collect();
     let gf: Vec<_> = c.g.params.iter().map(|p| &p.grad_ident).collect();
-    let (res_names, res_fields): (Vec<&str>, Vec<_>) = c
-        .g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(id, n)| n.user && matches!(n.kind, Kind::Op(_)) && c.residuals[*id].is_some())
-        .map(|(id, n)| (n.name.as_str(), c.residuals[id].as_ref()))
-        .unzip();
+    let (res_names, res_fields): (Vec<&str>, Vec<_>) =
+        c.g.nodes
+            .iter()
+            .enumerate()
+            .filter(|(id, n)| n.user && matches!(n.kind, Kind::Op(_)) && c.residuals[*id].is_some())
+            .map(|(id, n)| (n.name.as_str(), c.residuals[id].as_ref()))
+            .unzip();
     let (ig_names, ig_fields): (Vec<&str>, Vec<_>) = inputs
         .iter()
         .filter(|&&i| c.residuals[i].is_some())
         .map(|&i| (c.g.nodes[i].name.as_str(), c.residuals[i].as_ref()))
         .unzip();
+    let (val_names, val_fields): (Vec<&str>, Vec<_>) =
+        c.g.nodes
+            .iter()
+            .filter(|n| n.user && !n.is_param())
+            .map(|n| (n.name.as_str(), &n.ident))
+            .unzip();
     let f = hyg("f");
     quote! {
         impl ::bp::Network for #name {
@@ -242,6 +258,12 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
             fn buffer_mut(&mut self, name: &str) -> ::core::option::Option<&mut #t> {
                 None
             }
+            fn value(&self, name: &str) -> ::core::option::Option<&#t> {
+                if !self.forward_done {
+                    return None;
+                }
+                match name { #(#val_names => Some(&self.values.#val_fields),)* _ => None }
+            }
             fn residual(&self, name: &str) -> ::core::option::Option<&#t> {
                 if !self.backward_done {
                     return None;
@@ -254,7 +276,7 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
                 }
                 match name { #(#ig_names => Some(&self.residuals.#ig_fields),)* _ => None }
             }
-            fn visit_params(&mut self, #f: &mut dyn FnMut(&'static str, &mut #t, &#t)) {
+            fn visit_params(&mut self, #f: &mut ::bp::ParamVisitor<'_, #ty>) {
                 #(#f(#pnames, &mut self.params.#pf, &self.grads.#gf);)*
             }
             fn set_training(&mut self, training: bool) {

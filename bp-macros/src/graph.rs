@@ -36,7 +36,9 @@ pub struct Node {
 }
 
 pub enum Kind {
-    Input { grad: bool },
+    Input {
+        grad: bool,
+    },
     /// A free `param`: no batch dimension, shared by every sample.
     Param(ParamId),
     Op(Box<dyn Op>),
@@ -77,19 +79,6 @@ impl Node {
 }
 
 impl Graph {
-    /// Nodes each node feeds.
-    pub fn successors(&self) -> Vec<Vec<NodeId>> {
-        let mut succ = vec![Vec::new(); self.nodes.len()];
-        for (id, node) in self.nodes.iter().enumerate() {
-            if let Some(op) = node.op() {
-                for &o in op.operands() {
-                    succ[o].push(id);
-                }
-            }
-        }
-        succ
-    }
-
     /// Per-sample shape of a node (only called after a successful check).
     pub fn shape(&self, id: NodeId) -> &[usize] {
         self.nodes[id].shape.as_deref().unwrap_or(&[])
@@ -124,7 +113,10 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
             Item::Let { name, expr } => crate::lowering::lower_let(&mut b, name, expr),
             Item::Output { names, span } => {
                 if output_seen {
-                    cx.error(*span, "a second `output` item; list every output in one `output a, b;`");
+                    cx.error(
+                        *span,
+                        "a second `output` item; list every output in one `output a, b;`",
+                    );
                 }
                 output_seen = true;
                 b.outputs(names);
@@ -136,7 +128,8 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
             def.name.span(),
             format!("network `{}` has no output; add `output NAME;`", def.name),
         );
-    } else {
+    } else if !cx.has_errors() {
+        // After another error an unused node is most likely its echo: report it alone.
         check_all_used(&b.graph, cx);
     }
     b.graph
@@ -205,13 +198,24 @@ impl Builder<'_> {
     /// Looks up a name used in an expression; reports an unknown name with the nearest
     /// defined one.
     pub fn resolve(&self, name: &Ident) -> Option<NodeId> {
+        self.resolve_as(name, "unknown name", |_| true)
+    }
+
+    /// `resolve` with the start of the error message and the kinds of node suggested;
+    /// among equally near names the first defined is suggested.
+    fn resolve_as(&self, name: &Ident, what: &str, suggest: fn(&Kind) -> bool) -> Option<NodeId> {
         let key = name.to_string();
         if let Some(&id) = self.names.get(&key) {
             return Some(id);
         }
-        let hint = did_you_mean(&key, self.names.keys().map(String::as_str));
-        self.cx
-            .error(name.span(), format!("unknown name `{key}`{hint}"));
+        let known = self
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| n.user && suggest(&n.kind))
+            .map(|n| n.name.as_str());
+        let hint = did_you_mean(&key, known);
+        self.cx.error(name.span(), format!("{what} `{key}`{hint}"));
         None
     }
 
@@ -221,7 +225,10 @@ impl Builder<'_> {
 
     fn outputs(&mut self, names: &[Ident]) {
         for name in names {
-            let Some(id) = self.resolve(name) else { continue };
+            let lets = |k: &Kind| matches!(k, Kind::Op(_) | Kind::Error(_));
+            let Some(id) = self.resolve_as(name, "undefined output", lets) else {
+                continue;
+            };
             let node = &self.graph.nodes[id];
             let what = match node.kind {
                 Kind::Input { .. } => Some("an input"),
@@ -234,8 +241,10 @@ impl Builder<'_> {
                     format!("output `{name}` is {what}; an output must be a `let` node"),
                 );
             } else if self.graph.outputs.contains(&id) {
-                self.cx
-                    .error(name.span(), format!("`{name}` is listed as an output twice"));
+                self.cx.error(
+                    name.span(),
+                    format!("`{name}` is listed as an output twice"),
+                );
             } else {
                 self.graph.outputs.push(id);
             }

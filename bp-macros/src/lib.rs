@@ -60,7 +60,9 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
 /// does not drown in follow-on errors.
 fn fallback(def: &syntax::NetworkDef, cx: ctxt::Ctxt) -> TokenStream {
     let errors = cx.into_compile_errors();
-    let syntax::NetworkDef { attrs, vis, name, .. } = def;
+    let syntax::NetworkDef {
+        attrs, vis, name, ..
+    } = def;
     quote! {
         #errors
         #(#attrs)*

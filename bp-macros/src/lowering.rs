@@ -52,11 +52,15 @@ pub fn lower_let(b: &mut Builder, name: &Ident, expr: &Expr) {
     }
 }
 
+/// Strips parentheses and the invisible groups `macro_rules!` wraps around `$e:expr`.
 fn strip_parens(mut e: &Expr) -> &Expr {
-    while let Expr::Paren(p) = e {
-        e = &p.expr;
+    loop {
+        match e {
+            Expr::Paren(p) => e = &p.expr,
+            Expr::Group(g) => e = &g.expr,
+            _ => return e,
+        }
     }
-    e
 }
 
 /// `Some(call)` when `e` calls a non-elementwise operation (its node is built
@@ -131,12 +135,21 @@ fn fused_node_named(
     if !low.batched {
         b.cx.error(
             ident.span(),
-            format!("`{}` depends on no input, only on params and literals", low.text),
+            format!(
+                "`{}` depends on no input, only on params and literals",
+                low.text
+            ),
         );
         return None;
     }
     let fused = Fused::new(b, operands, low.e);
-    Some(b.push(name, ident, false, Kind::Op(Box::new(fused)), Some(low.shape)))
+    Some(b.push(
+        name,
+        ident,
+        false,
+        Kind::Op(Box::new(fused)),
+        Some(low.shape),
+    ))
 }
 
 /// Lowers an elementwise expression; `operands` collects the nodes it reads.
@@ -155,7 +168,12 @@ pub fn lower_tree(
                 b.cx.error_at(lit, "expected a number");
                 None
             })?;
-            Some(Low { e: E::Const(v), shape: vec![], batched: false, text })
+            Some(Low {
+                e: E::Const(v),
+                shape: vec![],
+                batched: false,
+                text,
+            })
         }
         Expr::Path(p) if p.path.get_ident().is_some() => {
             let ident = p.path.get_ident()?;
@@ -165,7 +183,11 @@ pub fn lower_tree(
         }
         Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
             let a = lower_tree(b, l, operands, &u.expr)?;
-            Some(Low { e: s::neg(a.e), text, ..a })
+            Some(Low {
+                e: s::neg(a.e),
+                text,
+                ..a
+            })
         }
         Expr::Binary(bin) => {
             let op = match bin.op {
@@ -275,7 +297,10 @@ fn lower_call(
     text: String,
 ) -> Option<Low> {
     let Some(name) = call_name(call) else {
-        b.cx.error_at(&call.func, "expected an operation name like `relu` or `linear`");
+        b.cx.error_at(
+            &call.func,
+            "expected an operation name like `relu` or `linear`",
+        );
         return None;
     };
     let key = name.to_string();
@@ -285,10 +310,22 @@ fn lower_call(
     let names: Vec<&str> = hyper.iter().map(|h| h.0).collect();
     // A hyperparameter may also be given positionally: leaky_relu(x, 0.2).
     let positional = parsed.args.len().min(arity + hyper.len());
-    if !parsed.check(b.cx, arity, arity + hyper.len(), &names, &usage(&key, arity, hyper)) {
+    if !parsed.check(
+        b.cx,
+        arity,
+        arity + hyper.len(),
+        &names,
+        &usage(&key, arity, hyper),
+    ) {
         return None;
     }
-    for (i, arg) in parsed.args.iter().enumerate().skip(arity).take(positional.saturating_sub(arity)) {
+    for (i, arg) in parsed
+        .args
+        .iter()
+        .enumerate()
+        .skip(arity)
+        .take(positional.saturating_sub(arity))
+    {
         hv[i - arity] = ops::float_lit(b.cx, arg, names[i - arity])?;
     }
     for (i, h) in names.iter().enumerate() {
@@ -299,7 +336,11 @@ fn lower_call(
     if key == "pow" {
         let x = lower_tree(b, l, operands, parsed.args[0])?;
         let p = ops::float_lit(b.cx, parsed.args[1], "the exponent of pow")?;
-        return Some(Low { e: s::pow(x.e, p), text, ..x });
+        return Some(Low {
+            e: s::pow(x.e, p),
+            text,
+            ..x
+        });
     }
     if arity == 2 {
         let x = lower_tree(b, l, operands, parsed.args[0]);
@@ -337,11 +378,17 @@ fn activation(name: &str, x: E, hyper: &[f64]) -> E {
         "softplus" => un(Fun::Softplus, x),
         "silu" => mul(x.clone(), un(Fun::Sigmoid, x)),
         "leaky_relu" => gt0(x.clone(), mul(c(hyper[0]), x.clone())),
-        "elu" => gt0(x.clone(), mul(c(hyper[0]), sub(un(Fun::Exp, x.clone()), c(1.0)))),
+        "elu" => gt0(
+            x.clone(),
+            mul(c(hyper[0]), sub(un(Fun::Exp, x.clone()), c(1.0))),
+        ),
         // PyTorch's gelu(approximate='tanh'): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
         _ => {
             let k = (2.0 / std::f64::consts::PI).sqrt();
-            let inner = mul(c(k), add(x.clone(), mul(c(0.044715), s::pow(x.clone(), 3.0))));
+            let inner = mul(
+                c(k),
+                add(x.clone(), mul(c(0.044715), s::pow(x.clone(), 3.0))),
+            );
             mul(mul(c(0.5), x), add(c(1.0), un(Fun::Tanh, inner)))
         }
     }

@@ -28,7 +28,12 @@ impl Names {
 /// residual identifiers per node.
 pub fn assign(g: &mut Graph, plan: &Plan) -> Vec<Option<Ident>> {
     let mut names = Names {
-        taken: g.nodes.iter().filter(|n| n.user).map(|n| n.name.clone()).collect(),
+        taken: g
+            .nodes
+            .iter()
+            .filter(|n| n.user)
+            .map(|n| n.name.clone())
+            .collect(),
     };
     for node in g.nodes.iter_mut().filter(|n| !n.user) {
         node.ident = names.alloc(&node.name);

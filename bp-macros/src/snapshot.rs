@@ -22,7 +22,9 @@ fn check(name: &str, input: proc_macro2::TokenStream) {
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     if want != text {
         let _ = std::fs::write(format!("{path}.new"), &text);
-        panic!("the expansion of `{name}` changed; review {path}.new and rerun with BLESS=1 to accept");
+        panic!(
+            "the expansion of `{name}` changed; review {path}.new and rerun with BLESS=1 to accept"
+        );
     }
 }
 

@@ -308,7 +308,8 @@ fn simplify_bin(op: Bin, a: E, b: E) -> E {
 
 fn simplify_mul(a: E, b: E) -> E {
     // d · where(c, t, 0) → where(c, d·t, 0): the residual passes or stops, no multiply.
-    let zero_branch = |e: &E| matches!(e, E::Where(_, p) if p[2].is_const(0.0) || p[3].is_const(0.0));
+    let zero_branch =
+        |e: &E| matches!(e, E::Where(_, p) if p[2].is_const(0.0) || p[3].is_const(0.0));
     let (w, other) = if zero_branch(&b) {
         (b, a)
     } else if zero_branch(&a) {
@@ -322,7 +323,9 @@ fn simplify_mul(a: E, b: E) -> E {
             (a, b) => bin(Bin::Mul, a, b),
         };
     };
-    let E::Where(cmp, p) = w else { return mul(other, w) };
+    let E::Where(cmp, p) = w else {
+        return mul(other, w);
+    };
     let [l, r, t, f] = *p;
     let t = simplify(&mul(other.clone(), t));
     let f = simplify(&mul(other, f));
@@ -502,7 +505,11 @@ impl Emitter<'_> {
             Bin::Min | Bin::Max => {
                 let a = self.receiver(a);
                 let b = self.child(b, 0);
-                let m = if op == Bin::Min { quote!(min) } else { quote!(max) };
+                let m = if op == Bin::Min {
+                    quote!(min)
+                } else {
+                    quote!(max)
+                };
                 (quote!(#a.#m(#b)), 4)
             }
         }

@@ -35,11 +35,10 @@ pub enum Dtype {
     F64,
 }
 
-/// One dimension of a declared shape, with its span for errors.
+/// One dimension of a declared shape.
 #[derive(Clone)]
 pub struct Dim {
     pub value: usize,
-    pub span: Span,
 }
 
 /// One item of the network body.
@@ -207,12 +206,12 @@ fn parse_dims(input: ParseStream) -> syn::Result<Vec<Dim>> {
         .map(|lit| {
             let value: usize = lit.base10_parse()?;
             if value == 0 {
-                return Err(syn::Error::new(lit.span(), "a dimension must be at least 1"));
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "a dimension must be at least 1",
+                ));
             }
-            Ok(Dim {
-                value,
-                span: lit.span(),
-            })
+            Ok(Dim { value })
         })
         .collect()
 }

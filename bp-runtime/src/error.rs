@@ -74,7 +74,10 @@ impl fmt::Display for Error {
                 what,
                 expected,
                 found,
-            } => write!(f, "{what} has shape {found:?} but {expected:?} was expected"),
+            } => write!(
+                f,
+                "{what} has shape {found:?} but {expected:?} was expected"
+            ),
             Error::Length {
                 what,
                 expected,

@@ -67,6 +67,36 @@ pub trait Float:
     fn write_le(self, out: &mut Vec<u8>);
     /// Reads a value from exactly `Self::BYTES` little-endian bytes.
     fn read_le(bytes: &[u8]) -> Self;
+
+    /// The GEMM hook of the type: `C := alpha·op(A)·op(B) + beta·C` with `op(A)` `[m, k]`,
+    /// `op(B)` `[k, n]` and `C` `[m, n]`, each a slice with its `[row stride, column
+    /// stride]` in elements (a transposed operand is read in place by swapping its
+    /// strides), on up to `threads` threads (1 = the calling thread only).
+    ///
+    /// As in BLAS, `C` is not read when `beta` is 0, and `A`, `B` are not read when
+    /// `alpha` or `k` is 0. Implemented for `f32` and `f64` through the `gemm` crate.
+    /// Call [`kernels::gemm`](crate::kernels::gemm) instead, which applies the global
+    /// thread setting.
+    ///
+    /// # Panics
+    /// If an operand's strides reach past the end of its slice or two elements of `C`
+    /// share a place in memory: no arguments can make it touch memory out of bounds.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_strided(
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: Self,
+        a: &[Self],
+        a_strides: [usize; 2],
+        b: &[Self],
+        b_strides: [usize; 2],
+        beta: Self,
+        c: &mut [Self],
+        c_strides: [usize; 2],
+        threads: usize,
+    );
 }
 
 macro_rules! impl_float {
@@ -127,6 +157,25 @@ macro_rules! impl_float {
                 let mut b = [0u8; std::mem::size_of::<$t>()];
                 b.copy_from_slice(bytes);
                 $t::from_le_bytes(b)
+            }
+            #[inline]
+            fn gemm_strided(
+                m: usize,
+                n: usize,
+                k: usize,
+                alpha: Self,
+                a: &[Self],
+                a_strides: [usize; 2],
+                b: &[Self],
+                b_strides: [usize; 2],
+                beta: Self,
+                c: &mut [Self],
+                c_strides: [usize; 2],
+                threads: usize,
+            ) {
+                crate::kernels::gemm_crate::<$t>(
+                    m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
+                )
             }
         }
     };

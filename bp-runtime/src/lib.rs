@@ -20,5 +20,7 @@ pub mod train;
 
 pub use error::Error;
 pub use float::Float;
-pub use network::{check_batch, check_count, check_input, check_output_grad, Network, Port};
+pub use network::{
+    check_batch, check_count, check_input, check_output_grad, Network, ParamVisitor, Port,
+};
 pub use tensor::{Tensor, MAX_RANK};

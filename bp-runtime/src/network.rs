@@ -4,6 +4,9 @@
 use crate::{Error, Float, Tensor};
 use std::path::Path;
 
+/// The visitor [`Network::visit_params`] calls with (name, parameter, gradient).
+pub type ParamVisitor<'a, T> = dyn FnMut(&'static str, &mut Tensor<T>, &Tensor<T>) + 'a;
+
 /// A name and a per-sample shape (the batch dimension is implicit and first).
 pub type Port = (&'static str, &'static [usize]);
 
@@ -48,6 +51,12 @@ pub trait Network {
     fn buffer(&self, name: &str) -> Option<&Tensor<Self::Scalar>>;
     /// A buffer by name, mutable (for loading).
     fn buffer_mut(&mut self, name: &str) -> Option<&mut Tensor<Self::Scalar>>;
+    /// The value of an input or `let`-bound node in the last forward pass. Generated
+    /// networks keep every one; the default, for hand-written networks, keeps none.
+    fn value(&self, name: &str) -> Option<&Tensor<Self::Scalar>> {
+        let _ = name;
+        None
+    }
     /// The residual ∂J/∂node of a `let`-bound node after `backward` (None for a node on no
     /// path from a parameter or a `grad` input, which gets no residual).
     fn residual(&self, name: &str) -> Option<&Tensor<Self::Scalar>>;
@@ -55,10 +64,7 @@ pub trait Network {
     fn input_grad(&self, name: &str) -> Option<&Tensor<Self::Scalar>>;
     /// Calls `f(name, parameter, gradient)` for every learnable parameter in declaration
     /// order: the hook optimizers update through.
-    fn visit_params(
-        &mut self,
-        f: &mut dyn FnMut(&'static str, &mut Tensor<Self::Scalar>, &Tensor<Self::Scalar>),
-    );
+    fn visit_params(&mut self, f: &mut ParamVisitor<'_, Self::Scalar>);
     /// Training mode (the default) or evaluation mode, for dropout and batch norm.
     fn set_training(&mut self, training: bool);
     /// Whether the network is in training mode.

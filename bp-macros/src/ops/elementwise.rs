@@ -87,9 +87,17 @@ impl Loop {
     /// A batched stream of the node's shape: read (`&x`) or written (`x`).
     fn full(&mut self, name: &Ident, n: &Literal, write: bool, broadcast: bool) {
         let (chunks, iter, pat) = if write {
-            (quote!(#name.chunks_exact_mut(#n)), quote!(#name.iter_mut()), quote!(#name))
+            (
+                quote!(#name.chunks_exact_mut(#n)),
+                quote!(#name.iter_mut()),
+                quote!(#name),
+            )
         } else {
-            (quote!(#name.chunks_exact(#n)), quote!(#name.iter()), quote!(&#name))
+            (
+                quote!(#name.chunks_exact(#n)),
+                quote!(#name.iter()),
+                quote!(&#name),
+            )
         };
         if broadcast {
             self.outer.push((chunks, quote!(#name)));
@@ -98,7 +106,15 @@ impl Loop {
     }
 
     fn emit(self, broadcast: bool) -> TokenStream {
-        let Loop { pre, outer, outer_pre, inner, body, outer_post, post } = self;
+        let Loop {
+            pre,
+            outer,
+            outer_pre,
+            inner,
+            body,
+            outer_post,
+            post,
+        } = self;
         let (iiter, ipat) = zip(&inner);
         let inner_loop = quote!(for #ipat in #iiter { #(#body)* });
         let looped = if broadcast {
@@ -136,7 +152,12 @@ impl Fused {
         }
     }
 
-    fn leaves<'a>(&self, cx: &Cx, out: NodeId, var: &'a dyn Fn(usize) -> TokenStream) -> Leaves<'a> {
+    fn leaves<'a>(
+        &self,
+        cx: &Cx,
+        out: NodeId,
+        var: &'a dyn Fn(usize) -> TokenStream,
+    ) -> Leaves<'a> {
         let y = cx.value(out);
         let dy = cx.residual(out);
         Leaves {
@@ -151,7 +172,13 @@ impl Fused {
     fn write(&self, cx: &Cx, lp: &mut Loop, n: usize, o: NodeId, c: Contribution, g: TokenStream) {
         let bn = Literal::usize_unsuffixed(n);
         let broadcast = self.needs_broadcast(cx, n);
-        let Contribution { ident: d, prelude, acc, first, runtime } = c;
+        let Contribution {
+            ident: d,
+            prelude,
+            acc,
+            first,
+            runtime,
+        } = c;
         lp.pre.push(prelude);
         let sum = format_ident!("{}_sum", d, span = Span::mixed_site());
         let assign = |lhs: TokenStream, rhs: TokenStream| {
@@ -202,7 +229,12 @@ impl Op for Fused {
         let n = cx.numel(out);
         let mut lp = Loop::default();
         let y = cx.value(out);
-        lp.full(y, &Literal::usize_unsuffixed(n), true, self.needs_broadcast(cx, n));
+        lp.full(
+            y,
+            &Literal::usize_unsuffixed(n),
+            true,
+            self.needs_broadcast(cx, n),
+        );
         self.reads(cx, &mut lp, n, |k| self.f.uses_var(k));
         let var = |k: usize| {
             let v = cx.value(self.operands[k]);

@@ -49,7 +49,15 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
     let params = layer_params(b, l, call, specs)?;
     let mut y = shape;
     *y.last_mut()? = out;
-    Some((Box::new(Linear { x: [x], inp, out, params }), y))
+    Some((
+        Box::new(Linear {
+            x: [x],
+            inp,
+            out,
+            params,
+        }),
+        y,
+    ))
 }
 
 impl Linear {
@@ -95,7 +103,8 @@ impl Op for Linear {
         let acc = &cx.accumulate;
         let w = &cx.g.params[self.params[0]];
         let (wv, dw) = (&w.ident, &w.grad_ident);
-        let mut ts = quote!(::bp::kernels::linear_backward_weight(#rows, #inp, #outf, #dy, #x, #dw, #acc););
+        let mut ts =
+            quote!(::bp::kernels::linear_backward_weight(#rows, #inp, #outf, #dy, #x, #dw, #acc););
         if let Some(&p) = self.params.get(1) {
             let db = &cx.g.params[p].grad_ident;
             ts.extend(quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc);));
@@ -124,12 +133,21 @@ impl Op for Linear {
             lines.push(format!("{} = Σ_rows {dy}", cx.g.params[p].grad_ident));
         }
         if cx.wants(self.x[0]) {
-            lines.push(format!("{} {dy}·{}", cx.doc_assign(self.x[0]), w.torch_name));
+            lines.push(format!(
+                "{} {dy}·{}",
+                cx.doc_assign(self.x[0]),
+                w.torch_name
+            ));
         }
         lines
     }
 
     fn structure(&self) -> String {
-        format!("linear({}, {}, bias={})", self.inp, self.out, self.params.len() > 1)
+        format!(
+            "linear({}, {}, bias={})",
+            self.inp,
+            self.out,
+            self.params.len() > 1
+        )
     }
 }

@@ -49,8 +49,7 @@ pub enum ParamInit {
 
 /// Reads a `param`'s initializer.
 pub fn param_init(e: &Expr, cx: &Ctxt) -> ParamInit {
-    const USAGE: &str =
-        "expected a float, `zeros`, `ones`, `normal(std)` or `uniform(lo, hi)`";
+    const USAGE: &str = "expected a float, `zeros`, `ones`, `normal(std)` or `uniform(lo, hi)`";
     match e {
         Expr::Path(p) if p.path.is_ident("zeros") => ParamInit::Const(0.0),
         Expr::Path(p) if p.path.is_ident("ones") => ParamInit::Const(1.0),
@@ -59,7 +58,11 @@ pub fn param_init(e: &Expr, cx: &Ctxt) -> ParamInit {
                 Expr::Path(p) => p.path.get_ident().map(|i| i.to_string()),
                 _ => None,
             };
-            let args: Vec<Option<f64>> = call.args.iter().map(|a| float_lit(cx, a, "an initializer argument")).collect();
+            let args: Vec<Option<f64>> = call
+                .args
+                .iter()
+                .map(|a| float_lit(cx, a, "an initializer argument"))
+                .collect();
             match (name.as_deref(), args.as_slice()) {
                 (Some("normal"), [Some(std)]) if *std >= 0.0 => ParamInit::Normal(*std),
                 (Some("uniform"), [Some(lo), Some(hi)]) if lo <= hi => ParamInit::Uniform(*lo, *hi),
@@ -92,8 +95,12 @@ pub fn param_init(e: &Expr, cx: &Ctxt) -> ParamInit {
 /// A number literal, possibly negated.
 fn signed_number(e: &Expr) -> Option<f64> {
     match e {
-        Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse().ok(),
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<i64>().ok().map(|v| v as f64),
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<i64>().ok().map(|v| v as f64),
         Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => signed_number(&u.expr).map(|v| -v),
         Expr::Paren(p) => signed_number(&p.expr),
         _ => None,
@@ -111,7 +118,10 @@ pub fn float_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<f64> {
 
 /// A positive integer hyperparameter.
 pub fn int_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
-    if let Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) = e {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(i), ..
+    }) = e
+    {
         if let Ok(v) = i.base10_parse::<usize>() {
             if v > 0 {
                 return Some(v);
@@ -124,7 +134,10 @@ pub fn int_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
 
 /// A non-negative integer hyperparameter (a dimension index).
 pub fn index_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
-    if let Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) = e {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(i), ..
+    }) = e
+    {
         if let Ok(v) = i.base10_parse::<usize>() {
             return Some(v);
         }
@@ -135,7 +148,10 @@ pub fn index_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
 
 /// A boolean hyperparameter.
 pub fn bool_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<bool> {
-    if let Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) = e {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Bool(b), ..
+    }) = e
+    {
         return Some(b.value);
     }
     cx.error_at(e, format!("{what} must be `true` or `false`"));
@@ -147,7 +163,6 @@ pub struct Call<'e> {
     pub func: &'e Ident,
     pub args: Vec<&'e Expr>,
     pub hypers: Vec<(&'e Ident, &'e Expr)>,
-    pub span: Span,
 }
 
 impl<'e> Call<'e> {
@@ -157,7 +172,6 @@ impl<'e> Call<'e> {
             func,
             args: Vec::new(),
             hypers: Vec::new(),
-            span: syn::spanned::Spanned::span(call),
         };
         let mut ok = true;
         for arg in &call.args {
@@ -191,20 +205,37 @@ impl<'e> Call<'e> {
         let mut ok = true;
         let n = self.args.len();
         if n < min || n > max {
-            let expected = if min == max { format!("{min}") } else if max == usize::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
+            let expected = if min == max {
+                format!("{min}")
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
             cx.error(
                 self.func.span(),
-                format!("`{}` takes {expected} argument(s) but {n} were given; usage: {usage}", self.func),
+                format!(
+                    "`{}` takes {expected} argument(s) but {n} were given; usage: {usage}",
+                    self.func
+                ),
             );
             ok = false;
         }
         for (name, _) in &self.hypers {
             let key = name.to_string();
             if !allowed.contains(&key.as_str()) {
-                let known = if allowed.is_empty() { "it takes none".to_string() } else { format!("expected one of: {}", allowed.join(", ")) };
+                let known = if allowed.is_empty() {
+                    "it takes none".to_string()
+                } else {
+                    format!("expected one of: {}", allowed.join(", "))
+                };
                 cx.error(
                     name.span(),
-                    format!("unknown hyperparameter `{key}` for `{}`; {known}{}", self.func, did_you_mean(&key, allowed.iter().copied())),
+                    format!(
+                        "unknown hyperparameter `{key}` for `{}`; {known}{}",
+                        self.func,
+                        did_you_mean(&key, allowed.iter().copied())
+                    ),
                 );
                 ok = false;
             }
@@ -214,15 +245,37 @@ impl<'e> Call<'e> {
 
     /// A hyperparameter's value, if given.
     pub fn hyper(&self, name: &str) -> Option<&'e Expr> {
-        self.hypers.iter().find(|(n, _)| *n == name).map(|(_, e)| *e)
+        self.hypers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| *e)
     }
 }
 
 /// Every operation name, for "did you mean".
 pub const KNOWN: &[&str] = &[
-    "linear", "relu", "sigmoid", "tanh", "leaky_relu", "gelu", "silu", "softplus", "elu",
-    "exp", "ln", "sqrt", "abs", "pow", "min", "max", "sum", "mean", "softmax", "log_softmax",
-    "concat", "flatten",
+    "linear",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "leaky_relu",
+    "gelu",
+    "silu",
+    "softplus",
+    "elu",
+    "exp",
+    "ln",
+    "sqrt",
+    "abs",
+    "pow",
+    "min",
+    "max",
+    "sum",
+    "mean",
+    "softmax",
+    "log_softmax",
+    "concat",
+    "flatten",
 ];
 
 /// What an operation's `build` returns: the op and its per-sample output shape.
@@ -240,7 +293,10 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call, name: Option<&Ident>) 
         _ => {
             b.cx.error(
                 call.func.span(),
-                format!("unknown operation `{func}`{}", did_you_mean(&func, KNOWN.iter().copied())),
+                format!(
+                    "unknown operation `{func}`{}",
+                    did_you_mean(&func, KNOWN.iter().copied())
+                ),
             );
             None
         }
@@ -263,7 +319,10 @@ pub fn node_arg(b: &mut Builder, l: &mut LetCx, e: &Expr, op: &str) -> Option<No
     if b.node(id).is_param() {
         b.cx.error_at(
             e,
-            format!("`{}` is a param (no batch dimension); `{op}` needs a node computed from an input", e.to_token_stream()),
+            format!(
+                "`{}` is a param (no batch dimension); `{op}` needs a node computed from an input",
+                e.to_token_stream()
+            ),
         );
         return None;
     }
@@ -361,7 +420,9 @@ impl<'a> Cx<'a> {
     pub fn d_name(&self, id: NodeId) -> String {
         match self.g.nodes[id].kind {
             Kind::Param(p) => self.g.params[p].grad_ident.to_string(),
-            _ => self.residuals[id].as_ref().map_or_else(|| "0".into(), |r| r.to_string()),
+            _ => self.residuals[id]
+                .as_ref()
+                .map_or_else(|| "0".into(), |r| r.to_string()),
         }
     }
 
@@ -380,7 +441,9 @@ impl<'a> Cx<'a> {
 
     /// The residual of `out` (the node whose backward is emitted).
     pub fn residual(&self, out: NodeId) -> &Ident {
-        self.residuals[out].as_ref().unwrap_or(&self.g.nodes[out].ident)
+        self.residuals[out]
+            .as_ref()
+            .unwrap_or(&self.g.nodes[out].ident)
     }
 
     /// Whether node `id` receives contributions.
@@ -407,7 +470,10 @@ impl<'a> Cx<'a> {
     /// The full shape `&[batch, d1, …]` of a node's buffers.
     pub fn dims(&self, id: NodeId) -> TokenStream {
         let batch = &self.batch;
-        let dims = self.shape(id).iter().map(|&d| proc_macro2::Literal::usize_unsuffixed(d));
+        let dims = self
+            .shape(id)
+            .iter()
+            .map(|&d| proc_macro2::Literal::usize_unsuffixed(d));
         quote!(&[#batch #(, #dims)*])
     }
 
@@ -442,7 +508,11 @@ impl<'a> Cx<'a> {
         let ident = self.residuals[id].clone()?;
         let dims = self.dims(id);
         Some(Contribution {
-            prelude: if first { quote!(#ident.resize(#dims);) } else { TokenStream::new() },
+            prelude: if first {
+                quote!(#ident.resize(#dims);)
+            } else {
+                TokenStream::new()
+            },
             ident,
             acc: if first { quote!(false) } else { quote!(true) },
             first,

@@ -23,14 +23,24 @@ pub fn build_concat(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built
         Some(e) => index_lit(b.cx, e, "dim")?,
         None => 0,
     };
-    let parts: Vec<Option<NodeId>> = call.args.iter().map(|a| node_arg(b, l, a, "concat")).collect();
+    let parts: Vec<Option<NodeId>> = call
+        .args
+        .iter()
+        .map(|a| node_arg(b, l, a, "concat"))
+        .collect();
     let parts: Vec<NodeId> = parts.into_iter().collect::<Option<_>>()?;
     let first = b.node(parts[0]).shape.clone()?;
     if dim >= first.len() {
-        let at = call.hyper("dim").map_or(call.func.to_token_stream(), |e| e.to_token_stream());
+        let at = call
+            .hyper("dim")
+            .map_or(call.func.to_token_stream(), |e| e.to_token_stream());
         b.cx.error_at(
             &at,
-            format!("concat along dim {dim}, but `{}` has shape {first:?} with {} dimension(s)", call.args[0].to_token_stream(), first.len()),
+            format!(
+                "concat along dim {dim}, but `{}` has shape {first:?} with {} dimension(s)",
+                call.args[0].to_token_stream(),
+                first.len()
+            ),
         );
         return None;
     }
@@ -38,7 +48,10 @@ pub fn build_concat(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built
     for (i, &p) in parts.iter().enumerate().skip(1) {
         let s = b.node(p).shape.clone()?;
         let fits = s.len() == first.len()
-            && s.iter().zip(&first).enumerate().all(|(d, (x, y))| d == dim || x == y);
+            && s.iter()
+                .zip(&first)
+                .enumerate()
+                .all(|(d, (x, y))| d == dim || x == y);
         if !fits {
             b.cx.error_at(
                 call.args[i],
@@ -112,7 +125,12 @@ impl Op for Concat {
 
     fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
         let names: Vec<String> = self.parts.iter().map(|&p| cx.name(p)).collect();
-        format!("{} = [{}] along dim {}", cx.name(out), names.join(" | "), self.dim)
+        format!(
+            "{} = [{}] along dim {}",
+            cx.name(out),
+            names.join(" | "),
+            self.dim
+        )
     }
 
     fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
@@ -120,7 +138,13 @@ impl Op for Concat {
         self.parts
             .iter()
             .filter(|&&p| cx.wants(p))
-            .map(|&p| format!("{} the slice of {dy} where {} sits", cx.doc_assign(p), cx.name(p)))
+            .map(|&p| {
+                format!(
+                    "{} the slice of {dy} where {} sits",
+                    cx.doc_assign(p),
+                    cx.name(p)
+                )
+            })
             .collect()
     }
 
@@ -172,7 +196,12 @@ impl Op for Flatten {
         if !cx.wants(self.x[0]) {
             return vec![];
         }
-        vec![format!("{} {} reshaped to {:?}", cx.doc_assign(self.x[0]), cx.d_name(out), cx.shape(self.x[0]))]
+        vec![format!(
+            "{} {} reshaped to {:?}",
+            cx.doc_assign(self.x[0]),
+            cx.d_name(out),
+            cx.shape(self.x[0])
+        )]
     }
 
     fn structure(&self) -> String {

@@ -440,6 +440,19 @@ impl ::bp::Network for FanOut {
     ) -> ::core::option::Option<&mut ::bp::Tensor<f64>> {
         None
     }
+    fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+        if !self.forward_done {
+            return None;
+        }
+        match name {
+            "x" => Some(&self.values.x),
+            "a" => Some(&self.values.a),
+            "b" => Some(&self.values.b),
+            "c" => Some(&self.values.c),
+            "y" => Some(&self.values.y),
+            _ => None,
+        }
+    }
     fn residual(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
         if !self.backward_done {
             return None;
@@ -461,10 +474,7 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn visit_params(
-        &mut self,
-        f: &mut dyn FnMut(&'static str, &mut ::bp::Tensor<f64>, &::bp::Tensor<f64>),
-    ) {
+    fn visit_params(&mut self, f: &mut ::bp::ParamVisitor<'_, f64>) {
         f("s", &mut self.params.s, &self.grads.d_s);
         f("a.weight", &mut self.params.a_weight, &self.grads.d_a_weight);
         f("a.bias", &mut self.params.a_bias, &self.grads.d_a_bias);

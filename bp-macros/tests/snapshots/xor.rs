@@ -387,6 +387,18 @@ impl ::bp::Network for Xor {
     ) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
         None
     }
+    fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+        if !self.forward_done {
+            return None;
+        }
+        match name {
+            "x" => Some(&self.values.x),
+            "fc1" => Some(&self.values.fc1),
+            "h" => Some(&self.values.h),
+            "fc2" => Some(&self.values.fc2),
+            _ => None,
+        }
+    }
     fn residual(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
         if !self.backward_done {
             return None;
@@ -406,10 +418,7 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn visit_params(
-        &mut self,
-        f: &mut dyn FnMut(&'static str, &mut ::bp::Tensor<f32>, &::bp::Tensor<f32>),
-    ) {
+    fn visit_params(&mut self, f: &mut ::bp::ParamVisitor<'_, f32>) {
         f("fc1.weight", &mut self.params.fc1_weight, &self.grads.d_fc1_weight);
         f("fc1.bias", &mut self.params.fc1_bias, &self.grads.d_fc1_bias);
         f("fc2.weight", &mut self.params.fc2_weight, &self.grads.d_fc2_weight);

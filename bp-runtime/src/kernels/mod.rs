@@ -1,1 +1,45 @@
-//! (being written)
+//! The kernels that generated code calls: plain functions over slices with explicit
+//! dimensions, generic over [`Float`](crate::Float).
+//!
+//! Conventions shared by every kernel:
+//!
+//! - Buffers are row-major; a kernel's doc states its formula with the shape of each
+//!   operand, e.g. `y[r,o] = Σ_i x[r,i]·w[o,i] + b[o]`.
+//! - Outputs are written, never allocated. Backward kernels take `accumulate`: `false`
+//!   overwrites the output (its old content is never read, so it needs no zeroing) and
+//!   `true` adds to it — the first contribution to a residual writes, later ones add.
+//! - Lengths are guaranteed by the generated code and checked exactly only in debug
+//!   builds; in release a wrong length can give a wrong result or a panic, never
+//!   undefined behaviour (everything but the [`gemm`] call is safe code, and the
+//!   [`gemm`] wrapper checks its bounds before calling the crate).
+//! - Large products go through [`gemm`] (the `gemm` crate), which may use
+//!   [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else is
+//!   single-threaded loops written so the compiler vectorizes them.
+
+mod gemm;
+mod linear;
+mod reduce;
+mod softmax;
+mod structure;
+#[cfg(test)]
+mod test_util;
+
+pub(crate) use self::gemm::gemm_crate;
+pub use self::gemm::{gemm, set_threads, threads, PARALLEL_THRESHOLD};
+pub use linear::{bias_backward, linear, linear_backward_input, linear_backward_weight};
+pub use reduce::{mean, mean_backward, sum, sum_backward};
+pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
+pub use structure::{concat_part, concat_part_backward, copy};
+
+use crate::Float;
+
+/// `*d = v`, or `*d += v` when accumulating: the store of every backward kernel. The
+/// flag is the same for a whole loop, so the compiler hoists the branch out of it.
+#[inline(always)]
+fn put<T: Float>(d: &mut T, v: T, accumulate: bool) {
+    if accumulate {
+        *d += v;
+    } else {
+        *d = v;
+    }
+}

@@ -1,0 +1,138 @@
+//! Numeric CSV: one sample per line, every field a number, one field the class label.
+//! No quoting (a numeric table needs none).
+
+use super::{read_maybe_gz, Dataset};
+use crate::{Error, Float, Tensor};
+use std::path::Path;
+
+/// How to read a CSV file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// The column holding the label, counted from 0; `None` is the last column.
+    pub label_column: Option<usize>,
+    /// Whether the first non-empty line is a header to skip.
+    pub has_header: bool,
+    /// The field separator.
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    /// Label in the last column, no header, comma-separated.
+    fn default() -> Self {
+        CsvOptions {
+            label_column: None,
+            has_header: false,
+            delimiter: b',',
+        }
+    }
+}
+
+/// Reads a numeric CSV file (gzip or plain) into a data set: `x` is `[N, F]` with the
+/// `F` non-label columns in their order, `y` the labels (non-negative integers, `3` or
+/// `3.0`). Blank lines are skipped; fields may be padded with spaces.
+///
+/// Errors name the file, the line and the column: a field that is not a number, a label
+/// that is not a non-negative integer, a line with a different number of fields than the
+/// first, a label column past the last column, a file with no row.
+pub fn read_csv<T: Float>(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset<T>, Error> {
+    let path = path.as_ref();
+    let bytes = read_maybe_gz(path)?;
+    let file = path.display().to_string();
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| Error::format(&file, format!("not UTF-8 text: {e}")))?;
+    let (x, y, features) = parse(text, opts).map_err(|m| Error::format(&file, m))?;
+    let x = Tensor::from_vec(&[y.len(), features], x)?;
+    Dataset::new(x, y)
+}
+
+type Parsed<T> = (Vec<T>, Vec<usize>, usize);
+
+fn parse<T: Float>(text: &str, opts: &CsvOptions) -> Result<Parsed<T>, String> {
+    let delimiter = char::from(opts.delimiter);
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    if opts.has_header {
+        lines.next();
+    }
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut width = None;
+    for (i, line) in lines {
+        let line_no = i + 1;
+        let fields = line.split(delimiter).count();
+        let width = *width.get_or_insert(fields);
+        if fields != width {
+            return Err(format!(
+                "line {line_no} has {fields} fields but the first row has {width}"
+            ));
+        }
+        let label_col = opts.label_column.unwrap_or(width - 1);
+        if label_col >= width {
+            return Err(format!(
+                "the label column is {label_col} but rows have only {width} fields (columns 0..{})",
+                width - 1
+            ));
+        }
+        for (col, field) in line.split(delimiter).enumerate() {
+            let field = field.trim();
+            let value: f64 = field
+                .parse()
+                .map_err(|_| format!("line {line_no}, column {col}: `{field}` is not a number"))?;
+            if col == label_col {
+                y.push(label(value).ok_or_else(|| {
+                    format!(
+                        "line {line_no}, column {col}: the label `{field}` is not a non-negative integer"
+                    )
+                })?);
+            } else {
+                x.push(T::from_f64(value));
+            }
+        }
+    }
+    match width {
+        Some(w) => Ok((x, y, w - 1)),
+        None => Err("no data row".to_string()),
+    }
+}
+
+fn label(v: f64) -> Option<usize> {
+    (v >= 0.0 && v.fract() == 0.0 && v < 1e15).then_some(v as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_in_any_column_and_header() {
+        let opts = CsvOptions {
+            label_column: Some(0),
+            has_header: true,
+            delimiter: b';',
+        };
+        let (x, y, f) = parse::<f64>("l;a;b\n\n1; 0.5;2\n0;3;4e0\n", &opts).unwrap();
+        assert_eq!((x, y, f), (vec![0.5, 2.0, 3.0, 4.0], vec![1, 0], 2));
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let opts = CsvOptions::default();
+        let e = parse::<f32>("1,2,3\n1,x,3\n", &opts).unwrap_err();
+        assert_eq!(e, "line 2, column 1: `x` is not a number");
+        let e = parse::<f32>("1,2,3\n1,2\n", &opts).unwrap_err();
+        assert!(e.contains("line 2 has 2 fields"), "{e}");
+        let e = parse::<f32>("1,2,-3\n", &opts).unwrap_err();
+        assert!(e.contains("not a non-negative integer"), "{e}");
+        let e = parse::<f32>("1,2,2.5\n", &opts).unwrap_err();
+        assert!(e.contains("column 2"), "{e}");
+        let bad = CsvOptions {
+            label_column: Some(5),
+            ..CsvOptions::default()
+        };
+        assert!(parse::<f32>("1,2\n", &bad)
+            .unwrap_err()
+            .contains("label column is 5"));
+        assert_eq!(parse::<f32>("\n\n", &opts).unwrap_err(), "no data row");
+    }
+}

@@ -1,0 +1,470 @@
+//! General matrix multiplication: the one place where the runtime calls into the GEMM
+//! crate ([`gemm`](https://crates.io/crates/gemm), of the faer project), and the global
+//! thread-count setting it obeys.
+//!
+//! Matrices are described by a slice and a pair of strides `[row stride, column stride]`
+//! in elements, so a row-major `[r, c]` buffer is `[c, 1]` and its transpose, read in
+//! place, is `[1, c]`. The choice of the crate and of [`PARALLEL_THRESHOLD`] is measured in
+//! `bp-runtime/GEMM.md` (program: `cargo run --release -p bp-runtime --example gemm_pick`).
+
+use crate::Float;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The thread count set by [`set_threads`].
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Products with fewer multiply-adds `m·n·k` than this run on one thread whatever
+/// [`threads`] says: below it, splitting the work costs more than it saves on the
+/// measured machine (see `GEMM.md`).
+pub const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
+
+/// Sets the number of threads large matrix products may use (1, the default, keeps all
+/// work on the calling thread; 0 is taken as 1).
+///
+/// The setting is global to the process and takes effect for the next product. Products
+/// smaller than [`PARALLEL_THRESHOLD`] multiply-adds always stay on one thread. Extra
+/// threads come from rayon's global pool, which is created on first use.
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The number of threads large matrix products may use (see [`set_threads`]).
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
+}
+
+/// `C := alpha·op(A)·op(B) + beta·C` with `op(A)` `[m, k]`, `op(B)` `[k, n]` and `C`
+/// `[m, n]`, each given by a slice and its `[row stride, column stride]` in elements
+/// (a transpose is a swap of the two strides).
+///
+/// As in BLAS, `C` is not read when `beta` is 0 (so a NaN in it does not survive) and
+/// `A` and `B` are not read when `alpha` is 0 or `k` is 0. Uses up to [`threads`]
+/// threads when `m·n·k ≥` [`PARALLEL_THRESHOLD`].
+///
+/// # Panics
+/// If an operand's strides reach past the end of its slice, or if two elements of `C`
+/// share a place in memory.
+///
+/// ```
+/// use bp_runtime::kernels::gemm;
+/// // [1 2; 3 4] · [5 6; 7 8]ᵀ = [17 23; 39 53]
+/// let a = [1.0f32, 2.0, 3.0, 4.0];
+/// let b = [5.0f32, 6.0, 7.0, 8.0];
+/// let mut c = [0.0f32; 4];
+/// gemm(2, 2, 2, 1.0, &a, [2, 1], &b, [1, 2], 0.0, &mut c, [2, 1]);
+/// assert_eq!(c, [17.0, 23.0, 39.0, 53.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    a_strides: [usize; 2],
+    b: &[T],
+    b_strides: [usize; 2],
+    beta: T,
+    c: &mut [T],
+    c_strides: [usize; 2],
+) {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let threads = if work >= PARALLEL_THRESHOLD {
+        threads()
+    } else {
+        1
+    };
+    T::gemm_strided(
+        m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
+    );
+}
+
+/// One past the largest offset of a `[rows, cols]` matrix with strides `[rs, cs]`, or
+/// `None` if it overflows. `rows` and `cols` are at least 1.
+fn extent(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> Option<usize> {
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)?
+        .checked_add(1)
+}
+
+/// Whether `(i, j) ↦ i·rs + j·cs` is one-to-one on `[rows, cols]`: the rows of a
+/// row-major-like layout (or the columns of a column-major-like one) do not interleave.
+/// Call it only once `extent` succeeded for the same arguments.
+fn one_to_one(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
+    match (rows, cols) {
+        (1, 1) => true,
+        (1, _) => cs >= 1,
+        (_, 1) => rs >= 1,
+        // The products cannot overflow: `extent` succeeded on the same strides first.
+        _ => (cs >= 1 && rs > (cols - 1) * cs) || (rs >= 1 && cs > (rows - 1) * rs),
+    }
+}
+
+/// A dimension of size 1 never multiplies its stride, so any stride is valid for it;
+/// replace it by 1 so that the crate only ever sees small, meaningful strides.
+fn tidy([rs, cs]: [usize; 2], rows: usize, cols: usize) -> [isize; 2] {
+    let rs = if rows == 1 { 1 } else { rs };
+    let cs = if cols == 1 { 1 } else { cs };
+    // Both fit: the caller checked that (rows-1)·rs and (cols-1)·cs are below a slice
+    // length, and slice lengths are at most isize::MAX.
+    [rs as isize, cs as isize]
+}
+
+/// `C := beta·C` over the `[m, n]` elements of C (zeros when `beta` is 0, as in BLAS).
+fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
+    for i in 0..m {
+        for j in 0..n {
+            let v = &mut c[i * rs + j * cs];
+            *v = if beta == T::ZERO { T::ZERO } else { beta * *v };
+        }
+    }
+}
+
+/// The checked call into the GEMM crate behind [`Float::gemm_strided`] for `f32` and
+/// `f64`: the contract of that method, with `threads` threads (1 = no parallelism).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_crate<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    a_strides: [usize; 2],
+    b: &[T],
+    b_strides: [usize; 2],
+    beta: T,
+    c: &mut [T],
+    c_strides: [usize; 2],
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let c_end = extent(m, n, c_strides);
+    assert!(
+        c_end.is_some_and(|e| e <= c.len()),
+        "gemm: C [{m}, {n}] with strides {c_strides:?} does not fit its {} elements",
+        c.len()
+    );
+    assert!(
+        one_to_one(m, n, c_strides),
+        "gemm: the strides {c_strides:?} of C [{m}, {n}] make elements overlap"
+    );
+    if k == 0 || alpha == T::ZERO {
+        scale(m, n, beta, c, c_strides);
+        return;
+    }
+    let a_end = extent(m, k, a_strides);
+    assert!(
+        a_end.is_some_and(|e| e <= a.len()),
+        "gemm: A [{m}, {k}] with strides {a_strides:?} does not fit its {} elements",
+        a.len()
+    );
+    let b_end = extent(k, n, b_strides);
+    assert!(
+        b_end.is_some_and(|e| e <= b.len()),
+        "gemm: B [{k}, {n}] with strides {b_strides:?} does not fit its {} elements",
+        b.len()
+    );
+    let [a_rs, a_cs] = tidy(a_strides, m, k);
+    let [b_rs, b_cs] = tidy(b_strides, k, n);
+    let [c_rs, c_cs] = tidy(c_strides, m, n);
+    let parallelism = if threads > 1 {
+        ::gemm::Parallelism::Rayon(threads)
+    } else {
+        ::gemm::Parallelism::None
+    };
+    // The crate computes dst := α·dst + β·lhs·rhs, reading dst only if `read_dst`:
+    // its α is our beta and its β our alpha.
+    let read_dst = beta != T::ZERO;
+    // SAFETY: the crate reads lhs at i·a_rs + p·a_cs for i < m, p < k, rhs at
+    // p·b_rs + j·b_cs for p < k, j < n, and writes dst at i·c_rs + j·c_cs for i < m,
+    // j < n (all dimensions ≥ 1 here). The asserts above check that the largest of
+    // those offsets is inside each slice (with overflow checked), so every access is in
+    // bounds; `tidy` only replaces strides that are multiplied by 0. The offsets of C
+    // are pairwise distinct (`one_to_one`), so no element is written twice, and with
+    // several threads no two threads write the same element. C is borrowed mutably and
+    // A, B shared, so C aliases neither. All strides fit in isize because each nonzero
+    // offset is below a slice length ≤ isize::MAX. T is f32 or f64 (the only callers
+    // are the `Float` impls of those types), which the crate supports.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            read_dst,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference: C[i,j] = alpha·Σ_p A[i,p]·B[p,j] + beta·C[i,j], in f64, safe indexing.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        (m, n, k): (usize, usize, usize),
+        alpha: f64,
+        a: &[f64],
+        [ars, acs]: [usize; 2],
+        b: &[f64],
+        [brs, bcs]: [usize; 2],
+        beta: f64,
+        c: &mut [f64],
+        [crs, ccs]: [usize; 2],
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for p in 0..k {
+                    s += a[i * ars + p * acs] * b[p * brs + j * bcs];
+                }
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    beta * c[i * crs + j * ccs]
+                };
+                c[i * crs + j * ccs] = alpha * s + old;
+            }
+        }
+    }
+
+    /// Deterministic values in [-1, 1) that are not all alike.
+    fn data(len: usize, seed: usize) -> Vec<f64> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2003) as f64 / 1001.5 - 1.0)
+            .collect()
+    }
+
+    /// Strides of a row-major `[rows, cols]` buffer, or of the transpose of a row-major
+    /// `[cols, rows]` buffer read in place.
+    fn strides(rows: usize, cols: usize, transposed: bool) -> [usize; 2] {
+        if transposed {
+            [1, rows]
+        } else {
+            [cols, 1]
+        }
+    }
+
+    fn check<T: Float>(m: usize, n: usize, k: usize, threads: usize, tol: f64) {
+        let layouts = [(false, false), (false, true), (true, false), (true, true)];
+        for (ta, tb) in layouts {
+            for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0), (0.0, 0.5)] {
+                let (a, b) = (data(m * k, 1), data(k * n, 2));
+                let c0 = data(m * n, 3);
+                let (sa, sb, sc) = (strides(m, k, ta), strides(k, n, tb), [n, 1]);
+                let mut want = c0.clone();
+                naive((m, n, k), alpha, &a, sa, &b, sb, beta, &mut want, sc);
+                let cast = |v: &[f64]| v.iter().map(|&x| T::from_f64(x)).collect::<Vec<T>>();
+                let mut got = cast(&c0);
+                let (af, bf) = (T::from_f64(alpha), T::from_f64(beta));
+                T::gemm_strided(
+                    m,
+                    n,
+                    k,
+                    af,
+                    &cast(&a),
+                    sa,
+                    &cast(&b),
+                    sb,
+                    bf,
+                    &mut got,
+                    sc,
+                    threads,
+                );
+                for (g, w) in got.iter().zip(&want) {
+                    let err = (g.to_f64() - w).abs();
+                    assert!(
+                        err <= tol * (1.0 + w.abs()),
+                        "{m}x{n}x{k} ta={ta} tb={tb} α={alpha} β={beta}: {} vs {w}",
+                        g.to_f64()
+                    );
+                }
+            }
+        }
+    }
+
+    const SIZES: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 33, 65),
+        (1, 9, 4),
+        (9, 1, 4),
+        (5, 6, 1),
+        (64, 10, 128),
+        (49, 97, 130),
+    ];
+
+    #[test]
+    fn matches_naive_all_layouts_f64() {
+        for &(m, n, k) in SIZES {
+            check::<f64>(m, n, k, 1, 1e-12);
+        }
+    }
+
+    #[test]
+    fn matches_naive_all_layouts_f32() {
+        for &(m, n, k) in SIZES {
+            check::<f32>(m, n, k, 1, 1e-4);
+        }
+    }
+
+    #[test]
+    fn matches_naive_with_two_threads() {
+        check::<f32>(130, 70, 260, 2, 1e-4);
+        check::<f64>(130, 70, 260, 2, 1e-12);
+    }
+
+    #[test]
+    fn beta_zero_ignores_nan_and_empty_k_scales() {
+        // C := 1·A·B + 0·C with C full of NaN: the NaN must not survive.
+        let (a, b) = ([1.0f64, 2.0], [3.0f64, 4.0]);
+        let mut c = [f64::NAN];
+        f64::gemm_strided(1, 1, 2, 1.0, &a, [2, 1], &b, [1, 1], 0.0, &mut c, [1, 1], 1);
+        assert_eq!(c, [11.0]);
+        // k = 0: C := beta·C and nothing is read from the empty A and B.
+        let mut c = [1.0f32, 2.0, 3.0, 4.0];
+        f32::gemm_strided(
+            2,
+            2,
+            0,
+            1.0,
+            &[],
+            [0, 1],
+            &[],
+            [2, 1],
+            3.0,
+            &mut c,
+            [2, 1],
+            1,
+        );
+        assert_eq!(c, [3.0, 6.0, 9.0, 12.0]);
+    }
+
+    #[test]
+    fn column_major_and_padded_output() {
+        // C stored column-major with a padded leading dimension of 4: [m=3, n=2].
+        let (m, n, k) = (3, 2, 5);
+        let (a, b) = (data(m * k, 4), data(k * n, 5));
+        let mut want = vec![0.0; 8];
+        naive(
+            (m, n, k),
+            1.0,
+            &a,
+            [k, 1],
+            &b,
+            [n, 1],
+            0.0,
+            &mut want,
+            [1, 4],
+        );
+        let mut got = vec![0.0; 8];
+        gemm(m, n, k, 1.0, &a, [k, 1], &b, [n, 1], 0.0, &mut got, [1, 4]);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn short_operand_panics() {
+        let mut c = [0.0f32; 4];
+        gemm(
+            2,
+            2,
+            3,
+            1.0,
+            &[0.0; 5],
+            [3, 1],
+            &[0.0; 6],
+            [2, 1],
+            0.0,
+            &mut c,
+            [2, 1],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn short_output_panics() {
+        let mut c = [0.0f64; 3];
+        gemm(
+            2,
+            2,
+            1,
+            1.0,
+            &[0.0; 2],
+            [1, 1],
+            &[0.0; 2],
+            [2, 1],
+            0.0,
+            &mut c,
+            [2, 1],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "overlap")]
+    fn overlapping_output_panics() {
+        let mut c = [0.0f64; 4];
+        gemm(
+            2,
+            2,
+            1,
+            1.0,
+            &[0.0; 2],
+            [1, 1],
+            &[0.0; 2],
+            [2, 1],
+            0.0,
+            &mut c,
+            [1, 1],
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn overflowing_strides_panic() {
+        let mut c = [0.0f32; 4];
+        let huge = usize::MAX / 2;
+        gemm(
+            2,
+            2,
+            2,
+            1.0,
+            &[0.0; 4],
+            [huge, 1],
+            &[0.0; 4],
+            [2, 1],
+            0.0,
+            &mut c,
+            [2, 1],
+        );
+    }
+
+    #[test]
+    fn thread_setting_round_trips() {
+        let before = threads();
+        set_threads(0);
+        assert_eq!(threads(), 1);
+        set_threads(before);
+        assert_eq!(threads(), before);
+    }
+}

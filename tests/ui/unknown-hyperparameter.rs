@@ -1,0 +1,9 @@
+bp::network! {
+    struct Net {
+        input x: [4];
+        let h = linear(x, 3, bais = false);
+        output h;
+    }
+}
+
+fn main() {}
