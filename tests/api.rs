@@ -1,0 +1,189 @@
+//! The generated API: errors that name what is wrong, determinism, predict, gradient
+//! accumulation, names, readable values and residuals, save and load.
+
+mod common;
+use bp::{Network, Tensor};
+use common::{random, random_f32};
+
+bp::network! {
+    /// Two inputs, two outputs, a free param.
+    pub struct Two {
+        input x: [3];
+        input z: [2] grad;
+        param scale: [4] = ones;
+        let fc1 = linear(x, 4);
+        let h = relu(fc1) * scale;
+        let head = linear(concat(h, z), 2);
+        let aux = sum(h);
+        output head, aux;
+    }
+}
+
+fn inputs(b: usize) -> (Tensor, Tensor) {
+    (random_f32(&[b, 3], -1.0, 1.0, 1), random_f32(&[b, 2], -1.0, 1.0, 2))
+}
+
+#[test]
+fn wrong_input_shape_is_an_error_naming_input_and_shapes() {
+    let mut net = Two::new(0);
+    let (x, _) = inputs(5);
+    let bad = Tensor::zeros(&[5, 3]);
+    let e = net.forward(&x, &bad).unwrap_err().to_string();
+    assert!(e.contains("input `z`") && e.contains("[5, 3]") && e.contains("[5, 2]"), "{e}");
+    let e = net.forward(&Tensor::zeros(&[3]), &bad).unwrap_err().to_string();
+    assert!(e.contains("input `x`") && e.contains("[3]"), "{e}");
+    let (x2, z4) = (inputs(2).0, inputs(4).1);
+    let e = net.forward(&x2, &z4).unwrap_err().to_string();
+    assert!(e.contains("batch of 2") && e.contains("batch of 4"), "{e}");
+}
+
+#[test]
+fn backward_errors() {
+    let mut net = Two::new(0);
+    let (x, z) = inputs(4);
+    let e = net.backward(&Tensor::zeros(&[4, 2]), &Tensor::zeros(&[4])).unwrap_err().to_string();
+    assert!(e.contains("before forward"), "{e}");
+    net.forward(&x, &z).unwrap();
+    let e = net.backward(&Tensor::zeros(&[4, 3]), &Tensor::zeros(&[4])).unwrap_err().to_string();
+    assert!(e.contains("output `head`") && e.contains("[4, 3]") && e.contains("[4, 2]"), "{e}");
+    let e = net.forward_dyn(&[&x]).unwrap_err().to_string();
+    assert!(e.contains("2 tensor(s) but 1"), "{e}");
+}
+
+#[test]
+fn new_is_deterministic_per_seed_and_pytorch_shaped() {
+    let (a, b, c) = (Two::new(1), Two::new(1), Two::new(2));
+    assert_eq!(a.param_names(), ["scale", "fc1.weight", "fc1.bias", "head.weight", "head.bias"]);
+    assert_eq!(a.param("fc1.weight").unwrap().shape(), &[4, 3]);
+    assert_eq!(a.param("head.weight").unwrap().shape(), &[2, 6]);
+    assert_eq!(a.param("fc1.weight"), b.param("fc1.weight"));
+    assert_ne!(a.param("fc1.weight"), c.param("fc1.weight"));
+    // U(−1/√3, 1/√3), as nn.Linear initializes.
+    let bound = 1.0 / 3f32.sqrt();
+    assert!(a.param("fc1.weight").unwrap().iter().all(|v| v.abs() <= bound));
+    assert!(a.param("scale").unwrap().iter().all(|&v| v == 1.0));
+    assert!(a.param("nope").is_none());
+}
+
+#[test]
+fn predict_matches_forward_and_needs_only_shared_access() {
+    let mut net = Two::new(3);
+    let (x, z) = inputs(6);
+    let (head, aux) = net.forward(&x, &z).unwrap();
+    let (head, aux) = (head.clone(), aux.clone());
+    let shared = std::sync::Arc::new(net.clone());
+    let handle = std::thread::spawn(move || shared.predict(&x, &z).unwrap());
+    let (ph, pa) = handle.join().unwrap();
+    assert_eq!(ph, head);
+    assert_eq!(pa, aux);
+    let mut ws = net.workspace();
+    let (x, z) = inputs(6);
+    let (h2, _) = net.predict_into(&mut ws, &x, &z).unwrap();
+    assert_eq!(h2, &head);
+}
+
+#[test]
+fn backward_overwrites_and_accumulate_adds() {
+    let mut net = Two::new(4);
+    let (x, z) = inputs(5);
+    net.forward(&x, &z).unwrap();
+    let dh = random_f32(&[5, 2], -1.0, 1.0, 7);
+    let da = random_f32(&[5], -1.0, 1.0, 8);
+    net.backward(&dh, &da).unwrap();
+    let once = net.grad("fc1.weight").unwrap().clone();
+    let once_scale = net.grad("scale").unwrap().clone();
+    net.backward(&dh, &da).unwrap();
+    assert_eq!(net.grad("fc1.weight").unwrap(), &once, "backward overwrites");
+    net.backward_accumulate(&dh, &da).unwrap();
+    for (g, o) in net.grad("fc1.weight").unwrap().iter().zip(once.iter()) {
+        assert!((g - 2.0 * o).abs() <= 1e-6 * o.abs().max(1.0));
+    }
+    for (g, o) in net.grad("scale").unwrap().iter().zip(once_scale.iter()) {
+        assert!((g - 2.0 * o).abs() <= 1e-6 * o.abs().max(1.0));
+    }
+}
+
+#[test]
+fn values_and_residuals_are_readable_by_name() {
+    let mut net = Two::new(5);
+    let (x, z) = inputs(3);
+    assert!(net.value("h").is_none(), "no value before forward");
+    net.forward(&x, &z).unwrap();
+    assert_eq!(net.value("h").unwrap().shape(), &[3, 4]);
+    assert_eq!(net.value("x").unwrap(), &x);
+    assert!(net.residual("h").is_none(), "no residual before backward");
+    net.backward(&Tensor::full(&[3, 2], 1.0), &Tensor::zeros(&[3])).unwrap();
+    assert_eq!(net.residual("h").unwrap().shape(), &[3, 4]);
+    assert_eq!(net.residual("head").unwrap(), &Tensor::full(&[3, 2], 1.0));
+    assert_eq!(net.input_grad("z").unwrap().shape(), &[3, 2]);
+    assert!(net.input_grad("x").is_none(), "x has no `grad`");
+    // d_z = d_head · head.weight[:, 4..6]
+    let w = net.param("head.weight").unwrap();
+    let dz = net.input_grad("z").unwrap();
+    for b in 0..3 {
+        for j in 0..2 {
+            let want = w[4 + j] + w[6 + 4 + j];
+            assert!((dz[b * 2 + j] - want).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn save_and_load_round_trip_and_refuse_other_networks() {
+    let dir = std::env::temp_dir().join(format!("bp-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("two.safetensors");
+    let a = Two::new(6);
+    a.save(&path).unwrap();
+    let mut b = Two::new(7);
+    b.load(&path).unwrap();
+    for name in a.param_names() {
+        assert_eq!(a.param(name), b.param(name), "{name}");
+    }
+    bp::network! {
+        /// Same names and shapes as `Two`, another structure (tanh instead of relu).
+        pub struct TwoTanh {
+            input x: [3];
+            input z: [2] grad;
+            param scale: [4] = ones;
+            let fc1 = linear(x, 4);
+            let h = tanh(fc1) * scale;
+            let head = linear(concat(h, z), 2);
+            let aux = sum(h);
+            output head, aux;
+        }
+    }
+    let mut other = TwoTanh::new(0);
+    let e = other.load(&path).unwrap_err().to_string();
+    assert!(e.contains("different network") || e.contains("structure"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+bp::network! {
+    #[dtype(f64)]
+    struct Deep {
+        input x: [4];
+        let a = linear(x, 8);
+        let b = linear(relu(a), 8);
+        let c = linear(tanh(b) + a, 3);
+        output c;
+    }
+}
+
+#[test]
+fn f64_networks_and_the_dyn_path() {
+    let mut net = Deep::new(0);
+    let x = random(&[2, 4], -1.0, 1.0, 3);
+    net.forward_dyn(&[&x]).unwrap();
+    assert_eq!(net.output(0).unwrap().shape(), &[2, 3]);
+    assert!(net.output(1).is_none());
+    assert_eq!(<Deep as Network>::INPUTS, &[("x", &[4usize][..])]);
+    assert_eq!(<Deep as Network>::OUTPUTS, &[("c", &[3usize][..])]);
+    net.backward_dyn(&[&Tensor::full(&[2, 3], 1.0)]).unwrap();
+    let mut seen = Vec::new();
+    net.visit_params(&mut |name, p, g| {
+        assert_eq!(p.shape(), g.shape());
+        seen.push(name);
+    });
+    assert_eq!(seen, net.param_names());
+}
