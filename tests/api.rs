@@ -20,7 +20,10 @@ bp::network! {
 }
 
 fn inputs(b: usize) -> (Tensor, Tensor) {
-    (random_f32(&[b, 3], -1.0, 1.0, 1), random_f32(&[b, 2], -1.0, 1.0, 2))
+    (
+        random_f32(&[b, 3], -1.0, 1.0, 1),
+        random_f32(&[b, 2], -1.0, 1.0, 2),
+    )
 }
 
 #[test]
@@ -29,8 +32,14 @@ fn wrong_input_shape_is_an_error_naming_input_and_shapes() {
     let (x, _) = inputs(5);
     let bad = Tensor::zeros(&[5, 3]);
     let e = net.forward(&x, &bad).unwrap_err().to_string();
-    assert!(e.contains("input `z`") && e.contains("[5, 3]") && e.contains("[5, 2]"), "{e}");
-    let e = net.forward(&Tensor::zeros(&[3]), &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("input `z`") && e.contains("[5, 3]") && e.contains("[5, 2]"),
+        "{e}"
+    );
+    let e = net
+        .forward(&Tensor::zeros(&[3]), &bad)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("input `x`") && e.contains("[3]"), "{e}");
     let (x2, z4) = (inputs(2).0, inputs(4).1);
     let e = net.forward(&x2, &z4).unwrap_err().to_string();
@@ -41,11 +50,20 @@ fn wrong_input_shape_is_an_error_naming_input_and_shapes() {
 fn backward_errors() {
     let mut net = Two::new(0);
     let (x, z) = inputs(4);
-    let e = net.backward(&Tensor::zeros(&[4, 2]), &Tensor::zeros(&[4])).unwrap_err().to_string();
+    let e = net
+        .backward(&Tensor::zeros(&[4, 2]), &Tensor::zeros(&[4]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("before forward"), "{e}");
     net.forward(&x, &z).unwrap();
-    let e = net.backward(&Tensor::zeros(&[4, 3]), &Tensor::zeros(&[4])).unwrap_err().to_string();
-    assert!(e.contains("output `head`") && e.contains("[4, 3]") && e.contains("[4, 2]"), "{e}");
+    let e = net
+        .backward(&Tensor::zeros(&[4, 3]), &Tensor::zeros(&[4]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("output `head`") && e.contains("[4, 3]") && e.contains("[4, 2]"),
+        "{e}"
+    );
     let e = net.forward_dyn(&[&x]).unwrap_err().to_string();
     assert!(e.contains("2 tensor(s) but 1"), "{e}");
 }
@@ -53,14 +71,27 @@ fn backward_errors() {
 #[test]
 fn new_is_deterministic_per_seed_and_pytorch_shaped() {
     let (a, b, c) = (Two::new(1), Two::new(1), Two::new(2));
-    assert_eq!(a.param_names(), ["scale", "fc1.weight", "fc1.bias", "head.weight", "head.bias"]);
+    assert_eq!(
+        a.param_names(),
+        [
+            "scale",
+            "fc1.weight",
+            "fc1.bias",
+            "head.weight",
+            "head.bias"
+        ]
+    );
     assert_eq!(a.param("fc1.weight").unwrap().shape(), &[4, 3]);
     assert_eq!(a.param("head.weight").unwrap().shape(), &[2, 6]);
     assert_eq!(a.param("fc1.weight"), b.param("fc1.weight"));
     assert_ne!(a.param("fc1.weight"), c.param("fc1.weight"));
     // U(−1/√3, 1/√3), as nn.Linear initializes.
     let bound = 1.0 / 3f32.sqrt();
-    assert!(a.param("fc1.weight").unwrap().iter().all(|v| v.abs() <= bound));
+    assert!(a
+        .param("fc1.weight")
+        .unwrap()
+        .iter()
+        .all(|v| v.abs() <= bound));
     assert!(a.param("scale").unwrap().iter().all(|&v| v == 1.0));
     assert!(a.param("nope").is_none());
 }
@@ -93,7 +124,11 @@ fn backward_overwrites_and_accumulate_adds() {
     let once = net.grad("fc1.weight").unwrap().clone();
     let once_scale = net.grad("scale").unwrap().clone();
     net.backward(&dh, &da).unwrap();
-    assert_eq!(net.grad("fc1.weight").unwrap(), &once, "backward overwrites");
+    assert_eq!(
+        net.grad("fc1.weight").unwrap(),
+        &once,
+        "backward overwrites"
+    );
     net.backward_accumulate(&dh, &da).unwrap();
     for (g, o) in net.grad("fc1.weight").unwrap().iter().zip(once.iter()) {
         assert!((g - 2.0 * o).abs() <= 1e-6 * o.abs().max(1.0));
@@ -112,7 +147,8 @@ fn values_and_residuals_are_readable_by_name() {
     assert_eq!(net.value("h").unwrap().shape(), &[3, 4]);
     assert_eq!(net.value("x").unwrap(), &x);
     assert!(net.residual("h").is_none(), "no residual before backward");
-    net.backward(&Tensor::full(&[3, 2], 1.0), &Tensor::zeros(&[3])).unwrap();
+    net.backward(&Tensor::full(&[3, 2], 1.0), &Tensor::zeros(&[3]))
+        .unwrap();
     assert_eq!(net.residual("h").unwrap().shape(), &[3, 4]);
     assert_eq!(net.residual("head").unwrap(), &Tensor::full(&[3, 2], 1.0));
     assert_eq!(net.input_grad("z").unwrap().shape(), &[3, 2]);
@@ -155,7 +191,10 @@ fn save_and_load_round_trip_and_refuse_other_networks() {
     }
     let mut other = TwoTanh::new(0);
     let e = other.load(&path).unwrap_err().to_string();
-    assert!(e.contains("different network") || e.contains("structure"), "{e}");
+    assert!(
+        e.contains("different network") || e.contains("structure"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

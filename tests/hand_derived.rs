@@ -31,21 +31,32 @@ fn sigmoid_squared_sum() {
     net.forward(&x).unwrap();
     let dy = random(&[4], -1.0, 1.0, 3);
     net.backward(&dy).unwrap();
-    let (w, z) = (net.param("z.weight").unwrap().clone(), net.value("z").unwrap().clone());
-    let mut dz = vec![0.0; 8];
+    let (w, z) = (
+        net.param("z.weight").unwrap().clone(),
+        net.value("z").unwrap().clone(),
+    );
+    let mut dz = [0.0; 8];
     for b in 0..4 {
         for o in 0..2 {
             let s = 1.0 / (1.0 + (-z[b * 2 + o]).exp());
             dz[b * 2 + o] = dy[b] * 2.0 * s * s * (1.0 - s);
         }
     }
-    let (gw, gb, gx) = (net.grad("z.weight").unwrap(), net.grad("z.bias").unwrap(), net.input_grad("x").unwrap());
+    let (gw, gb, gx) = (
+        net.grad("z.weight").unwrap(),
+        net.grad("z.bias").unwrap(),
+        net.input_grad("x").unwrap(),
+    );
     for o in 0..2 {
         let want_b: f64 = (0..4).map(|b| dz[b * 2 + o]).sum();
         assert!(close(gb[o], want_b));
         for i in 0..3 {
             let want: f64 = (0..4).map(|b| dz[b * 2 + o] * x[b * 3 + i]).sum();
-            assert!(close(gw[o * 3 + i], want), "W[{o},{i}]: {} vs {want}", gw[o * 3 + i]);
+            assert!(
+                close(gw[o * 3 + i], want),
+                "W[{o},{i}]: {} vs {want}",
+                gw[o * 3 + i]
+            );
         }
     }
     for b in 0..4 {
@@ -88,7 +99,8 @@ fn log_softmax_of_gelu() {
             let dg = dy[b * 4 + j] - (row[j] - m).exp() / z * sum_dy;
             let xv = x[b * 4 + j];
             let t = (k * (xv + 0.044715 * xv.powi(3))).tanh();
-            let gelu_prime = 0.5 * (1.0 + t) + 0.5 * xv * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * xv * xv);
+            let gelu_prime =
+                0.5 * (1.0 + t) + 0.5 * xv * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * xv * xv);
             assert!(close(gx[b * 4 + j], dg * gelu_prime), "[{b},{j}]");
         }
     }

@@ -4,32 +4,26 @@
 
 use quote::quote;
 
-fn check(name: &str, input: proc_macro2::TokenStream) {
-    let out = match crate::expand(input) {
-        Ok(ts) => ts,
-        Err(e) => panic!("expansion failed: {e}"),
-    };
-    let file: syn::File = match syn::parse2(out) {
-        Ok(f) => f,
-        Err(e) => panic!("expansion does not parse: {e}"),
-    };
+fn check(name: &str, input: proc_macro2::TokenStream) -> Result<(), String> {
+    let out = crate::expand(input).map_err(|e| format!("expansion failed: {e}"))?;
+    let file: syn::File = syn::parse2(out).map_err(|e| format!("expansion does not parse: {e}"))?;
     let text = prettyplease::unparse(&file);
     let path = format!("{}/tests/snapshots/{name}.rs", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&path, &text).expect("write snapshot");
-        return;
+        return std::fs::write(&path, &text).map_err(|e| format!("{path}: {e}"));
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
     if want != text {
         let _ = std::fs::write(format!("{path}.new"), &text);
-        panic!(
+        return Err(format!(
             "the expansion of `{name}` changed; review {path}.new and rerun with BLESS=1 to accept"
-        );
+        ));
     }
+    Ok(())
 }
 
 #[test]
-fn snapshot_xor() {
+fn snapshot_xor() -> Result<(), String> {
     check(
         "xor",
         quote! {
@@ -42,11 +36,11 @@ fn snapshot_xor() {
                 output fc2;
             }
         },
-    );
+    )
 }
 
 #[test]
-fn snapshot_fanout() {
+fn snapshot_fanout() -> Result<(), String> {
     check(
         "fanout",
         quote! {
@@ -61,5 +55,5 @@ fn snapshot_fanout() {
                 output y;
             }
         },
-    );
+    )
 }

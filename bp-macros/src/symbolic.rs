@@ -235,8 +235,8 @@ pub fn simplify(e: &E) -> E {
             }
         }
         E::Pow(a, p) => match (simplify(a), *p) {
-            (_, p) if p == 0.0 => c(1.0),
-            (a, p) if p == 1.0 => a,
+            (_, 0.0) => c(1.0),
+            (a, 1.0) => a,
             (E::Const(v), p) if v.powf(p).is_finite() => c(v.powf(p)),
             (a, p) => pow(a, p),
         },
@@ -367,6 +367,8 @@ pub fn emit_all(exprs: &[E], leaves: &Leaves) -> (Vec<TokenStream>, Vec<TokenStr
 #[derive(Default)]
 struct Dag {
     nodes: Vec<E>,
+    /// The ids of each node's children, in the order of `E`'s fields.
+    kids: Vec<Vec<usize>>,
     ids: HashMap<String, usize>,
     uses: Vec<usize>,
 }
@@ -383,18 +385,17 @@ impl Dag {
             E::Bin(_, a, b) => vec![a, b],
             E::Where(_, p) => p.iter().collect(),
         };
+        let mut kids = Vec::with_capacity(children.len());
         for ch in children {
             let id = self.intern(ch);
             self.uses[id] += 1;
+            kids.push(id);
         }
         self.nodes.push(e.clone());
+        self.kids.push(kids);
         self.uses.push(0);
         self.ids.insert(key, self.nodes.len() - 1);
         self.nodes.len() - 1
-    }
-
-    fn id(&self, e: &E) -> usize {
-        self.ids[&format!("{e:?}")]
     }
 }
 
@@ -415,7 +416,7 @@ impl Emitter<'_> {
         }
         let e = &self.dag.nodes[id];
         let trivial = matches!(e, E::Var(_) | E::Out | E::Grad | E::Const(_));
-        let (ts, prec) = self.emit_node(e);
+        let (ts, prec) = self.emit_node(e, &self.dag.kids[id]);
         if trivial || self.dag.uses[id] < 2 {
             return (ts, prec);
         }
@@ -425,8 +426,8 @@ impl Emitter<'_> {
         (quote!(#name), 4)
     }
 
-    fn child(&mut self, e: &E, min: Prec) -> TokenStream {
-        let (ts, prec) = self.emit(self.dag.id(e));
+    fn child(&mut self, id: usize, min: Prec) -> TokenStream {
+        let (ts, prec) = self.emit(id);
         if prec < min {
             quote!((#ts))
         } else {
@@ -435,8 +436,8 @@ impl Emitter<'_> {
     }
 
     /// A method receiver: a bare literal gets its type suffix.
-    fn receiver(&mut self, e: &E) -> TokenStream {
-        if let E::Const(v) = e {
+    fn receiver(&mut self, id: usize) -> TokenStream {
+        if let E::Const(v) = &self.dag.nodes[id] {
             let ty = &self.leaves.ty;
             let lit = literal(v.abs());
             return if *v < 0.0 {
@@ -445,10 +446,10 @@ impl Emitter<'_> {
                 quote!((#lit as #ty))
             };
         }
-        self.child(e, 4)
+        self.child(id, 4)
     }
 
-    fn emit_node(&mut self, e: &E) -> (TokenStream, Prec) {
+    fn emit_node(&mut self, e: &E, kids: &[usize]) -> (TokenStream, Prec) {
         match e {
             E::Var(k) => ((self.leaves.var)(*k), 4),
             E::Out => (self.leaves.out.clone(), 4),
@@ -458,14 +459,14 @@ impl Emitter<'_> {
                 (quote!(-#lit), 3)
             }
             E::Const(v) => (literal(*v), 4),
-            E::Neg(a) => {
-                let a = self.child(a, 3);
+            E::Neg(_) => {
+                let a = self.child(kids[0], 3);
                 (quote!(-#a), 3)
             }
-            E::Bin(op, a, b) => self.emit_bin(*op, a, b),
-            E::Un(f, a) => (self.emit_fun(*f, a), 4),
-            E::Pow(a, p) => {
-                let a = self.receiver(a);
+            E::Bin(op, _, _) => self.emit_bin(*op, kids[0], kids[1]),
+            E::Un(f, _) => (self.emit_fun(*f, kids[0]), 4),
+            E::Pow(_, p) => {
+                let a = self.receiver(kids[0]);
                 if p.fract() == 0.0 && p.abs() < 1e6 {
                     let p = proc_macro2::Literal::i32_unsuffixed(*p as i32);
                     (quote!(#a.powi(#p)), 4)
@@ -474,10 +475,9 @@ impl Emitter<'_> {
                     (quote!(#a.powf(#lit)), 4)
                 }
             }
-            E::Where(cmp, p) => {
-                let [l, r, t, f] = &**p;
-                let (l, r) = (self.child(l, 1), self.child(r, 1));
-                let (t, f) = (self.child(t, 0), self.child(f, 0));
+            E::Where(cmp, _) => {
+                let (l, r) = (self.child(kids[0], 1), self.child(kids[1], 1));
+                let (t, f) = (self.child(kids[2], 0), self.child(kids[3], 0));
                 let op = match cmp {
                     Cmp::Gt => quote!(>),
                     Cmp::Lt => quote!(<),
@@ -488,7 +488,7 @@ impl Emitter<'_> {
         }
     }
 
-    fn emit_bin(&mut self, op: Bin, a: &E, b: &E) -> (TokenStream, Prec) {
+    fn emit_bin(&mut self, op: Bin, a: usize, b: usize) -> (TokenStream, Prec) {
         match op {
             Bin::Add | Bin::Sub => {
                 let a = self.child(a, 1);
@@ -515,7 +515,7 @@ impl Emitter<'_> {
         }
     }
 
-    fn emit_fun(&mut self, f: Fun, a: &E) -> TokenStream {
+    fn emit_fun(&mut self, f: Fun, a: usize) -> TokenStream {
         let x = self.receiver(a);
         match f {
             Fun::Exp => quote!(#x.exp()),
