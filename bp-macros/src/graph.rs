@@ -101,11 +101,11 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
     for item in &def.items {
         match item {
             Item::Input { name, dims, grad } => {
-                let shape = b.dims(dims);
+                let shape = b.dims(name, dims);
                 b.define(name, Kind::Input { grad: *grad }, Some(shape));
             }
             Item::Param { name, dims, init } => {
-                let shape = b.dims(dims);
+                let shape = b.dims(name, dims);
                 let init = ops::param_init(init, cx);
                 let pid = b.add_param(name.to_string(), shape.clone(), init);
                 b.define(name, Kind::Param(pid), Some(shape));
@@ -143,7 +143,18 @@ pub struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn dims(&self, dims: &[Dim]) -> Vec<usize> {
+    /// A declared shape; tensors hold at most `MAX_RANK` (6) dimensions with the batch.
+    fn dims(&self, name: &Ident, dims: &[Dim]) -> Vec<usize> {
+        const MAX_PER_SAMPLE: usize = 5;
+        if dims.len() > MAX_PER_SAMPLE {
+            self.cx.error(
+                name.span(),
+                format!(
+                    "`{name}` has {} dimensions per sample; at most {MAX_PER_SAMPLE} are supported",
+                    dims.len()
+                ),
+            );
+        }
         dims.iter().map(|d| d.value).collect()
     }
 

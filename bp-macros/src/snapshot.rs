@@ -8,6 +8,11 @@ fn check(name: &str, input: proc_macro2::TokenStream) -> Result<(), String> {
     let out = crate::expand(input).map_err(|e| format!("expansion failed: {e}"))?;
     let file: syn::File = syn::parse2(out).map_err(|e| format!("expansion does not parse: {e}"))?;
     let text = prettyplease::unparse(&file);
+    for waste in ["* 1.0", "1.0 *", "+ 0.0", "- 0.0"] {
+        if text.contains(waste) {
+            return Err(format!("the expansion of `{name}` has an unsimplified `{waste}`"));
+        }
+    }
     let path = format!("{}/tests/snapshots/{name}.rs", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("BLESS").is_some() {
         return std::fs::write(&path, &text).map_err(|e| format!("{path}: {e}"));
