@@ -59,6 +59,7 @@ pub fn expand(c: &Ctx) -> TokenStream {
     quote! {
         #structs
         #main
+        #[allow(clippy::too_many_arguments)]
         impl #name {
             #methods
             #passes

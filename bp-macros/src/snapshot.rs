@@ -10,7 +10,9 @@ fn check(name: &str, input: proc_macro2::TokenStream) -> Result<(), String> {
     let text = prettyplease::unparse(&file);
     for waste in ["* 1.0", "1.0 *", "+ 0.0", "- 0.0"] {
         if text.contains(waste) {
-            return Err(format!("the expansion of `{name}` has an unsimplified `{waste}`"));
+            return Err(format!(
+                "the expansion of `{name}` has an unsimplified `{waste}`"
+            ));
         }
     }
     let path = format!("{}/tests/snapshots/{name}.rs", env!("CARGO_MANIFEST_DIR"));

@@ -502,15 +502,11 @@ impl Emitter<'_> {
                 let op = if op == Bin::Mul { quote!(*) } else { quote!(/) };
                 (quote!(#a #op #b), 2)
             }
+            // torch.minimum/maximum propagate a NaN from either side; f32::min/max do not.
             Bin::Min | Bin::Max => {
-                let a = self.receiver(a);
-                let b = self.child(b, 0);
-                let m = if op == Bin::Min {
-                    quote!(min)
-                } else {
-                    quote!(max)
-                };
-                (quote!(#a.#m(#b)), 4)
+                let (x, y) = (self.receiver(a), self.child(b, 1));
+                let cmp = if op == Bin::Min { quote!(<) } else { quote!(>) };
+                (quote!(if #x #cmp #y || #x.is_nan() { #x } else { #y }), 0)
             }
         }
     }
@@ -524,7 +520,8 @@ impl Emitter<'_> {
             Fun::Abs => quote!(#x.abs()),
             Fun::Tanh => quote!(#x.tanh()),
             Fun::Sigmoid => quote!((1.0 / (1.0 + (-#x).exp()))),
-            Fun::Relu => quote!(#x.max(0.0)),
+            // relu(NaN) = NaN, as in PyTorch (f32::max would give 0).
+            Fun::Relu => quote!((if #x < 0.0 { 0.0 } else { #x })),
             Fun::Softplus => {
                 let t = literal(SOFTPLUS_THRESHOLD);
                 quote!((if #x > #t { #x } else { #x.exp().ln_1p() }))

@@ -60,6 +60,7 @@ struct FanOut {
     forward_done: bool,
     backward_done: bool,
 }
+#[allow(clippy::too_many_arguments)]
 impl FanOut {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
@@ -242,7 +243,7 @@ y = y_sum + y_mean         [B]
         c.resize(&[batch, 4]);
         {
             for ((c, &a), &b) in c.iter_mut().zip(a.iter()).zip(b.iter()) {
-                *c = a.max(0.0) - b;
+                *c = (if a < 0.0 { 0.0 } else { a }) - b;
             }
         }
         y_1.resize(&[batch, 4]);

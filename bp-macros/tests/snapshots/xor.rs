@@ -55,6 +55,7 @@ pub struct Xor {
     forward_done: bool,
     backward_done: bool,
 }
+#[allow(clippy::too_many_arguments)]
 impl Xor {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
