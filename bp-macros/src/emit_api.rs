@@ -25,6 +25,11 @@ pub fn methods(c: &Ctx) -> TokenStream {
     };
     let pz = c.g.params.iter().map(|p| zeros(&p.ident, &p.shape));
     let gz = c.g.params.iter().map(|p| zeros(&p.grad_ident, &p.shape));
+    let bz = c.g.buffers.iter().map(|b| {
+        let (f, v) = (&b.ident, crate::symbolic::literal(b.init));
+        let dims = b.shape.iter().map(|&d| lit(d));
+        quote!(#f: ::bp::Tensor::full(&[#(#dims),*], #v))
+    });
 
     let inputs = c.inputs();
     let in_names: Vec<_> = inputs.iter().map(|&i| &c.g.nodes[i].ident).collect();
@@ -69,6 +74,13 @@ pub fn methods(c: &Ctx) -> TokenStream {
     });
     let accumulate = hyg("accumulate");
     let batch = hyg("batch");
+    let training = hyg("training");
+    let prepare = c.has_prepare().then(
+        || quote!(if #training { Self::prepare_pass(&mut self.rng, &mut self.values, #batch); }),
+    );
+    let update = c.has_update().then(
+        || quote!(if #training { Self::update_pass(&mut self.buffers, &self.values, #batch); }),
+    );
     let (fdoc, bdoc, pdoc) = (
         docs::forward_api_doc(c),
         docs::backward_api_doc(c),
@@ -85,8 +97,11 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 grads: #m::Grads { #(#gz,)* },
                 values: ::core::default::Default::default(),
                 residuals: ::core::default::Default::default(),
+                buffers: #m::Buffers { #(#bz,)* },
+                rng: ::bp::rng::Rng::for_name(#seed, "dropout"),
                 batch: 0,
                 training: true,
+                forward_training: true,
                 forward_done: false,
                 backward_done: false,
             }
@@ -96,7 +111,11 @@ pub fn methods(c: &Ctx) -> TokenStream {
         pub fn forward(&mut self, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty, ::bp::Error> {
             #check
             #(self.values.#in_names.assign(#in_names);)*
-            Self::forward_pass(&self.params, &mut self.values, #batch);
+            let #training = self.training;
+            #prepare
+            Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #training);
+            #update
+            self.forward_training = #training;
             self.batch = #batch;
             self.forward_done = true;
             self.backward_done = false;
@@ -120,7 +139,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 return Err(::bp::Error::invalid("backward called before forward: run forward on a batch first"));
             }
             #(#out_checks)*
-            Self::backward_pass(&self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate);
+            Self::backward_pass(&self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, self.forward_training);
             self.backward_done = true;
             Ok(())
         }
@@ -138,7 +157,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
         pub fn predict_into<'w>(&self, #ws: &'w mut #m::Values, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty_w, ::bp::Error> {
             #check
             #(#ws.#in_names.assign(#in_names);)*
-            Self::forward_pass(&self.params, #ws, #batch);
+            Self::forward_pass(&self.params, &self.buffers, #ws, #batch, false);
             Ok(#ws_ref)
         }
 
@@ -210,6 +229,8 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
             .filter(|n| n.user && !n.is_param())
             .map(|n| (n.name.as_str(), &n.ident))
             .unzip();
+    let bnames: Vec<&str> = c.g.buffers.iter().map(|b| b.torch_name.as_str()).collect();
+    let bf: Vec<_> = c.g.buffers.iter().map(|b| &b.ident).collect();
     let f = hyg("f");
     quote! {
         impl ::bp::Network for #name {
@@ -250,13 +271,16 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
                 match name { #(#pnames => Some(&self.grads.#gf),)* _ => None }
             }
             fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
-                ::std::vec::Vec::new()
+                ::std::vec![#(#bnames),*]
             }
             fn buffer(&self, name: &str) -> ::core::option::Option<&#t> {
-                None
+                match name { #(#bnames => Some(&self.buffers.#bf),)* _ => None }
             }
             fn buffer_mut(&mut self, name: &str) -> ::core::option::Option<&mut #t> {
-                None
+                match name { #(#bnames => Some(&mut self.buffers.#bf),)* _ => None }
+            }
+            fn reseed(&mut self, seed: u64) {
+                self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
             }
             fn value(&self, name: &str) -> ::core::option::Option<&#t> {
                 if !self.forward_done {

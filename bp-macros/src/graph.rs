@@ -11,13 +11,53 @@ use std::collections::HashMap;
 
 pub type NodeId = usize;
 pub type ParamId = usize;
+pub type BufferId = usize;
 
 /// The checked network.
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub params: Vec<Param>,
+    /// State that is saved but never trained (batch norm's running statistics).
+    pub buffers: Vec<Buffer>,
+    /// Workspaces operations keep beside their node (saved for backward, or scratch).
+    pub aux: Vec<Aux>,
     pub outputs: Vec<NodeId>,
     pub dtype: Dtype,
+}
+
+/// A saved, non-learnable tensor: `bn.running_mean`, `bn.running_var`, `bn.num_batches_tracked`.
+pub struct Buffer {
+    pub torch_name: String,
+    pub shape: Vec<usize>,
+    pub init: f64,
+    pub ident: Ident,
+}
+
+/// Element type of a workspace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AuxTy {
+    /// The network's float type.
+    Float,
+    /// `u32` indices (max pool's argmax).
+    Index,
+}
+
+/// Where a workspace lives: filled by forward (and read by backward), or backward scratch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Forward,
+    Backward,
+}
+
+/// A workspace of an operation, sized `batch·per_sample + fixed` elements.
+pub struct Aux {
+    pub node: NodeId,
+    pub name: &'static str,
+    pub ty: AuxTy,
+    pub place: Place,
+    pub per_sample: usize,
+    pub fixed: usize,
+    pub ident: Ident,
 }
 
 /// One node: an input, a free parameter, or an operation.
@@ -92,6 +132,8 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
         graph: Graph {
             nodes: Vec::new(),
             params: Vec::new(),
+            buffers: Vec::new(),
+            aux: Vec::new(),
             outputs: Vec::new(),
             dtype: def.dtype,
         },
@@ -123,6 +165,7 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
             }
         }
     }
+    collect_aux(&mut b.graph);
     if !output_seen {
         cx.error(
             def.name.span(),
@@ -204,6 +247,17 @@ impl Builder<'_> {
             grad_ident: placeholder,
         });
         self.graph.params.len() - 1
+    }
+
+    /// Registers a buffer.
+    pub fn add_buffer(&mut self, torch_name: String, shape: Vec<usize>, init: f64) -> BufferId {
+        self.graph.buffers.push(Buffer {
+            torch_name,
+            shape,
+            init,
+            ident: Ident::new("__bp_unnamed", Span::call_site()),
+        });
+        self.graph.buffers.len() - 1
     }
 
     /// Looks up a name used in an expression; reports an unknown name with the nearest
@@ -292,6 +346,24 @@ fn check_all_used(g: &Graph, cx: &Ctxt) {
                     node.name
                 ),
             );
+        }
+    }
+}
+
+/// Gathers the workspaces every operation declares.
+fn collect_aux(g: &mut Graph) {
+    for id in 0..g.nodes.len() {
+        let Some(op) = g.nodes[id].op() else { continue };
+        for spec in op.aux() {
+            g.aux.push(Aux {
+                node: id,
+                name: spec.name,
+                ty: spec.ty,
+                place: spec.place,
+                per_sample: spec.per_sample,
+                fixed: spec.fixed,
+                ident: Ident::new("__bp_unnamed", Span::call_site()),
+            });
         }
     }
 }

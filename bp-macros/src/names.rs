@@ -59,6 +59,13 @@ pub fn assign(g: &mut Graph, plan: &Plan) -> Vec<Option<Ident>> {
     for param in &mut g.params {
         param.grad_ident = names.alloc(&format!("d_{}", param.ident));
     }
+    for buffer in &mut g.buffers {
+        buffer.ident = names.alloc(&buffer.torch_name.replace('.', "_"));
+    }
+    for aux in &mut g.aux {
+        let node = &g.nodes[aux.node].ident;
+        aux.ident = names.alloc(&format!("{node}_{}", aux.name));
+    }
     g.nodes
         .iter()
         .enumerate()

@@ -23,7 +23,8 @@
 //!
 //! The numeric gradient is meaningful only when `forward_dyn` is a deterministic function
 //! of the parameters and inputs. Dropout in training mode draws a new mask on every
-//! forward pass, so the caller must fix it: call `set_training(false)`, or use `p = 0`.
+//! forward pass, so the checker calls [`Network::reseed`] with its seed before every
+//! forward pass: each pass then draws the same masks.
 //! Batch norm in training mode is deterministic (it normalizes with the batch's own
 //! statistics) and is checked as it is; the running statistics it updates on every pass are
 //! saved before the check and restored afterwards.
@@ -278,6 +279,7 @@ impl GradCheck {
         inputs: &[&Tensor<f64>],
     ) -> Result<GradReport, Error> {
         let mut rng = SplitMix(self.seed);
+        net.reseed(self.seed);
         net.forward_dyn(inputs)?;
         let projections = make_projections(net, &mut rng)?;
         let (objective, scale) = objective(net, &projections)?;
@@ -289,6 +291,7 @@ impl GradCheck {
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
             projections,
             step: self.step,
+            seed: self.seed,
         };
         let mut tensors = Vec::with_capacity(analytic.len());
         for (name, role, grad) in &analytic {
@@ -300,6 +303,7 @@ impl GradCheck {
             tensors.push(self.compare(name, *role, grad, &indices, &numeric, floor));
         }
         // Leave the gradients of the unperturbed point in the network.
+        net.reseed(self.seed);
         net.forward_dyn(inputs)?;
         let refs: Vec<&Tensor<f64>> = eval.projections.iter().collect();
         net.backward_dyn(&refs)?;
@@ -400,11 +404,13 @@ struct Evaluator {
     inputs: Vec<Tensor<f64>>,
     projections: Vec<Tensor<f64>>,
     step: f64,
+    seed: u64,
 }
 
 impl Evaluator {
     fn objective<N: Network<Scalar = f64>>(&self, net: &mut N) -> Result<f64, Error> {
         let refs: Vec<&Tensor<f64>> = self.inputs.iter().collect();
+        net.reseed(self.seed);
         net.forward_dyn(&refs)?;
         Ok(objective(net, &self.projections)?.0)
     }

@@ -69,6 +69,12 @@ pub trait Network {
     fn set_training(&mut self, training: bool);
     /// Whether the network is in training mode.
     fn is_training(&self) -> bool;
+    /// Restarts the random stream of dropout at `seed`: forward passes after the same
+    /// reseed draw the same masks (the gradient checker reseeds before each pass).
+    /// Networks without randomness ignore it.
+    fn reseed(&mut self, seed: u64) {
+        let _ = seed;
+    }
 
     /// Saves parameters and buffers as safetensors under their PyTorch names.
     fn save(&self, path: impl AsRef<Path>) -> Result<(), Error>

@@ -9,7 +9,7 @@ pub mod softmax;
 pub mod structure;
 
 use crate::ctxt::{did_you_mean, Ctxt};
-use crate::graph::{Builder, Graph, Kind, NodeId, ParamId};
+use crate::graph::{AuxTy, BufferId, Builder, Graph, Kind, NodeId, ParamId, Place};
 use crate::lowering::{lower_operand, LetCx};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, ToTokens};
@@ -26,6 +26,23 @@ pub trait Op {
     fn params(&self) -> &[ParamId] {
         &[]
     }
+    /// The buffers it owns (saved, never trained).
+    fn buffers(&self) -> &[BufferId] {
+        &[]
+    }
+    /// The workspaces it keeps (sized by the emitter before forward or backward).
+    fn aux(&self) -> Vec<AuxSpec> {
+        Vec::new()
+    }
+    /// Statements run in training mode before the forward pass (dropout draws its mask).
+    fn prepare(&self, _cx: &Cx, _out: NodeId) -> TokenStream {
+        TokenStream::new()
+    }
+    /// Statements run in training mode after the forward pass (batch norm's running
+    /// statistics).
+    fn update(&self, _cx: &Cx, _out: NodeId) -> TokenStream {
+        TokenStream::new()
+    }
     /// Statements computing node `out`'s value (its buffer is already sized).
     fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream;
     /// Statements computing the gradients of its parameters and its contributions to the
@@ -37,6 +54,38 @@ pub trait Op {
     fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String>;
     /// Hyperparameters, for the structure hash.
     fn structure(&self) -> String;
+}
+
+/// A workspace an operation declares.
+pub struct AuxSpec {
+    pub name: &'static str,
+    pub ty: AuxTy,
+    pub place: Place,
+    pub per_sample: usize,
+    pub fixed: usize,
+}
+
+impl AuxSpec {
+    /// A float workspace filled by forward, `per_sample` elements per sample.
+    pub fn saved(name: &'static str, per_sample: usize) -> AuxSpec {
+        AuxSpec {
+            name,
+            ty: AuxTy::Float,
+            place: Place::Forward,
+            per_sample,
+            fixed: 0,
+        }
+    }
+    /// A float scratch of backward, `per_sample` per sample plus `fixed`.
+    pub fn scratch(name: &'static str, per_sample: usize, fixed: usize) -> AuxSpec {
+        AuxSpec {
+            name,
+            ty: AuxTy::Float,
+            place: Place::Backward,
+            per_sample,
+            fixed,
+        }
+    }
 }
 
 /// How a parameter starts.
@@ -363,6 +412,10 @@ pub struct Cx<'a> {
     pub ty: TokenStream,
     /// The batch size, a local of the generated function.
     pub batch: Ident,
+    /// Whether the network is in training mode, a local of the generated function.
+    pub training: Ident,
+    /// The dropout random stream, a local of `prepare_pass`.
+    pub rng: Ident,
     /// The runtime flag of `backward_accumulate`.
     pub accumulate: Ident,
     /// Residual identifiers per node (`None`: the node gets no residual).
@@ -394,6 +447,8 @@ impl<'a> Cx<'a> {
                 crate::syntax::Dtype::F64 => quote!(f64),
             },
             batch: Ident::new("batch", Span::mixed_site()),
+            training: Ident::new("training", Span::mixed_site()),
+            rng: Ident::new("rng", Span::mixed_site()),
             accumulate: Ident::new("accumulate", Span::mixed_site()),
             residuals,
             written: RefCell::new(written),
@@ -406,6 +461,20 @@ impl<'a> Cx<'a> {
             Kind::Param(p) => &self.g.params[p].ident,
             _ => &self.g.nodes[id].ident,
         }
+    }
+
+    /// The identifier of workspace `name` of node `id`.
+    pub fn aux(&self, id: NodeId, name: &str) -> &Ident {
+        self.g
+            .aux
+            .iter()
+            .find(|a| a.node == id && a.name == name)
+            .map_or(&self.g.nodes[id].ident, |a| &a.ident)
+    }
+
+    /// The identifier of a buffer.
+    pub fn buffer(&self, b: BufferId) -> &Ident {
+        &self.g.buffers[b].ident
     }
 
     /// The display name of a node in the docs.

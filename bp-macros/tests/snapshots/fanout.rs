@@ -16,7 +16,11 @@ pub mod __bp_FanOut {
         pub d_a_weight: ::bp::Tensor<f64>,
         pub d_a_bias: ::bp::Tensor<f64>,
     }
-    /// The value of every node for the last batch: the forward pass's workspace.
+    /// Saved state that is not learned (batch norm's running statistics).
+    #[derive(Clone, Debug, Default)]
+    pub struct Buffers {}
+    /// The value of every node for the last batch, and what operations keep for
+    /// backward: the forward pass's workspace.
     #[derive(Clone, Debug, Default)]
     pub struct Values {
         pub x: ::bp::Tensor<f64>,
@@ -28,7 +32,7 @@ pub mod __bp_FanOut {
         pub y_mean: ::bp::Tensor<f64>,
         pub y: ::bp::Tensor<f64>,
     }
-    /// Residuals ∂J/∂node, `d_` + the node's name.
+    /// Residuals ∂J/∂node, `d_` + the node's name, and backward's scratch.
     #[derive(Clone, Debug, Default)]
     pub struct Residuals {
         pub d_x: ::bp::Tensor<f64>,
@@ -55,8 +59,11 @@ struct FanOut {
     grads: __bp_FanOut::Grads,
     values: __bp_FanOut::Values,
     residuals: __bp_FanOut::Residuals,
+    buffers: __bp_FanOut::Buffers,
+    rng: ::bp::rng::Rng,
     batch: usize,
     training: bool,
+    forward_training: bool,
     forward_done: bool,
     backward_done: bool,
 }
@@ -96,8 +103,11 @@ impl FanOut {
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
+            buffers: __bp_FanOut::Buffers {},
+            rng: ::bp::rng::Rng::for_name(seed, "dropout"),
             batch: 0,
             training: true,
+            forward_training: true,
             forward_done: false,
             backward_done: false,
         }
@@ -122,7 +132,15 @@ y = y_sum + y_mean         [B]
     ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[3])?;
         self.values.x.assign(x);
-        Self::forward_pass(&self.params, &mut self.values, batch);
+        let training = self.training;
+        Self::forward_pass(
+            &self.params,
+            &self.buffers,
+            &mut self.values,
+            batch,
+            training,
+        );
+        self.forward_training = training;
         self.batch = batch;
         self.forward_done = true;
         self.backward_done = false;
@@ -181,6 +199,7 @@ d_x = d_a·a.weight
             &mut self.grads,
             self.batch,
             accumulate,
+            self.forward_training,
         );
         self.backward_done = true;
         Ok(())
@@ -204,7 +223,7 @@ d_x = d_a·a.weight
     ) -> ::core::result::Result<&'w ::bp::Tensor<f64>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[3])?;
         ws.x.assign(x);
-        Self::forward_pass(&self.params, ws, batch);
+        Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
         Ok(&ws.y)
     }
     /// An empty workspace for [`predict_into`](Self::predict_into).
@@ -226,11 +245,14 @@ y = y_sum + y_mean         [B]
     #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
     fn forward_pass(
         params: &__bp_FanOut::Params,
+        buffers: &__bp_FanOut::Buffers,
         values: &mut __bp_FanOut::Values,
         batch: usize,
+        training: bool,
     ) {
         let __bp_FanOut::Params { s, a_weight, a_bias } = params;
         let __bp_FanOut::Values { x, a, b, c, y_1, y_sum, y_mean, y } = values;
+        let __bp_FanOut::Buffers {} = buffers;
         a.resize(&[batch, 4]);
         ::bp::kernels::linear(batch, 3, 4, x, a_weight, Some(a_bias.as_slice()), a);
         b.resize(&[batch, 4]);
@@ -292,6 +314,7 @@ d_x = d_a·a.weight
         grads: &mut __bp_FanOut::Grads,
         batch: usize,
         accumulate: bool,
+        training: bool,
     ) {
         let __bp_FanOut::Params { s, a_weight, a_bias } = params;
         let __bp_FanOut::Values { x, a, b, c, y_1, y_sum, y_mean, y } = values;
@@ -430,16 +453,23 @@ impl ::bp::Network for FanOut {
         }
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
-        ::std::vec::Vec::new()
+        ::std::vec![]
     }
     fn buffer(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
-        None
+        match name {
+            _ => None,
+        }
     }
     fn buffer_mut(
         &mut self,
         name: &str,
     ) -> ::core::option::Option<&mut ::bp::Tensor<f64>> {
-        None
+        match name {
+            _ => None,
+        }
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
     }
     fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
         if !self.forward_done {

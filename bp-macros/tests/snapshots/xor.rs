@@ -18,7 +18,11 @@ pub mod __bp_Xor {
         pub d_fc2_weight: ::bp::Tensor<f32>,
         pub d_fc2_bias: ::bp::Tensor<f32>,
     }
-    /// The value of every node for the last batch: the forward pass's workspace.
+    /// Saved state that is not learned (batch norm's running statistics).
+    #[derive(Clone, Debug, Default)]
+    pub struct Buffers {}
+    /// The value of every node for the last batch, and what operations keep for
+    /// backward: the forward pass's workspace.
     #[derive(Clone, Debug, Default)]
     pub struct Values {
         pub x: ::bp::Tensor<f32>,
@@ -26,7 +30,7 @@ pub mod __bp_Xor {
         pub h: ::bp::Tensor<f32>,
         pub fc2: ::bp::Tensor<f32>,
     }
-    /// Residuals ∂J/∂node, `d_` + the node's name.
+    /// Residuals ∂J/∂node, `d_` + the node's name, and backward's scratch.
     #[derive(Clone, Debug, Default)]
     pub struct Residuals {
         pub d_fc1: ::bp::Tensor<f32>,
@@ -50,8 +54,11 @@ pub struct Xor {
     grads: __bp_Xor::Grads,
     values: __bp_Xor::Values,
     residuals: __bp_Xor::Residuals,
+    buffers: __bp_Xor::Buffers,
+    rng: ::bp::rng::Rng,
     batch: usize,
     training: bool,
+    forward_training: bool,
     forward_done: bool,
     backward_done: bool,
 }
@@ -105,8 +112,11 @@ impl Xor {
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
+            buffers: __bp_Xor::Buffers {},
+            rng: ::bp::rng::Rng::for_name(seed, "dropout"),
             batch: 0,
             training: true,
+            forward_training: true,
             forward_done: false,
             backward_done: false,
         }
@@ -127,7 +137,15 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
     ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[2])?;
         self.values.x.assign(x);
-        Self::forward_pass(&self.params, &mut self.values, batch);
+        let training = self.training;
+        Self::forward_pass(
+            &self.params,
+            &self.buffers,
+            &mut self.values,
+            batch,
+            training,
+        );
+        self.forward_training = training;
         self.batch = batch;
         self.forward_done = true;
         self.backward_done = false;
@@ -180,6 +198,7 @@ d_fc1_bias = Σ_rows d_fc1
             &mut self.grads,
             self.batch,
             accumulate,
+            self.forward_training,
         );
         self.backward_done = true;
         Ok(())
@@ -203,7 +222,7 @@ d_fc1_bias = Σ_rows d_fc1
     ) -> ::core::result::Result<&'w ::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[2])?;
         ws.x.assign(x);
-        Self::forward_pass(&self.params, ws, batch);
+        Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
         Ok(&ws.fc2)
     }
     /// An empty workspace for [`predict_into`](Self::predict_into).
@@ -221,11 +240,14 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
     #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
     fn forward_pass(
         params: &__bp_Xor::Params,
+        buffers: &__bp_Xor::Buffers,
         values: &mut __bp_Xor::Values,
         batch: usize,
+        training: bool,
     ) {
         let __bp_Xor::Params { fc1_weight, fc1_bias, fc2_weight, fc2_bias } = params;
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
+        let __bp_Xor::Buffers {} = buffers;
         fc1.resize(&[batch, 8]);
         ::bp::kernels::linear(
             batch,
@@ -272,6 +294,7 @@ d_fc1_bias = Σ_rows d_fc1
         grads: &mut __bp_Xor::Grads,
         batch: usize,
         accumulate: bool,
+        training: bool,
     ) {
         let __bp_Xor::Params { fc1_weight, fc1_bias, fc2_weight, fc2_bias } = params;
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
@@ -377,16 +400,23 @@ impl ::bp::Network for Xor {
         }
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
-        ::std::vec::Vec::new()
+        ::std::vec![]
     }
     fn buffer(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
-        None
+        match name {
+            _ => None,
+        }
     }
     fn buffer_mut(
         &mut self,
         name: &str,
     ) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
-        None
+        match name {
+            _ => None,
+        }
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
     }
     fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
         if !self.forward_done {
