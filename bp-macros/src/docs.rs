@@ -128,7 +128,14 @@ pub fn structure_hash(c: &Ctx) -> Literal {
         let what = match &node.kind {
             Kind::Input { grad } => format!("input grad={grad}"),
             Kind::Param(p) => format!("param {}", c.g.params[*p].torch_name),
-            Kind::Op(op) => format!("{} {:?}", op.structure(), op.operands()),
+            Kind::Op(op) => {
+                let buffers: Vec<&str> = op
+                    .buffers()
+                    .iter()
+                    .map(|&b| c.g.buffers[b].torch_name.as_str())
+                    .collect();
+                format!("{} {:?} {buffers:?}", op.structure(), op.operands())
+            }
             Kind::Error(_) => String::new(),
         };
         let _ = writeln!(desc, "{} {:?} {what}", node.name, node.shape);

@@ -2,8 +2,13 @@
 //! family: the shape it passes forward (its `build`), the gradient of its parameters and
 //! the residual it passes back (its `backward`), next to its `forward`.
 
+pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod linear;
+pub mod norm;
+pub mod pool;
+pub mod recurrent;
 pub mod reduce;
 pub mod softmax;
 pub mod structure;
@@ -303,6 +308,16 @@ impl<'e> Call<'e> {
 
 /// Every operation name, for "did you mean".
 pub const KNOWN: &[&str] = &[
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "layer_norm",
+    "dropout",
+    "rnn",
+    "lstm",
+    "gru",
+    "last",
     "linear",
     "relu",
     "sigmoid",
@@ -339,6 +354,12 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call, name: Option<&Ident>) 
         "softmax" | "log_softmax" => softmax::build(b, l, call),
         "concat" => structure::build_concat(b, l, call),
         "flatten" => structure::build_flatten(b, l, call),
+        "last" => structure::build_last(b, l, call),
+        "dropout" => dropout::build(b, l, call),
+        "batch_norm" | "layer_norm" => norm::build(b, l, call),
+        "max_pool2d" | "avg_pool2d" => pool::build(b, l, call),
+        "conv2d" => conv::build(b, l, call),
+        "rnn" | "lstm" | "gru" => recurrent::build(b, l, call),
         _ => {
             b.cx.error(
                 call.func.span(),

@@ -208,3 +208,79 @@ impl Op for Flatten {
         "flatten".into()
     }
 }
+
+/// `last(x)`: the last step of a sequence, `[T, F] → [F]`.
+struct Last {
+    x: [NodeId; 1],
+    t_len: usize,
+    f: usize,
+}
+
+pub fn build_last(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+    if !call.check(b.cx, 1, 1, &[], "last(x)") {
+        return None;
+    }
+    let x = node_arg(b, l, call.args[0], "last")?;
+    let shape = b.node(x).shape.clone()?;
+    let &[t_len, f] = shape.as_slice() else {
+        b.cx.error_at(
+            call.args[0],
+            format!(
+                "`last` takes a sequence [T, F], but `{}` is {shape:?}",
+                call.args[0].to_token_stream()
+            ),
+        );
+        return None;
+    };
+    Some((Box::new(Last { x: [x], t_len, f }), vec![f]))
+}
+
+impl Op for Last {
+    fn name(&self) -> &'static str {
+        "last"
+    }
+    fn operands(&self) -> &[NodeId] {
+        &self.x
+    }
+
+    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let (x, y, batch) = (cx.value(self.x[0]), cx.value(out), &cx.batch);
+        let (t, f) = (
+            Literal::usize_unsuffixed(self.t_len),
+            Literal::usize_unsuffixed(self.f),
+        );
+        quote!(::bp::kernels::last(#batch, #t, #f, #x, #y);)
+    }
+
+    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let Some(c) = cx.contribute(self.x[0]) else {
+            return TokenStream::new();
+        };
+        let (dy, batch) = (cx.residual(out), &cx.batch);
+        let (t, f) = (
+            Literal::usize_unsuffixed(self.t_len),
+            Literal::usize_unsuffixed(self.f),
+        );
+        let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
+        quote!(#pre ::bp::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc);)
+    }
+
+    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
+        format!("{} = {}[T − 1]", cx.name(out), cx.name(self.x[0]))
+    }
+
+    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
+        if !cx.wants(self.x[0]) {
+            return vec![];
+        }
+        vec![format!(
+            "{}[T − 1] {}   (0 at the other steps)",
+            cx.doc_assign(self.x[0]),
+            cx.d_name(out)
+        )]
+    }
+
+    fn structure(&self) -> String {
+        "last".into()
+    }
+}

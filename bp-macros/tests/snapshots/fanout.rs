@@ -390,7 +390,7 @@ impl ::bp::Network for FanOut {
     type Scalar = f64;
     const INPUTS: &'static [::bp::Port] = &[("x", &[3])];
     const OUTPUTS: &'static [::bp::Port] = &[("y", &[])];
-    const STRUCTURE_HASH: u64 = 3413544743208118559u64;
+    const STRUCTURE_HASH: u64 = 15936235779192311603u64;
     fn forward_dyn(
         &mut self,
         inputs: &[&::bp::Tensor<f64>],

@@ -334,7 +334,7 @@ impl ::bp::Network for Xor {
     type Scalar = f32;
     const INPUTS: &'static [::bp::Port] = &[("x", &[2])];
     const OUTPUTS: &'static [::bp::Port] = &[("fc2", &[1])];
-    const STRUCTURE_HASH: u64 = 7669408978859433833u64;
+    const STRUCTURE_HASH: u64 = 15906190301518049591u64;
     fn forward_dyn(
         &mut self,
         inputs: &[&::bp::Tensor<f32>],

@@ -1,0 +1,235 @@
+//! `rnn(x, hidden = H)` (tanh), `lstm(x, hidden = H)`, `gru(x, hidden = H)` on a sequence
+//! `[T, F] → [T, H]`, one layer each, zero initial state, with PyTorch's equations, gate
+//! order (LSTM i, f, g, o; GRU r, z, n) and parameter names (`weight_ih_l0`, `weight_hh_l0`,
+//! `bias_ih_l0`, `bias_hh_l0`).
+//!
+//! forward:  for t in 0..T: h_t = cell(x_t, h_{t−1})        (the step body is emitted once)
+//! backward: for t in T−1..=0: the step's chain rule, carrying ∂J/∂h (and ∂J/∂c) back to
+//!           step t − 1: backpropagation through time runs the same loop backwards
+
+use super::{int_lit, layer_params, node_arg, AuxSpec, Built, Call, Cx, Op, ParamInit};
+use crate::graph::{Builder, NodeId, ParamId};
+use crate::lowering::LetCx;
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cell {
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    /// Gates per step in the weights.
+    fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+    /// Values kept per step and hidden unit for backward (GRU also keeps W_hn·h + b_hn).
+    fn saved(self) -> usize {
+        match self {
+            Cell::Gru => 4,
+            c => c.gates(),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Cell::Rnn => "rnn",
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+        }
+    }
+}
+
+struct Recurrent {
+    x: [NodeId; 1],
+    cell: Cell,
+    t_len: usize,
+    inp: usize,
+    hidden: usize,
+    params: Vec<ParamId>,
+}
+
+pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+    let name = call.func.to_string();
+    let cell = match name.as_str() {
+        "lstm" => Cell::Lstm,
+        "gru" => Cell::Gru,
+        _ => Cell::Rnn,
+    };
+    let usage = format!("{name}(x, hidden = H)");
+    if !call.check(b.cx, 1, 1, &["hidden"], &usage) {
+        return None;
+    }
+    let x = node_arg(b, l, call.args[0], &name);
+    let Some(h) = call.hyper("hidden") else {
+        b.cx.error(
+            call.func.span(),
+            format!("the hidden size is missing: {usage}"),
+        );
+        return None;
+    };
+    let hidden = int_lit(b.cx, h, "the hidden size")?;
+    let shape = b.node(x?).shape.clone()?;
+    let &[t_len, inp] = shape.as_slice() else {
+        b.cx.error_at(
+            call.args[0],
+            format!(
+                "`{name}` takes a sequence [T, F], but `{}` is {shape:?} (rank {})",
+                call.args[0].to_token_stream(),
+                shape.len()
+            ),
+        );
+        return None;
+    };
+    // PyTorch initializes every parameter of a recurrent layer U(−1/√H, 1/√H).
+    let bound = 1.0 / (hidden as f64).sqrt();
+    let init = ParamInit::Uniform(-bound, bound);
+    let gh = cell.gates() * hidden;
+    let specs = vec![
+        ("weight_ih_l0", vec![gh, inp], init.clone()),
+        ("weight_hh_l0", vec![gh, hidden], init.clone()),
+        ("bias_ih_l0", vec![gh], init.clone()),
+        ("bias_hh_l0", vec![gh], init),
+    ];
+    let params = layer_params(b, l, call, specs)?;
+    let op = Recurrent {
+        x: [x?],
+        cell,
+        t_len,
+        inp,
+        hidden,
+        params,
+    };
+    Some((Box::new(op), vec![t_len, hidden]))
+}
+
+impl Recurrent {
+    fn geom(&self) -> TokenStream {
+        let [t, i, h] = [self.t_len, self.inp, self.hidden].map(Literal::usize_unsuffixed);
+        quote!(&::bp::kernels::RnnGeom { t_len: #t, inp: #i, hidden: #h })
+    }
+    fn p(&self, cx: &Cx, i: usize) -> (Ident, Ident) {
+        let p = &cx.g.params[self.params[i]];
+        (p.ident.clone(), p.grad_ident.clone())
+    }
+}
+
+impl Op for Recurrent {
+    fn name(&self) -> &'static str {
+        self.cell.name()
+    }
+    fn operands(&self) -> &[NodeId] {
+        &self.x
+    }
+    fn params(&self) -> &[ParamId] {
+        &self.params
+    }
+    fn aux(&self) -> Vec<AuxSpec> {
+        let (t, h) = (self.t_len, self.hidden);
+        let mut v = vec![
+            AuxSpec::saved("gates", t * self.cell.saved() * h),
+            AuxSpec::scratch("dh", h, 0),
+            AuxSpec::scratch("dgates", self.cell.saved() * h, 0),
+        ];
+        if self.cell == Cell::Lstm {
+            v.push(AuxSpec::saved("cell", t * h));
+            v.push(AuxSpec::scratch("dc", h, 0));
+        }
+        v
+    }
+
+    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let (x, y, batch, g) = (cx.value(self.x[0]), cx.value(out), &cx.batch, self.geom());
+        let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|i| self.p(cx, i).0);
+        let gates = cx.aux(out, "gates");
+        let t = Ident::new("t", Span::mixed_site());
+        let steps = Literal::usize_unsuffixed(self.t_len);
+        let step = format_ident!("{}_step", self.cell.name());
+        let cell = (self.cell == Cell::Lstm).then(|| {
+            let c = cx.aux(out, "cell");
+            quote!(#c,)
+        });
+        quote! {
+            for #t in 0..#steps {
+                ::bp::kernels::#step(#g, #batch, #t, #x, #w_ih, #w_hh, #b_ih, #b_hh, #gates, #cell #y);
+            }
+        }
+    }
+
+    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+        let (x, y, dy, batch, g, acc) = (
+            cx.value(self.x[0]),
+            cx.value(out),
+            cx.residual(out),
+            &cx.batch,
+            self.geom(),
+            &cx.accumulate,
+        );
+        let [(w_ih, dw_ih), (w_hh, dw_hh), (_, db_ih), (_, db_hh)] =
+            [0, 1, 2, 3].map(|i| self.p(cx, i));
+        let (gates, dh, dgates) = (
+            cx.aux(out, "gates"),
+            cx.aux(out, "dh"),
+            cx.aux(out, "dgates"),
+        );
+        let (pre, dx, acc_x) = match cx.contribute(self.x[0]) {
+            Some(c) => {
+                let d = c.ident;
+                (c.prelude, quote!(Some(#d.as_mut_slice())), c.acc)
+            }
+            None => (TokenStream::new(), quote!(None), quote!(false)),
+        };
+        let t = Ident::new("t", Span::mixed_site());
+        let steps = Literal::usize_unsuffixed(self.t_len);
+        let step = format_ident!("{}_step_backward", self.cell.name());
+        let (cell, dc) = if self.cell == Cell::Lstm {
+            let (c, dc) = (cx.aux(out, "cell"), cx.aux(out, "dc"));
+            (quote!(#c,), quote!(#dc,))
+        } else {
+            (TokenStream::new(), TokenStream::new())
+        };
+        quote! {
+            #pre
+            for #t in (0..#steps).rev() {
+                ::bp::kernels::#step(#g, #batch, #t, #x, #y, #w_ih, #w_hh, #gates, #cell #dy, #dh, #dc #dgates,
+                    #dw_ih, #dw_hh, #db_ih, #db_hh, #acc, #dx, #acc_x);
+            }
+        }
+    }
+
+    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
+        let eq = match self.cell {
+            Cell::Rnn => "h_t = tanh(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh)",
+            Cell::Lstm => "i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)",
+            Cell::Gru => "r,z = σ(W_i·x_t + b_i + W_h·h_{t−1} + b_h); n = tanh(W_in·x_t + b_in + r⊙(W_hn·h_{t−1} + b_hn)); h_t = (1 − z)⊙n + z⊙h_{t−1}",
+        };
+        format!(
+            "{} = [h_0 … h_{}] of {}: for t in 0..{}: {eq}",
+            cx.name(out),
+            self.t_len - 1,
+            cx.name(self.x[0]),
+            self.t_len
+        )
+    }
+
+    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
+        let dy = cx.d_name(out);
+        let mut lines = vec![format!(
+            "for t in {}..=0: ∂J/∂h_t = {dy}[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{{t−1}}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1",
+            self.t_len - 1
+        )];
+        if cx.wants(self.x[0]) {
+            lines.push(format!("{}[t] d_gates_t·W_ih", cx.doc_assign(self.x[0])));
+        }
+        lines
+    }
+
+    fn structure(&self) -> String {
+        format!("{}(hidden={})", self.name(), self.hidden)
+    }
+}
