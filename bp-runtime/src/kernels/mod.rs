@@ -16,8 +16,15 @@
 //!   [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else is
 //!   single-threaded loops written so the compiler vectorizes them.
 
+mod conv;
+mod dropout;
+#[cfg(test)]
+mod fd_check;
 mod gemm;
 mod linear;
+mod norm;
+mod pool;
+mod recurrent;
 mod reduce;
 mod softmax;
 mod structure;
@@ -30,6 +37,18 @@ pub use linear::{bias_backward, linear, linear_backward_input, linear_backward_w
 pub use reduce::{mean, mean_backward, sum, sum_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 pub use structure::{concat_part, concat_part_backward, copy};
+
+pub use conv::{conv2d, conv2d_backward, Conv2dGeom};
+pub use dropout::{dropout, dropout_backward, dropout_mask};
+pub use norm::{
+    batch_norm_backward, batch_norm_eval, batch_norm_train, batch_norm_update_running, layer_norm,
+    layer_norm_backward,
+};
+pub use pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, Pool2dGeom};
+pub use recurrent::{
+    gru_step, gru_step_backward, last, last_backward, lstm_step, lstm_step_backward, rnn_step,
+    rnn_step_backward, RnnGeom, RnnKind,
+};
 
 use crate::Float;
 

@@ -1,0 +1,165 @@
+//! The LSTM (PyTorch's `nn.LSTM`, gates in the order i, f, g, o):
+//! `i = σ(·)`, `f = σ(·)`, `g = tanh(·)`, `o = σ(·)` of `W_ih x_t + b_ih + W_hh h_{t−1} +
+//! b_hh` (the rows of each gate), `c_t = f⊙c_{t−1} + i⊙g`, `h_t = o⊙tanh(c_t)`.
+//! The `gates` workspace keeps `i, f, g, o` after activation (width `4H`), `cell` keeps
+//! `c_t`.
+
+use super::{
+    backward_tail, check_backward, check_bias, check_forward, preactivate, sigmoid, RnnGeom,
+    RnnKind,
+};
+use crate::Float;
+
+/// Forward step `t` of the LSTM for the whole batch: writes `gates[:, t]` (i, f, g, o
+/// after activation), `cell[:, t] = c_t` and `y[:, t] = h_t`, reading `h_{t−1} =
+/// y[:, t−1]` and `c_{t−1} = cell[:, t−1]` (both 0 at `t = 0`). `gates` has
+/// [`RnnGeom::gates_len`] (`B·T·4H`) elements and `cell` [`RnnGeom::cell_len`]
+/// (`B·T·H`). Layouts and protocol: see [`RnnGeom`].
+///
+/// # Panics
+/// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_step<T: Float>(
+    g: &RnnGeom,
+    batch: usize,
+    t: usize,
+    x: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    b_ih: &[T],
+    b_hh: &[T],
+    gates: &mut [T],
+    cell: &mut [T],
+    y: &mut [T],
+) {
+    check_forward(g, RnnKind::Lstm, batch, t, [x, w_ih, w_hh], gates, cell, y);
+    check_bias(g, RnnKind::Lstm, b_ih, b_hh);
+    let (h, w4) = (g.hidden, 4 * g.hidden);
+    preactivate(g, batch, t, w4, x, w_ih, w_hh, b_ih, b_hh, gates, y);
+    for b in 0..batch {
+        let (gr, at) = (&mut gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
+        for j in 0..h {
+            let (i, f) = (sigmoid(gr[j]), sigmoid(gr[h + j]));
+            let (gg, o) = (gr[2 * h + j].tanh(), sigmoid(gr[3 * h + j]));
+            (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]) = (i, f, gg, o);
+            let c_prev = if t > 0 { cell[at - h + j] } else { T::ZERO };
+            let c = f * c_prev + i * gg;
+            cell[at + j] = c;
+            y[at + j] = o * c.tanh();
+        }
+    }
+}
+
+/// Backward step `t` of the LSTM (BPTT, called for `t = T−1` down to 0). With
+/// `δh = dy[:, t] + dh` and `δc = dc + δh⊙o⊙(1 − tanh²c_t)` (`dh`, `dc` taken as 0 at
+/// `t = T−1`), the pre-activation residuals are `δi = δc⊙g⊙i(1−i)`,
+/// `δf = δc⊙c_{t−1}⊙f(1−f)`, `δg = δc⊙i⊙(1−g²)`, `δo = δh⊙tanh(c_t)⊙o(1−o)`; with
+/// `δ = [δi δf δg δo]` (`[B, 4H]`, in `dgates`, scratch of [`RnnGeom::scratch_len`]):
+/// `dW_ih (+)= δᵀ·x[:, t]`, `dW_hh (+)= δᵀ·h_{t−1}`, `db_ih`, `db_hh (+)= Σ_b δ`,
+/// `dx[:, t] (+)= δ·W_ih`, and on return `dh = δ·W_hh`, `dc = δc⊙f`. Overwriting and
+/// adding: see [`RnnGeom`].
+///
+/// # Panics
+/// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_step_backward<T: Float>(
+    g: &RnnGeom,
+    batch: usize,
+    t: usize,
+    x: &[T],
+    y: &[T],
+    w_ih: &[T],
+    w_hh: &[T],
+    gates: &[T],
+    cell: &[T],
+    dy: &[T],
+    dh: &mut [T],
+    dc: &mut [T],
+    dgates: &mut [T],
+    dw_ih: &mut [T],
+    dw_hh: &mut [T],
+    db_ih: &mut [T],
+    db_hh: &mut [T],
+    acc_params: bool,
+    dx: Option<&mut [T]>,
+    acc_x: bool,
+) {
+    let kind = RnnKind::Lstm;
+    check_forward(g, kind, batch, t, [x, w_ih, w_hh], gates, cell, y);
+    check_backward(
+        g,
+        kind,
+        batch,
+        [dy, dh, dc, dgates],
+        [dw_ih, dw_hh, db_ih, db_hh],
+        dx.as_deref(),
+    );
+    let (h, w4, carry) = (g.hidden, 4 * g.hidden, t + 1 < g.t_len);
+    for b in 0..batch {
+        let (gr, at) = (&gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
+        let dg = &mut dgates[b * w4..(b + 1) * w4];
+        for j in 0..h {
+            let (i, f, gg, o) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
+            let (c, c_prev) = (cell[at + j], if t > 0 { cell[at - h + j] } else { T::ZERO });
+            let tc = c.tanh();
+            let (dh_in, dc_in) = if carry {
+                (dh[b * h + j], dc[b * h + j])
+            } else {
+                (T::ZERO, T::ZERO)
+            };
+            let dht = dy[at + j] + dh_in;
+            let dct = dc_in + dht * o * (T::ONE - tc * tc);
+            dg[j] = dct * gg * i * (T::ONE - i);
+            dg[h + j] = dct * c_prev * f * (T::ONE - f);
+            dg[2 * h + j] = dct * i * (T::ONE - gg * gg);
+            dg[3 * h + j] = dht * tc * o * (T::ONE - o);
+            dc[b * h + j] = dct * f;
+        }
+    }
+    let grads = [dw_ih, dw_hh, db_ih, db_hh];
+    backward_tail(
+        g, batch, t, w4, x, y, w_ih, w_hh, dgates, dh, grads, acc_params, dx, acc_x,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{affine, check_cell, Params};
+    use super::*;
+
+    fn sig(v: f64) -> f64 {
+        1.0 / (1.0 + (-v).exp())
+    }
+
+    /// PyTorch's equations by direct loops (zero initial h and c).
+    fn naive(g: &RnnGeom, batch: usize, p: &Params) -> Vec<f64> {
+        let [x, w_ih, w_hh, b_ih, b_hh] = p;
+        let (h, inp) = (g.hidden, g.inp);
+        let mut y = vec![0.0; batch * g.t_len * h];
+        for b in 0..batch {
+            let (mut hs, mut cs) = (vec![0.0; h], vec![0.0; h]);
+            for t in 0..g.t_len {
+                let xt = &x[(b * g.t_len + t) * inp..][..inp];
+                let (a, r) = (affine(w_ih, b_ih, xt), affine(w_hh, b_hh, &hs));
+                let pre = |q: usize, j: usize| a[q * h + j] + r[q * h + j];
+                for j in 0..h {
+                    let (i, f, gg, o) = (
+                        sig(pre(0, j)),
+                        sig(pre(1, j)),
+                        pre(2, j).tanh(),
+                        sig(pre(3, j)),
+                    );
+                    cs[j] = f * cs[j] + i * gg;
+                    hs[j] = o * cs[j].tanh();
+                }
+                y[(b * g.t_len + t) * h..][..h].copy_from_slice(&hs);
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_pytorch_equations_and_finite_differences() {
+        check_cell(RnnKind::Lstm, naive);
+    }
+}
