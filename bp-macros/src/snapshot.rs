@@ -9,9 +9,9 @@ fn check(name: &str, input: proc_macro2::TokenStream) -> Result<(), String> {
     let file: syn::File = syn::parse2(out).map_err(|e| format!("expansion does not parse: {e}"))?;
     let text = prettyplease::unparse(&file);
     for waste in ["* 1.0", "1.0 *", "+ 0.0", "- 0.0"] {
-        if text.contains(waste) {
+        if let Some(line) = text.lines().find(|l| l.contains(waste)) {
             return Err(format!(
-                "the expansion of `{name}` has an unsimplified `{waste}`"
+                "the expansion of `{name}` has an unsimplified `{waste}`: {line}"
             ));
         }
     }
@@ -60,6 +60,26 @@ fn snapshot_fanout() -> Result<(), String> {
                 let c = relu(a) - b;
                 let y = sum(pow(c, 2.0)) + mean(a);
                 output y;
+            }
+        },
+    )
+}
+
+#[test]
+fn snapshot_layers() -> Result<(), String> {
+    check(
+        "layers",
+        quote! {
+            struct Layers {
+                input img: [1, 8, 8];
+                input seq: [6, 4];
+                let c = conv2d(img, 4, kernel = 3, padding = 1);
+                let bn = batch_norm(c);
+                let p = max_pool2d(relu(bn), 2);
+                let l = lstm(seq, hidden = 5);
+                let d = dropout(concat(flatten(p), last(l)), 0.25);
+                let out = linear(d, 3);
+                output out;
             }
         },
     )

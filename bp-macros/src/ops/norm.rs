@@ -243,7 +243,7 @@ impl Op for Norm {
             "over the last dim"
         };
         format!(
-            "{y} = {w}·({x} − μ)/√(σ² + {}) + {b}   (μ, σ² {stats})",
+            "{y} = {w}·({x} − μ)/√(σ² + {:e}) + {b}   (μ, σ² {stats})",
             self.eps
         )
     }
