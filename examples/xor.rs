@@ -40,28 +40,27 @@ fn xor_data() -> Result<(Tensor, Tensor), bp::Error> {
     Ok((x, y))
 }
 
-/// Trains a fresh network for `epochs` full-batch steps; returns it and its final loss.
-fn train(seed: u64, epochs: usize, x: &Tensor, y: &Tensor) -> Result<(Xor, f32), bp::Error> {
+/// Trains a fresh network for `epochs` full-batch steps, printing the loss now and then.
+fn train(seed: u64, epochs: usize, x: &Tensor, y: &Tensor) -> Result<Xor, bp::Error> {
     let mut net = Xor::new(seed);
     let mut opt = Adam::new(0.05);
     let mut d_logits = Tensor::default(); // ∂J/∂logits, written by the loss
-    let mut loss = f32::NAN;
     for epoch in 1..=epochs {
         let logits = net.forward(x)?;
-        loss = binary_cross_entropy_with_logits(logits, y, &mut d_logits)?;
+        let loss = binary_cross_entropy_with_logits(logits, y, &mut d_logits)?;
         net.backward(&d_logits)?; // every parameter's gradient, by the chain rule
         opt.step(&mut net);
         if epoch % 100 == 0 || epoch == 1 {
             println!("epoch {epoch:>4}: loss {loss:.6}");
         }
     }
-    Ok((net, loss))
+    Ok(net)
 }
 
 /// Trains, prints the learned probabilities, and returns the accuracy on the four points.
-fn run(seed: u64, epochs: usize) -> Result<f64, bp::Error> {
+pub fn run(seed: u64, epochs: usize) -> Result<f64, bp::Error> {
     let (x, y) = xor_data()?;
-    let (net, _) = train(seed, epochs, &x, &y)?;
+    let net = train(seed, epochs, &x, &y)?;
     // `predict` needs only `&self`: inference without touching the training buffers.
     let logits = net.predict(&x)?;
     let mut correct = 0;

@@ -157,7 +157,15 @@ where
         report.epoch_losses.push(mean);
         report.steps += step;
         bar.set_message(format!("epoch {}/{} loss {mean:.4}", epoch + 1, cfg.epochs));
-        bar.println(format!("epoch {:>3}: loss {mean:.6}", epoch + 1));
+        let line = format!("epoch {:>3}: loss {mean:.6}", epoch + 1);
+        if !cfg.progress {
+            // Quiet, as asked.
+        } else if bar.is_hidden() {
+            // Not a terminal (a pipe, a CI log): plain lines, one per epoch.
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
     }
     bar.finish();
     report.seconds = start.elapsed().as_secs_f64();

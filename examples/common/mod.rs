@@ -2,7 +2,6 @@
 //! the bundled data, and printing the per-epoch losses of a training run.
 #![allow(dead_code)] // each example uses a part of it
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,7 +20,7 @@ pub struct Args {
 pub fn parse_args(example: &str, default_epochs: usize) -> Args {
     let usage = format!(
         "usage: cargo run --release --example {example} -- [--seed N] [--epochs N]\n  \
-         --seed N     seed of the initialization and the batch order (default 0)\n  \
+         --seed N     the random seed: initial parameters, batch order (default 0)\n  \
          --epochs N   passes over the training set (default {default_epochs})"
     );
     match parse(std::env::args().skip(1), default_epochs) {
@@ -79,18 +78,6 @@ pub fn data_file(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("data")
         .join(name)
-}
-
-/// Prints the loss of each epoch, in the format `bp::train::fit_classifier` prints above
-/// its progress bar. It prints those lines only while the bar is visible (stdout a
-/// terminal), so this fills them in when the output is piped or the bar was off.
-pub fn print_epoch_losses(losses: &[f64], bar_was_shown: bool) {
-    if bar_was_shown && std::io::stdout().is_terminal() {
-        return;
-    }
-    for (epoch, loss) in losses.iter().enumerate() {
-        println!("epoch {:>3}: loss {loss:.6}", epoch + 1);
-    }
 }
 
 /// Prints the error of a failed run and gives the exit code 1.
