@@ -63,6 +63,8 @@ pub trait Float:
     fn min(self, other: Self) -> Self;
     /// Whether the value is neither infinite nor NaN.
     fn is_finite(self) -> bool;
+    /// `self·a + b` with one rounding (a fused multiply-add where the CPU has one).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// Little-endian bytes appended to `out` (for serialization).
     fn write_le(self, out: &mut Vec<u8>);
     /// Reads a value from exactly `Self::BYTES` little-endian bytes.
@@ -74,7 +76,7 @@ pub trait Float:
     /// strides), on up to `threads` threads (1 = the calling thread only).
     ///
     /// As in BLAS, `C` is not read when `beta` is 0, and `A`, `B` are not read when
-    /// `alpha` or `k` is 0. Implemented for `f32` and `f64` through the `gemm` crate.
+    /// `alpha` or `k` is 0. Implemented for `f32` and `f64` through the `gemm-f32` and `gemm-f64` crates.
     /// Call [`kernels::gemm`](crate::kernels::gemm) instead, which applies the global
     /// thread setting.
     ///
@@ -149,6 +151,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn is_finite(self) -> bool {
                 $t::is_finite(self)
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                $t::mul_add(self, a, b)
             }
             fn write_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());

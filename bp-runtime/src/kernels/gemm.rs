@@ -1,6 +1,6 @@
 //! General matrix multiplication: the one place where the runtime calls into the GEMM
-//! crate ([`gemm`](https://crates.io/crates/gemm), of the faer project), and the global
-//! thread-count setting it obeys.
+//! crate (the faer project's [`gemm`](https://crates.io/crates/gemm), through its
+//! `gemm-f32` and `gemm-f64` parts), and the global thread-count setting it obeys.
 //!
 //! Matrices are described by a slice and a pair of strides `[row stride, column stride]`
 //! in elements, so a row-major `[r, c]` buffer is `[c, 1]` and its transpose, read in
@@ -8,6 +8,7 @@
 //! `bp-runtime/GEMM.md` (program: `cargo run --release -p bp-runtime --example gemm_pick`).
 
 use crate::Float;
+use gemm_common::Parallelism;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The thread count set by [`set_threads`].
@@ -16,7 +17,12 @@ static THREADS: AtomicUsize = AtomicUsize::new(1);
 /// Products with fewer multiply-adds `m·n·k` than this run on one thread whatever
 /// [`threads`] says: below it, splitting the work costs more than it saves on the
 /// measured machine (see `GEMM.md`).
-pub const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
+pub const PARALLEL_THRESHOLD: usize = 4 << 20;
+
+/// The same threshold for the products where the crate packs its left operand by a
+/// strided gather (for a row-major C: `op(B)` read transposed, as in the forward of a
+/// dense layer `x·Wᵀ`). Those scale worse on two threads, so they need 4× more work.
+pub const PARALLEL_THRESHOLD_GATHER: usize = 16 << 20;
 
 /// Sets the number of threads large matrix products may use (1, the default, keeps all
 /// work on the calling thread; 0 is taken as 1).
@@ -39,7 +45,7 @@ pub fn threads() -> usize {
 ///
 /// As in BLAS, `C` is not read when `beta` is 0 (so a NaN in it does not survive) and
 /// `A` and `B` are not read when `alpha` is 0 or `k` is 0. Uses up to [`threads`]
-/// threads when `m·n·k ≥` [`PARALLEL_THRESHOLD`].
+/// threads when `m·n·k ≥` [`PARALLEL_THRESHOLD`] (or [`PARALLEL_THRESHOLD_GATHER`]).
 ///
 /// # Panics
 /// If an operand's strides reach past the end of its slice, or if two elements of `C`
@@ -69,11 +75,19 @@ pub fn gemm<T: Float>(
     c_strides: [usize; 2],
 ) {
     let work = m.saturating_mul(n).saturating_mul(k);
-    let threads = if work >= PARALLEL_THRESHOLD {
-        threads()
+    // Mirrors the crate's choice: its packed left operand is op(B)ᵀ for a row-oriented
+    // C and op(A) otherwise, gathered when its k index is the contiguous one.
+    let gathers = if c_strides[1] < c_strides[0] {
+        b_strides[0] == 1 && n > 1
     } else {
-        1
+        a_strides[1] == 1 && m > 1
     };
+    let threshold = if gathers {
+        PARALLEL_THRESHOLD_GATHER
+    } else {
+        PARALLEL_THRESHOLD
+    };
+    let threads = if work >= threshold { threads() } else { 1 };
     T::gemm_strided(
         m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
     );
@@ -101,13 +115,13 @@ fn one_to_one(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
     }
 }
 
-/// A dimension of size 1 never multiplies its stride, so any stride is valid for it;
-/// replace it by 1 so that the crate only ever sees small, meaningful strides.
+/// The strides as the crate takes them. A dimension of size 1 never multiplies its
+/// stride, so any stride is valid for it: it becomes 1, so that the crate only ever sees
+/// small, meaningful strides. The others fit in isize: the caller checked that
+/// (rows-1)·rs and (cols-1)·cs are below a slice length, which is at most isize::MAX.
 fn tidy([rs, cs]: [usize; 2], rows: usize, cols: usize) -> [isize; 2] {
     let rs = if rows == 1 { 1 } else { rs };
     let cs = if cols == 1 { 1 } else { cs };
-    // Both fit: the caller checked that (rows-1)·rs and (cols-1)·cs are below a slice
-    // length, and slice lengths are at most isize::MAX.
     [rs as isize, cs as isize]
 }
 
@@ -121,10 +135,120 @@ fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2
     }
 }
 
+/// The entry point of the `gemm-f32` and `gemm-f64` crates for an element type: the
+/// function the `gemm` umbrella crate calls. `(m, n, k, dst, dst_cs, dst_rs, read_dst,
+/// lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, α, β, conj_dst, conj_lhs, conj_rhs,
+/// parallelism)` computes `dst := α·dst + β·lhs·rhs` (`α·dst` only if `read_dst`) on
+/// raw strided pointers.
+pub(crate) trait CrateGemm: Float {
+    /// The crate's function for `Self` (picked once by CPU feature detection).
+    fn entry() -> GemmFn<Self>;
+    /// The single-threaded product that allocates nothing once warm (`packed.rs`).
+    #[allow(clippy::too_many_arguments)]
+    fn packed(
+        mnk: (usize, usize, usize),
+        alpha: Self,
+        a: &[Self],
+        a_strides: [usize; 2],
+        b: &[Self],
+        b_strides: [usize; 2],
+        beta: Self,
+        c: &mut [Self],
+        c_strides: [usize; 2],
+    );
+}
+
+/// The signature of [`CrateGemm::entry`].
+type GemmFn<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *mut T,
+    isize,
+    isize,
+    bool,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    T,
+    bool,
+    bool,
+    bool,
+    Parallelism,
+);
+
+impl CrateGemm for f32 {
+    #[inline]
+    fn entry() -> GemmFn<f32> {
+        gemm_f32::gemm::f32::get_gemm_fn()
+    }
+    #[inline]
+    fn packed(
+        mnk: (usize, usize, usize),
+        alpha: f32,
+        a: &[f32],
+        a_strides: [usize; 2],
+        b: &[f32],
+        b_strides: [usize; 2],
+        beta: f32,
+        c: &mut [f32],
+        c_strides: [usize; 2],
+    ) {
+        super::packed::gemm_f32(
+            super::packed::best_isa(),
+            mnk,
+            alpha,
+            a,
+            a_strides,
+            b,
+            b_strides,
+            beta,
+            c,
+            c_strides,
+        )
+    }
+}
+
+impl CrateGemm for f64 {
+    #[inline]
+    fn entry() -> GemmFn<f64> {
+        gemm_f64::gemm::f64::get_gemm_fn()
+    }
+    #[inline]
+    fn packed(
+        mnk: (usize, usize, usize),
+        alpha: f64,
+        a: &[f64],
+        a_strides: [usize; 2],
+        b: &[f64],
+        b_strides: [usize; 2],
+        beta: f64,
+        c: &mut [f64],
+        c_strides: [usize; 2],
+    ) {
+        super::packed::gemm_f64(
+            super::packed::best_isa(),
+            mnk,
+            alpha,
+            a,
+            a_strides,
+            b,
+            b_strides,
+            beta,
+            c,
+            c_strides,
+        )
+    }
+}
+
 /// The checked call into the GEMM crate behind [`Float::gemm_strided`] for `f32` and
 /// `f64`: the contract of that method, with `threads` threads (1 = no parallelism).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_crate<T: Float>(
+pub(crate) fn gemm_crate<T: CrateGemm>(
     m: usize,
     n: usize,
     k: usize,
@@ -167,29 +291,54 @@ pub(crate) fn gemm_crate<T: Float>(
         "gemm: B [{k}, {n}] with strides {b_strides:?} does not fit its {} elements",
         b.len()
     );
-    let [a_rs, a_cs] = tidy(a_strides, m, k);
-    let [b_rs, b_cs] = tidy(b_strides, k, n);
-    let [c_rs, c_cs] = tidy(c_strides, m, n);
-    let parallelism = if threads > 1 {
-        ::gemm::Parallelism::Rayon(threads)
+    // One thread: the packed product, which allocates nothing once warm (a training
+    // step must not touch the heap); the crate allocates its packing memory per call.
+    if threads <= 1 {
+        return T::packed(
+            (m, n, k),
+            alpha,
+            a,
+            a_strides,
+            b,
+            b_strides,
+            beta,
+            c,
+            c_strides,
+        );
+    }
+    let sa = tidy(a_strides, m, k);
+    let sb = tidy(b_strides, k, n);
+    let sc = tidy(c_strides, m, n);
+    // The crate's micro-kernels want C column-oriented: for a row-oriented C compute
+    // Cᵀ = op(B)ᵀ·op(A)ᵀ instead (as the `gemm` umbrella crate does), which swaps the
+    // operands, m with n, and each pair of strides.
+    let (m, n, lhs, [lhs_rs, lhs_cs], rhs, [rhs_rs, rhs_cs], [c_rs, c_cs]) = if sc[1] < sc[0] {
+        let t = |[r, c]: [isize; 2]| [c, r];
+        (n, m, b, t(sb), a, t(sa), t(sc))
     } else {
-        ::gemm::Parallelism::None
+        (m, n, a, sa, b, sb, sc)
+    };
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
     };
     // The crate computes dst := α·dst + β·lhs·rhs, reading dst only if `read_dst`:
     // its α is our beta and its β our alpha.
     let read_dst = beta != T::ZERO;
-    // SAFETY: the crate reads lhs at i·a_rs + p·a_cs for i < m, p < k, rhs at
-    // p·b_rs + j·b_cs for p < k, j < n, and writes dst at i·c_rs + j·c_cs for i < m,
-    // j < n (all dimensions ≥ 1 here). The asserts above check that the largest of
-    // those offsets is inside each slice (with overflow checked), so every access is in
-    // bounds; `tidy` only replaces strides that are multiplied by 0. The offsets of C
-    // are pairwise distinct (`one_to_one`), so no element is written twice, and with
-    // several threads no two threads write the same element. C is borrowed mutably and
-    // A, B shared, so C aliases neither. All strides fit in isize because each nonzero
-    // offset is below a slice length ≤ isize::MAX. T is f32 or f64 (the only callers
-    // are the `Float` impls of those types), which the crate supports.
+    let kernel = T::entry();
+    // SAFETY: `kernel` is the crate's entry point for T (`CrateGemm`). It reads lhs at
+    // i·lhs_rs + p·lhs_cs for i < m, p < k, rhs at p·rhs_rs + j·rhs_cs for p < k, j < n,
+    // and writes dst at i·c_rs + j·c_cs for i < m, j < n (all dimensions ≥ 1 here). In
+    // the caller's terms (before the optional transpose, which only renames these
+    // offsets) the asserts above check that the largest of them is inside each slice,
+    // with overflow checked, so every access is in bounds; `tidy` only replaces strides
+    // that are multiplied by 0. The offsets of C are pairwise distinct (`one_to_one`),
+    // so no element is written twice, nor by two threads. C is borrowed mutably and A, B
+    // shared, so C aliases neither. Every stride fits in isize (see `tidy`) and none is
+    // negative.
     unsafe {
-        ::gemm::gemm(
+        kernel(
             m,
             n,
             k,
@@ -197,12 +346,12 @@ pub(crate) fn gemm_crate<T: Float>(
             c_cs,
             c_rs,
             read_dst,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
             beta,
             alpha,
             false,
@@ -377,6 +526,31 @@ mod tests {
         );
         let mut got = vec![0.0; 8];
         gemm(m, n, k, 1.0, &a, [k, 1], &b, [n, 1], 0.0, &mut got, [1, 4]);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn zero_strides_broadcast() {
+        // A with row stride 0: every row of op(A) is a[0..k]; B with column stride 0:
+        // every column of op(B) is the same. So C[i,j] = Σ_p a[p]·b[p·n'] for all i, j.
+        let (m, n, k) = (4, 3, 5);
+        let (a, b) = (data(k, 6), data(k, 7));
+        let mut want = vec![0.0; m * n];
+        naive(
+            (m, n, k),
+            1.0,
+            &a,
+            [0, 1],
+            &b,
+            [1, 0],
+            0.0,
+            &mut want,
+            [n, 1],
+        );
+        let mut got = vec![0.0; m * n];
+        gemm(m, n, k, 1.0, &a, [0, 1], &b, [1, 0], 0.0, &mut got, [n, 1]);
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() < 1e-12);
         }

@@ -1,5 +1,5 @@
 //! The kernels that generated code calls: plain functions over slices with explicit
-//! dimensions, generic over [`Float`](crate::Float).
+//! dimensions, generic over [`Float`].
 //!
 //! Conventions shared by every kernel:
 //!
@@ -12,9 +12,9 @@
 //!   builds; in release a wrong length can give a wrong result or a panic, never
 //!   undefined behaviour (everything but the [`gemm`] call is safe code, and the
 //!   [`gemm`] wrapper checks its bounds before calling the crate).
-//! - Large products go through [`gemm`] (the `gemm` crate), which may use
-//!   [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else is
-//!   single-threaded loops written so the compiler vectorizes them.
+//! - Large products go through [`gemm`] (the faer project's `gemm` crates), which may
+//!   use [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else
+//!   is single-threaded loops written so the compiler vectorizes them.
 
 mod conv;
 mod dropout;
@@ -23,6 +23,7 @@ mod fd_check;
 mod gemm;
 mod linear;
 mod norm;
+mod packed;
 mod pool;
 mod recurrent;
 mod reduce;
@@ -32,7 +33,7 @@ mod structure;
 mod test_util;
 
 pub(crate) use self::gemm::gemm_crate;
-pub use self::gemm::{gemm, set_threads, threads, PARALLEL_THRESHOLD};
+pub use self::gemm::{gemm, set_threads, threads, PARALLEL_THRESHOLD, PARALLEL_THRESHOLD_GATHER};
 pub use linear::{bias_backward, linear, linear_backward_input, linear_backward_weight};
 pub use reduce::{mean, mean_backward, sum, sum_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
