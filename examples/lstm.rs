@@ -37,6 +37,8 @@
 //! hyperparameters are the same for every seed; 10 epochs take about 20 s on two cores
 //! and reach about 96% (see `examples/TIMES.md`).
 
+mod common;
+
 use bp::data::{self, Dataset};
 use bp::optim::Adam;
 use bp::train::{self, FitConfig};
@@ -61,8 +63,8 @@ const EPOCHS: usize = 10;
 /// the last 2,000 to test.
 fn mnist_rows() -> Result<(Dataset<f32>, Dataset<f32>), bp::Error> {
     let mut all = data::mnist::<f32>(
-        data_file("mnist-10k-images.idx3-ubyte.gz"),
-        data_file("mnist-10k-labels.idx1-ubyte.gz"),
+        common::data_file("mnist-10k-images.idx3-ubyte.gz"),
+        common::data_file("mnist-10k-labels.idx1-ubyte.gz"),
     )?;
     all.reshape_samples(&[28, 28])?;
     all.split_at(8_000)
@@ -95,91 +97,12 @@ pub fn run(seed: u64, epochs: usize) -> Result<f64, bp::Error> {
 }
 
 fn main() -> ExitCode {
-    let args = parse_args("lstm", EPOCHS);
+    let args = common::parse_args("lstm", EPOCHS);
     match run(args.seed, args.epochs) {
         Ok(accuracy) => {
-            println!("test accuracy: {:.2}%", 100.0 * accuracy);
+            common::print_accuracy(accuracy);
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => common::fail(e),
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// The plumbing every example has: the command line and the path of the data.
-
-/// The command line: `--seed N` (initialization and batch order), `--epochs N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Args {
-    seed: u64,
-    epochs: usize,
-}
-
-/// Parses `--seed N` and `--epochs N` (also `--seed=N`). `--help` prints the usage and
-/// exits with 0; anything else prints what is wrong and the usage to stderr and exits
-/// with 2.
-fn parse_args(example: &str, default_epochs: usize) -> Args {
-    let usage = format!(
-        "usage: cargo run --release --example {example} -- [--seed N] [--epochs N]\n  \
-         --seed N     the random seed: initial parameters, batch order (default 0)\n  \
-         --epochs N   passes over the training set (default {default_epochs})"
-    );
-    match parse(std::env::args().skip(1), default_epochs) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{usage}");
-            std::process::exit(0);
-        }
-        Err(message) => {
-            eprintln!("error: {message}\n{usage}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// The parser behind [`parse_args`]: `Ok(None)` for `--help`.
-fn parse(
-    mut args: impl Iterator<Item = String>,
-    default_epochs: usize,
-) -> Result<Option<Args>, String> {
-    let mut out = Args {
-        seed: 0,
-        epochs: default_epochs,
-    };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
-        }
-        if flag != "--seed" && flag != "--epochs" {
-            return Err(format!("unknown argument `{arg}`"));
-        }
-        let value = inline
-            .or_else(|| args.next())
-            .ok_or_else(|| format!("`{flag}` needs a value"))?;
-        let bad = || format!("`{flag}` needs a non-negative integer, found `{value}`");
-        if flag == "--seed" {
-            out.seed = value.parse().map_err(|_| bad())?;
-        } else {
-            out.epochs = value.parse().map_err(|_| bad())?;
-            if out.epochs == 0 {
-                return Err("`--epochs` must be at least 1".into());
-            }
-        }
-    }
-    Ok(Some(out))
-}
-
-/// A file of the bundled data sets, found from the repository root whatever the working
-/// directory.
-fn data_file(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(name)
 }

@@ -16,8 +16,10 @@
 //! `safetensors.torch.save_file`, so loading PyTorch's files is tested on every network;
 //! the `interop` tests load a real `model.state_dict()`.
 
-use bp::{Float, Network, Tensor};
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use bp::{Network, Tensor};
+use common::parity::{Fixture, Report, Tol, F32_TOL, F64_TOL};
 use std::path::PathBuf;
 
 // ------------------------------------------------------------------------ the harness
@@ -28,174 +30,6 @@ fn fixture(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// The criterion: |a − b| ≤ rtol·|b| + atol·max|b|.
-#[derive(Clone, Copy)]
-struct Tol {
-    rtol: f64,
-    atol: f64,
-}
-
-const F64_TOL: Tol = Tol {
-    rtol: 1e-6,
-    atol: 1e-9,
-};
-/// f32: 1e-5 relative, plus 1e-7·max|b| for elements that are sums with cancellation
-/// (e.g. a weight gradient of 5.5e-3 summed from terms ~100× larger differs by 1.2e-5
-/// relative from PyTorch's, both being correctly rounded f32 sums in different orders).
-const F32_TOL: Tol = Tol {
-    rtol: 1e-5,
-    atol: 1e-7,
-};
-
-/// Comparisons of one network: the worst of each measure, and every failure.
-#[derive(Default)]
-struct Report {
-    tensors: usize,
-    /// max over elements of |a − b| / (rtol·|b| + atol·max|b|): ≤ 1 passes.
-    worst_ratio: f64,
-    worst_ratio_at: String,
-    max_abs: f64,
-    failures: Vec<String>,
-}
-
-impl Report {
-    fn compare<T: Float>(
-        &mut self,
-        what: &str,
-        got: Option<&Tensor<T>>,
-        want: &Tensor<T>,
-        tol: Tol,
-    ) {
-        self.tensors += 1;
-        let Some(got) = got else {
-            self.failures.push(format!("{what}: bp has no such tensor"));
-            return;
-        };
-        if got.shape() != want.shape() {
-            self.failures.push(format!(
-                "{what}: bp's shape is {:?} but PyTorch's is {:?}",
-                got.shape(),
-                want.shape()
-            ));
-            return;
-        }
-        let scale = want.iter().map(|b| b.to_f64().abs()).fold(0.0f64, f64::max);
-        let mut worst: Option<(f64, usize)> = None;
-        let ratio_at = |a: f64, b: f64| error_ratio(a, b, tol.rtol * b.abs() + tol.atol * scale);
-        for (i, (&a, &b)) in got.iter().zip(want.iter()).enumerate() {
-            let (a, b) = (a.to_f64(), b.to_f64());
-            let ratio = ratio_at(a, b);
-            if ratio > 0.0 {
-                let err = (a - b).abs();
-                self.max_abs = self
-                    .max_abs
-                    .max(if err.is_nan() { f64::INFINITY } else { err });
-            }
-            if worst.is_none_or(|(r, _)| ratio > r) {
-                worst = Some((ratio, i));
-            }
-        }
-        if let Some((ratio, i)) = worst {
-            if ratio > self.worst_ratio || self.worst_ratio_at.is_empty() {
-                self.worst_ratio = ratio;
-                self.worst_ratio_at = format!("{what}[{i}]");
-            }
-            if ratio > 1.0 {
-                let bad: Vec<String> = got
-                    .iter()
-                    .zip(want.iter())
-                    .enumerate()
-                    .filter(|(_, (a, b))| ratio_at(a.to_f64(), b.to_f64()) > 1.0)
-                    .take(6)
-                    .map(|(i, (a, b))| {
-                        format!("[{i}] bp {:e} vs torch {:e}", a.to_f64(), b.to_f64())
-                    })
-                    .collect();
-                self.failures.push(format!(
-                    "{what} (shape {:?}): worst error {ratio:.3e} × the tolerance; {}",
-                    want.shape(),
-                    bad.join(", ")
-                ));
-            }
-        }
-    }
-
-    fn finish(self, network: &str) {
-        eprintln!(
-            "parity {network}: {} tensors, max |a − b| = {:.3e}, worst error = {:.3e} × tolerance (at {})",
-            self.tensors, self.max_abs, self.worst_ratio, self.worst_ratio_at
-        );
-        assert!(
-            self.failures.is_empty(),
-            "{network}: bp differs from PyTorch in {} tensor(s):\n  {}",
-            self.failures.len(),
-            self.failures.join("\n  ")
-        );
-    }
-}
-
-/// |a − b| / bound: ≤ 1 passes. Equal values (infinities included) give 0, and so does
-/// NaN where PyTorch has NaN; NaN on one side only gives ∞.
-fn error_ratio(a: f64, b: f64, bound: f64) -> f64 {
-    if a == b || (a.is_nan() && b.is_nan()) {
-        return 0.0;
-    }
-    let err = (a - b).abs();
-    if err.is_nan() || bound == 0.0 {
-        f64::INFINITY
-    } else {
-        err / bound
-    }
-}
-
-/// The reference tensors of one fixture, each to be used exactly once.
-struct Fixture<T: Float> {
-    file: String,
-    tensors: BTreeMap<String, Tensor<T>>,
-    used: BTreeSet<String>,
-}
-
-impl<T: Float> Fixture<T> {
-    fn open(file: &str) -> Self {
-        let tensors = bp::io::load_tensors::<T>(fixture(file))
-            .unwrap_or_else(|e| panic!("cannot read fixture {file}: {e}"));
-        Fixture {
-            file: file.to_string(),
-            tensors,
-            used: BTreeSet::new(),
-        }
-    }
-
-    fn get(&mut self, key: &str) -> &Tensor<T> {
-        self.used.insert(key.to_string());
-        self.tensors
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture {} has no tensor `{key}`", self.file))
-    }
-
-    /// The names after `prefix.` of the tensors whose key starts with it.
-    fn names(&self, prefix: &str) -> Vec<String> {
-        let p = format!("{prefix}.");
-        self.tensors
-            .keys()
-            .filter_map(|k| k.strip_prefix(&p).map(str::to_string))
-            .collect()
-    }
-
-    fn all_used(&self) {
-        let unused: Vec<&String> = self
-            .tensors
-            .keys()
-            .filter(|k| !self.used.contains(*k))
-            .collect();
-        assert!(
-            unused.is_empty(),
-            "fixture {}: tensors not compared: {unused:?}",
-            self.file
-        );
-    }
-}
-
 /// Loads the parameters from `params` (strictly, with `net.load`), runs forward on the
 /// fixture's inputs and backward with its `d_out`s, and compares every output, parameter
 /// gradient, input gradient, node value and node residual the fixture holds. A fixture
@@ -203,7 +37,7 @@ impl<T: Float> Fixture<T> {
 fn check_network<N: Network>(net: &mut N, params: &str, data: &str, tol: Tol) -> Report {
     net.load(fixture(params))
         .unwrap_or_else(|e| panic!("loading {params} (written by PyTorch): {e}"));
-    let mut fx = Fixture::<N::Scalar>::open(data);
+    let mut fx = Fixture::<N::Scalar>::open(fixture(data));
     let mut report = Report::default();
 
     let inputs: Vec<Tensor<N::Scalar>> = N::INPUTS
@@ -352,7 +186,7 @@ fn softplus_threshold_matches_pytorch() {
     // Above the threshold PyTorch returns z and passes d_out through, bit for bit; below
     // it, log1p(exp(z)) and σ(z) differ from those by less than the tolerance sees
     // (1.3e-9 relative at 20.5), so the branch is checked exactly here.
-    let mut fx = Fixture::<f64>::open("softplus.data.safetensors");
+    let mut fx = Fixture::<f64>::open(fixture("softplus.data.safetensors"));
     let z = fx.get("input.z").clone();
     let d = fx.get("d_out.sp").clone();
     let (want_y, want_dz) = (fx.get("output.sp").clone(), fx.get("input_grad.z").clone());
@@ -467,7 +301,7 @@ bp::network! {
 #[test]
 fn kinks_and_ties_match_pytorch() {
     // The fixture does put values exactly on the kinks.
-    let fx = Fixture::<f64>::open("kinks.data.safetensors");
+    let fx = Fixture::<f64>::open(fixture("kinks.data.safetensors"));
     let fc = &fx.tensors["value.fc"];
     assert_eq!(fc.as_slice()[0], 0.0, "sample 0, unit 0");
     assert_eq!(fc.as_slice()[2], 0.0, "sample 0, unit 2");
@@ -534,7 +368,7 @@ fn labels_of(t: &Tensor<f64>) -> Vec<usize> {
 
 #[test]
 fn losses_match_pytorch() {
-    let mut fx = Fixture::<f64>::open("losses.safetensors");
+    let mut fx = Fixture::<f64>::open(fixture("losses.safetensors"));
     let mut report = Report::default();
     let mut check = |fx: &mut Fixture<f64>, case: &str, loss: f64, grad: &Tensor<f64>| {
         let want = fx.get(&format!("{case}.loss")).clone();

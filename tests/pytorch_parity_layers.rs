@@ -22,8 +22,11 @@
 //! dtypes, shapes, bytes). Dropout in training mode draws from bp's own stream, not
 //! PyTorch's: it is checked statistically at the end of this file.
 
+mod common;
+
 use bp::{Float, Network, Tensor};
-use std::collections::{BTreeMap, BTreeSet};
+use common::parity::{Fixture, Report, Tol, F64_TOL};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 // ------------------------------------------------------------------------ the harness
@@ -32,167 +35,6 @@ fn fixture(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/layers")
         .join(file)
-}
-
-/// The criterion: |a − b| ≤ rtol·|b| + atol·max|b|.
-#[derive(Clone, Copy)]
-struct Tol {
-    rtol: f64,
-    atol: f64,
-}
-
-const F64_TOL: Tol = Tol {
-    rtol: 1e-6,
-    atol: 1e-9,
-};
-
-/// Comparisons of one network: the worst of each measure, and every failure.
-#[derive(Default)]
-struct Report {
-    tensors: usize,
-    /// max over elements of |a − b| / (rtol·|b| + atol·max|b|): ≤ 1 passes.
-    worst_ratio: f64,
-    worst_ratio_at: String,
-    max_abs: f64,
-    failures: Vec<String>,
-}
-
-impl Report {
-    fn compare<T: Float>(
-        &mut self,
-        what: &str,
-        got: Option<&Tensor<T>>,
-        want: &Tensor<T>,
-        tol: Tol,
-    ) {
-        self.tensors += 1;
-        let Some(got) = got else {
-            self.failures.push(format!("{what}: bp has no such tensor"));
-            return;
-        };
-        if got.shape() != want.shape() {
-            self.failures.push(format!(
-                "{what}: bp's shape is {:?} but PyTorch's is {:?}",
-                got.shape(),
-                want.shape()
-            ));
-            return;
-        }
-        let scale = want.iter().map(|b| b.to_f64().abs()).fold(0.0f64, f64::max);
-        let mut worst: Option<(f64, usize)> = None;
-        let ratio_at = |a: f64, b: f64| error_ratio(a, b, tol.rtol * b.abs() + tol.atol * scale);
-        for (i, (&a, &b)) in got.iter().zip(want.iter()).enumerate() {
-            let (a, b) = (a.to_f64(), b.to_f64());
-            let ratio = ratio_at(a, b);
-            if ratio > 0.0 {
-                let err = (a - b).abs();
-                self.max_abs = self
-                    .max_abs
-                    .max(if err.is_nan() { f64::INFINITY } else { err });
-            }
-            if worst.is_none_or(|(r, _)| ratio > r) {
-                worst = Some((ratio, i));
-            }
-        }
-        if let Some((ratio, i)) = worst {
-            if ratio > self.worst_ratio || self.worst_ratio_at.is_empty() {
-                self.worst_ratio = ratio;
-                self.worst_ratio_at = format!("{what}[{i}]");
-            }
-            if ratio > 1.0 {
-                let bad: Vec<String> = got
-                    .iter()
-                    .zip(want.iter())
-                    .enumerate()
-                    .filter(|(_, (a, b))| ratio_at(a.to_f64(), b.to_f64()) > 1.0)
-                    .take(6)
-                    .map(|(i, (a, b))| {
-                        format!("[{i}] bp {:e} vs torch {:e}", a.to_f64(), b.to_f64())
-                    })
-                    .collect();
-                self.failures.push(format!(
-                    "{what} (shape {:?}): worst error {ratio:.3e} × the tolerance; {}",
-                    want.shape(),
-                    bad.join(", ")
-                ));
-            }
-        }
-    }
-
-    fn finish(self, network: &str) {
-        eprintln!(
-            "parity {network}: {} tensors, max |a − b| = {:.3e}, worst error = {:.3e} × tolerance (at {})",
-            self.tensors, self.max_abs, self.worst_ratio, self.worst_ratio_at
-        );
-        assert!(
-            self.failures.is_empty(),
-            "{network}: bp differs from PyTorch in {} tensor(s):\n  {}",
-            self.failures.len(),
-            self.failures.join("\n  ")
-        );
-    }
-}
-
-/// |a − b| / bound: ≤ 1 passes. Equal values (infinities included) give 0, and so does
-/// NaN where PyTorch has NaN; NaN on one side only gives ∞.
-fn error_ratio(a: f64, b: f64, bound: f64) -> f64 {
-    if a == b || (a.is_nan() && b.is_nan()) {
-        return 0.0;
-    }
-    let err = (a - b).abs();
-    if err.is_nan() || bound == 0.0 {
-        f64::INFINITY
-    } else {
-        err / bound
-    }
-}
-
-/// The reference tensors of one fixture, each to be used exactly once.
-struct Fixture<T: Float> {
-    file: String,
-    tensors: BTreeMap<String, Tensor<T>>,
-    used: BTreeSet<String>,
-}
-
-impl<T: Float> Fixture<T> {
-    fn open(file: &str) -> Self {
-        let tensors = bp::io::load_tensors::<T>(fixture(file))
-            .unwrap_or_else(|e| panic!("cannot read fixture {file}: {e}"));
-        Fixture {
-            file: file.to_string(),
-            tensors,
-            used: BTreeSet::new(),
-        }
-    }
-
-    fn get(&mut self, key: &str) -> &Tensor<T> {
-        self.used.insert(key.to_string());
-        self.tensors
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture {} has no tensor `{key}`", self.file))
-    }
-
-    /// The names after `prefix.` of the tensors whose key starts with it.
-    fn names(&self, prefix: &str) -> Vec<String> {
-        let p = format!("{prefix}.");
-        self.tensors
-            .keys()
-            .filter_map(|k| k.strip_prefix(&p).map(str::to_string))
-            .collect()
-    }
-
-    fn all_used(&self) {
-        let unused: Vec<&String> = self
-            .tensors
-            .keys()
-            .filter(|k| !self.used.contains(*k))
-            .collect();
-        assert!(
-            unused.is_empty(),
-            "fixture {}: tensors not compared: {unused:?}",
-            self.file
-        );
-    }
 }
 
 /// Loads the parameters and buffers from `params` (strictly, with `net.load`: the file is
@@ -207,7 +49,7 @@ fn load_params<N: Network>(net: &mut N, params: &str) {
 /// statistics' update in training), then backward with its `d_out`s and compares every
 /// parameter gradient, input gradient and node residual. Labels start with `pass`.
 fn check_pass<N: Network>(net: &mut N, data: &str, pass: &str, tol: Tol, report: &mut Report) {
-    let mut fx = Fixture::<N::Scalar>::open(data);
+    let mut fx = Fixture::<N::Scalar>::open(fixture(data));
 
     let inputs: Vec<Tensor<N::Scalar>> = N::INPUTS
         .iter()
@@ -341,7 +183,7 @@ bp::network! {
 
 #[test]
 fn conv2d_matches_pytorch() {
-    let fx = Fixture::<f64>::open("conv.data.safetensors");
+    let fx = Fixture::<f64>::open(fixture("conv.data.safetensors"));
     assert_eq!(fx.tensors["value.c1"].shape(), &[3, 4, 4, 3]);
     assert_eq!(fx.tensors["value.c4"].shape(), &[3, 2, 2, 1]);
     assert_eq!(fx.tensors["value.c5"].shape(), &[3, 3, 1, 1]);
@@ -394,7 +236,7 @@ fn tied_windows(x: &Tensor<f64>, k: usize, s: usize) -> usize {
 #[test]
 fn pooling_matches_pytorch() {
     // The fixture does hold exact ties in the windows of m1, m2 and m3.
-    let fx = Fixture::<f64>::open("pool.data.safetensors");
+    let fx = Fixture::<f64>::open(fixture("pool.data.safetensors"));
     let (x, r) = (&fx.tensors["input.x"], &fx.tensors["value.r"]);
     let (t1, t2, t3) = (
         tied_windows(x, 3, 2),
@@ -463,8 +305,8 @@ fn batch_norm_on_images_matches_pytorch() {
 fn batch_norm_backward_follows_its_forward_mode_and_accumulates() {
     let mut net = BnImage::new(0);
     load_params(&mut net, "bn_image.params.safetensors");
-    let f1 = Fixture::<f64>::open("bn_image.data.safetensors").tensors;
-    let f2 = Fixture::<f64>::open("bn_image.step2.data.safetensors").tensors;
+    let f1 = Fixture::<f64>::open(fixture("bn_image.data.safetensors")).tensors;
+    let f2 = Fixture::<f64>::open(fixture("bn_image.step2.data.safetensors")).tensors;
     let mut report = Report::default();
     net.forward_dyn(&[&f1["input.x"]]).unwrap();
     net.set_training(false);
@@ -841,7 +683,7 @@ fn pytorch_batch_norm_state_dict_loads_runs_and_saves_back() {
     );
     // `predict` is inference, PyTorch's model.eval(), even while the network is in
     // training mode, and it moves no buffer.
-    let eval = Fixture::<f64>::open("bn_interop.eval.data.safetensors");
+    let eval = Fixture::<f64>::open(fixture("bn_interop.eval.data.safetensors"));
     let y = net.predict(&eval.tensors["input.x"]).expect("predict");
     let want = &eval.tensors["output.out"];
     report.compare("predict: output out", Some(&y), want, F64_TOL);

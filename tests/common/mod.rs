@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod parity;
+
 use bp::check::GradCheck;
 use bp::rng::Rng;
 use bp::{Network, Tensor};
