@@ -8,7 +8,8 @@
 //! column panels and the sum over `k` into `KC` slices; each `KC×NC` panel of `op(B)` is
 //! packed into `NR`-wide strips, each `MC×KC` block of `op(A)` into `MR`-high strips, and
 //! a micro-kernel multiplies one strip pair into an `MR×NR` block held in registers.
-//! `NR` is one 64-byte vector (16 `f32` or 8 `f64`), `MR` is 8.
+//! `NR` is one 64-byte vector (16 `f32` or 8 `f64`), `MR` is 12: twelve accumulator rows
+//! keep both FMA ports busy through the FMA latency on AVX-512.
 //!
 //! The micro-kernel is plain safe Rust that the compiler vectorizes; it is compiled three
 //! times — for AVX-512, for AVX2 with FMA, and for the baseline target — and the fastest
@@ -19,7 +20,7 @@
 use crate::Float;
 
 /// Rows of a micro-tile.
-const MR: usize = 8;
+const MR: usize = 12;
 /// Depth of a packed slice.
 const KC: usize = 256;
 /// Rows of a packed block of `op(A)` (a multiple of `MR`).
@@ -86,7 +87,8 @@ fn axpy<T: Float, const NR: usize, const FMA: bool>(a: T, b: &[T; NR], c: [T; NR
 #[inline(always)]
 fn micro_body<T: Float, const NR: usize, const FMA: bool>(a: &[T], b: &[T]) -> [[T; NR]; MR] {
     let z = [T::ZERO; NR];
-    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5, mut c6, mut c7) = (z, z, z, z, z, z, z, z);
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
+    let (mut c6, mut c7, mut c8, mut c9, mut c10, mut c11) = (z, z, z, z, z, z);
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
         let (Ok(ap), Ok(bp)) = (<&[T; MR]>::try_from(ap), <&[T; NR]>::try_from(bp)) else {
             break;
@@ -99,8 +101,12 @@ fn micro_body<T: Float, const NR: usize, const FMA: bool>(a: &[T], b: &[T]) -> [
         c5 = axpy::<T, NR, FMA>(ap[5], bp, c5);
         c6 = axpy::<T, NR, FMA>(ap[6], bp, c6);
         c7 = axpy::<T, NR, FMA>(ap[7], bp, c7);
+        c8 = axpy::<T, NR, FMA>(ap[8], bp, c8);
+        c9 = axpy::<T, NR, FMA>(ap[9], bp, c9);
+        c10 = axpy::<T, NR, FMA>(ap[10], bp, c10);
+        c11 = axpy::<T, NR, FMA>(ap[11], bp, c11);
     }
-    [c0, c1, c2, c3, c4, c5, c6, c7]
+    [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11]
 }
 
 #[cfg(target_arch = "x86_64")]
