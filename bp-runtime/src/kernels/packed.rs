@@ -82,7 +82,7 @@ fn axpy<T: Float, const NR: usize, const FMA: bool>(a: T, b: &[T; NR], c: [T; NR
 }
 
 /// `Σ_p a[p·MR + i]·b[p·NR + j]` over the packed steps, as an `MR×NR` block. Each row of
-/// the block is its own local, so the compiler keeps the eight rows in vector registers
+/// the block is its own local, so the compiler keeps every row in vector registers
 /// for the whole loop (one array would be kept in memory).
 #[inline(always)]
 fn micro_body<T: Float, const NR: usize, const FMA: bool>(a: &[T], b: &[T]) -> [[T; NR]; MR] {
