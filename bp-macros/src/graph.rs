@@ -138,6 +138,16 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
             dtype: def.dtype,
         },
         names: HashMap::new(),
+        declared: def
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Input { name, .. } | Item::Param { name, .. } | Item::Let { name, .. } => {
+                    Some(name.to_string())
+                }
+                Item::Output { .. } => None,
+            })
+            .collect(),
     };
     let mut output_seen = false;
     for item in &def.items {
@@ -183,6 +193,9 @@ pub struct Builder<'a> {
     pub cx: &'a Ctxt,
     pub graph: Graph,
     names: HashMap<String, NodeId>,
+    /// Every name the network declares, to tell "used before its definition" from
+    /// "unknown".
+    declared: std::collections::HashSet<String>,
 }
 
 impl Builder<'_> {
@@ -272,6 +285,13 @@ impl Builder<'_> {
         let key = name.to_string();
         if let Some(&id) = self.names.get(&key) {
             return Some(id);
+        }
+        if self.declared.contains(&key) {
+            self.cx.error(
+                name.span(),
+                format!("`{key}` is used before its definition; define it above this line"),
+            );
+            return None;
         }
         let known = self
             .graph

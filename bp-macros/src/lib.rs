@@ -18,6 +18,8 @@ mod symbolic;
 mod syntax;
 
 #[cfg(test)]
+mod robustness;
+#[cfg(test)]
 mod snapshot;
 
 use proc_macro2::TokenStream;
