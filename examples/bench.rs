@@ -1,0 +1,712 @@
+//! bench: one MLP training step, timed as the peer benchmarks time it.
+//!
+//! ```text
+//! cargo run --release --example bench -- --sizes 784,128,10 --batch 64 --threads 1
+//! cargo run --release --example bench -- --sizes 2,8,1 --batch 32 --check 5 --init init.safetensors
+//! ```
+//!
+//! bp as one more peer of the scripts in the shared `bench/` directory (`mlp_numpy.py`,
+//! `mlp_torch.py`, `mlp_jax.py`, candle): the same work, the same options and one JSON
+//! line with the same fields. The network is `Linear → ReLU → … → Linear`, the loss
+//! softmax cross-entropy (mean over the batch) when the last layer has ≥ 2 outputs and MSE
+//! (mean over all elements) when it has one (`--loss auto|ce|mse`), the optimizer plain
+//! SGD (`--lr`, default 0.01), f32, one fixed batch. One step is forward + loss +
+//! backward + update, with no allocation once warm.
+//!
+//! bp compiles its networks, so every configuration the peers use has its own
+//! `bp::network!` below: tiny `2,8,1`, small `64,32,10`, medium `784,128,10` and large
+//! `784,1024,1024,10`. Other `--sizes` are refused (exit code 2) with the list.
+//!
+//! Options (as the peers'): `--sizes`, `--batch` (64), `--threads` (1; handed to
+//! `bp::kernels::set_threads`, and the process is pinned to the first N CPUs with
+//! `taskset` when it is installed), `--steps` (0 = calibrate so one repeat takes ≥
+//! `--min-time` seconds, 2.0), `--repeats` (3), `--warmup` (0 = ≥ 0.5 s and ≥ 20 steps),
+//! `--lr`, `--loss`, `--seed` (0), `--check N` (print the losses of N steps from the start
+//! instead of timing) and `--init FILE`: the safetensors file `dump_init.py` writes
+//! (`W0, b0, W1, b1, …` with W as (in, out), `x`, and `y`: int64 labels for
+//! cross-entropy, float targets for MSE), so that bp starts where the peers start.
+//! Without `--init` the parameters come from bp's own seeded initialization and the batch
+//! from a seeded stream (x ~ N(0, 1); labels uniform, or N(0, 1) targets).
+
+use bp::loss::{mse, softmax_cross_entropy};
+use bp::optim::{Optimizer, Sgd};
+use bp::rng::Rng;
+use bp::{Network, Tensor};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+bp::network! {
+    /// tiny: 2 → 8 relu → 1.
+    pub struct Tiny {
+        input x: [2];
+        let fc0 = linear(x, 8);
+        let h0 = relu(fc0);
+        let fc1 = linear(h0, 1);
+        output fc1;
+    }
+}
+
+bp::network! {
+    /// small: 64 → 32 relu → 10.
+    pub struct Small {
+        input x: [64];
+        let fc0 = linear(x, 32);
+        let h0 = relu(fc0);
+        let fc1 = linear(h0, 10);
+        output fc1;
+    }
+}
+
+bp::network! {
+    /// medium: 784 → 128 relu → 10.
+    pub struct Medium {
+        input x: [784];
+        let fc0 = linear(x, 128);
+        let h0 = relu(fc0);
+        let fc1 = linear(h0, 10);
+        output fc1;
+    }
+}
+
+bp::network! {
+    /// large: 784 → 1024 relu → 1024 relu → 10.
+    pub struct Large {
+        input x: [784];
+        let fc0 = linear(x, 1024);
+        let h0 = relu(fc0);
+        let fc1 = linear(h0, 1024);
+        let h1 = relu(fc1);
+        let fc2 = linear(h1, 10);
+        output fc2;
+    }
+}
+
+/// The configurations compiled in, as `--sizes` spells them.
+pub const SUPPORTED: &[&str] = &["2,8,1", "64,32,10", "784,128,10", "784,1024,1024,10"];
+
+/// The loss of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy on class labels, mean over the batch.
+    Ce,
+    /// Mean squared error, mean over all elements.
+    Mse,
+}
+
+impl Loss {
+    fn name(self) -> &'static str {
+        match self {
+            Loss::Ce => "ce",
+            Loss::Mse => "mse",
+        }
+    }
+}
+
+/// The command line, with the peers' names and defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub sizes: Vec<usize>,
+    /// `--sizes` as given (the JSON's `sizes`).
+    pub sizes_str: String,
+    pub batch: usize,
+    /// Whether `--batch` was given (a file from `--init` otherwise sets the batch).
+    pub batch_given: bool,
+    pub steps: usize,
+    pub min_time: f64,
+    pub repeats: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    pub lr: f64,
+    pub loss: Loss,
+    pub seed: u64,
+    pub check: usize,
+    pub init: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: cargo run --release --example bench -- [options]
+  --sizes A,B,..   layer widths, one of 2,8,1 | 64,32,10 | 784,128,10 | 784,1024,1024,10 (default 784,128,10)
+  --batch N        batch size (default 64; a file from --init sets it otherwise)
+  --threads N      threads for bp's matrix products, and the CPUs the process is pinned to (default 1)
+  --steps N        timed steps per repeat (0 = calibrate to --min-time; default 0)
+  --min-time S     seconds per repeat when calibrating (default 2.0)
+  --repeats N      timed repeats; the median is reported (default 3)
+  --warmup N       warm-up steps (0 = at least 0.5 s and 20 steps; default 0)
+  --lr X           SGD learning rate (default 0.01)
+  --loss L         auto | ce | mse (auto: mse when the last size is 1, else ce)
+  --seed N         initialization and batch seed (default 0)
+  --check N        instead of timing: print the losses of N steps from the start
+  --init FILE      start from dump_init.py's safetensors (W0, b0, ..., x, y)";
+
+/// Parses the arguments (without the program name). `Ok(None)` for `--help`; an error
+/// is the message for a usage error (exit code 2).
+pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
+    let mut sizes_str = "784,128,10".to_string();
+    let mut c = Config {
+        sizes: Vec::new(),
+        sizes_str: String::new(),
+        batch: 64,
+        batch_given: false,
+        steps: 0,
+        min_time: 2.0,
+        repeats: 3,
+        warmup: 0,
+        threads: 1,
+        lr: 0.01,
+        loss: Loss::Ce,
+        seed: 0,
+        check: 0,
+        init: None,
+    };
+    let mut loss = "auto".to_string();
+    let mut it = args.iter().map(|s| s.as_ref().to_string());
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        const FLAGS: &[&str] = &[
+            "--sizes",
+            "--batch",
+            "--threads",
+            "--steps",
+            "--min-time",
+            "--repeats",
+            "--warmup",
+            "--lr",
+            "--loss",
+            "--seed",
+            "--check",
+            "--init",
+        ];
+        if !FLAGS.contains(&flag.as_str()) {
+            return Err(format!("unknown argument `{arg}`"));
+        }
+        let value = inline
+            .or_else(|| it.next())
+            .ok_or_else(|| format!("`{flag}` needs a value"))?;
+        fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+            v.parse()
+                .map_err(|_| format!("`{flag}` needs a number, found `{v}`"))
+        }
+        match flag.as_str() {
+            "--sizes" => sizes_str = value,
+            "--batch" => {
+                c.batch = num(&flag, &value)?;
+                c.batch_given = true;
+            }
+            "--threads" => c.threads = num(&flag, &value)?,
+            "--steps" => c.steps = num(&flag, &value)?,
+            "--min-time" => c.min_time = num(&flag, &value)?,
+            "--repeats" => c.repeats = num(&flag, &value)?,
+            "--warmup" => c.warmup = num(&flag, &value)?,
+            "--lr" => c.lr = num(&flag, &value)?,
+            "--loss" => loss = value,
+            "--seed" => c.seed = num(&flag, &value)?,
+            "--check" => c.check = num(&flag, &value)?,
+            _ => c.init = Some(PathBuf::from(value)),
+        }
+    }
+    c.sizes = sizes_str
+        .split(',')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("`--sizes` needs comma-separated integers, found `{sizes_str}`"))?;
+    if c.sizes.len() < 2 {
+        return Err("need at least two sizes".into());
+    }
+    c.sizes_str = sizes_str;
+    let last = *c.sizes.last().unwrap_or(&0);
+    c.loss = match loss.as_str() {
+        "auto" if last == 1 => Loss::Mse,
+        "auto" | "ce" => Loss::Ce,
+        "mse" => Loss::Mse,
+        other => return Err(format!("`--loss` is auto, ce or mse, found `{other}`")),
+    };
+    if c.loss == Loss::Ce && last < 2 {
+        return Err("cross-entropy needs >= 2 outputs".into());
+    }
+    if c.batch == 0 {
+        return Err("`--batch` must be at least 1".into());
+    }
+    if c.repeats == 0 {
+        return Err("`--repeats` must be at least 1".into());
+    }
+    if !(c.min_time.is_finite() && c.min_time > 0.0) {
+        return Err("`--min-time` must be a positive number of seconds".into());
+    }
+    Ok(Some(c))
+}
+
+/// What the loss compares the output with.
+pub enum Target {
+    /// Class indices, for cross-entropy.
+    Labels(Vec<usize>),
+    /// Targets of the output's shape, for MSE.
+    Values(Tensor),
+}
+
+/// A network, its optimizer and the fixed batch: everything one step touches, owned so
+/// that a warm step allocates nothing.
+pub struct Trainer<N> {
+    pub net: N,
+    opt: Sgd<f32>,
+    x: Tensor,
+    target: Target,
+    /// d loss / d output (also the scratch of [`Trainer::loss_value`]).
+    d_out: Tensor,
+}
+
+impl<N: Network<Scalar = f32>> Trainer<N> {
+    /// A trainer for `net` on the batch `x`, `target` with plain SGD at `lr`.
+    pub fn new(net: N, x: Tensor, target: Target, lr: f64) -> Result<Self, String> {
+        let opt = Sgd::new(lr).checked().map_err(|e| e.to_string())?;
+        Ok(Trainer {
+            net,
+            opt,
+            x,
+            target,
+            d_out: Tensor::default(),
+        })
+    }
+
+    /// Forward and loss; the loss's gradient goes into `d_out`.
+    fn forward_loss(&mut self) -> Result<f32, bp::Error> {
+        self.net.forward_dyn(&[&self.x])?;
+        let out = self
+            .net
+            .output(0)
+            .ok_or_else(|| bp::Error::invalid("the network has no output 0"))?;
+        match &self.target {
+            Target::Labels(y) => softmax_cross_entropy(out, y, &mut self.d_out),
+            Target::Values(t) => mse(out, t, &mut self.d_out),
+        }
+    }
+
+    /// One training step: forward + loss + backward + SGD update. Returns the loss
+    /// before the update.
+    pub fn step(&mut self) -> Result<f32, bp::Error> {
+        let loss = self.forward_loss()?;
+        self.net.backward_dyn(&[&self.d_out])?;
+        self.opt.step(&mut self.net);
+        Ok(loss)
+    }
+
+    /// The loss of the current parameters on the batch (as the peers' `loss_value`).
+    pub fn loss_value(&mut self) -> Result<f32, bp::Error> {
+        self.forward_loss()
+    }
+}
+
+/// Reads `dump_init.py`'s file into `net` (weights transposed from (in, out) to bp's
+/// `[out, in]`) and returns the batch and its targets.
+pub fn load_init<N: Network<Scalar = f32>>(
+    net: &mut N,
+    c: &Config,
+    path: &std::path::Path,
+) -> Result<(Tensor, Target), String> {
+    use safetensors::{Dtype, SafeTensors};
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("{shown}: {e}"))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format!("{shown}: {e}"))?;
+    let get = |name: &str| {
+        file.tensor(name)
+            .map_err(|_| format!("{shown}: no tensor `{name}` (is it from dump_init.py?)"))
+    };
+    let floats = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+        let v = get(name)?;
+        if v.shape() != shape {
+            return Err(format!(
+                "{shown}: `{name}` is {:?} but --sizes {} needs {shape:?}",
+                v.shape(),
+                c.sizes_str
+            ));
+        }
+        match v.dtype() {
+            Dtype::F32 => Ok(v
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()),
+            Dtype::F64 => Ok(v
+                .data()
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+                .collect()),
+            d => Err(format!(
+                "{shown}: `{name}` has dtype {d:?}; F32 or F64 expected"
+            )),
+        }
+    };
+    for (i, w) in c.sizes.windows(2).enumerate() {
+        let (fan_in, fan_out) = (w[0], w[1]);
+        let wt = floats(&format!("W{i}"), &[fan_in, fan_out])?;
+        let b = floats(&format!("b{i}"), &[fan_out])?;
+        let name = format!("fc{i}.weight");
+        let dst = net
+            .param_mut(&name)
+            .ok_or_else(|| format!("the network has no `{name}`"))?
+            .as_mut_slice();
+        for o in 0..fan_out {
+            for k in 0..fan_in {
+                dst[o * fan_in + k] = wt[k * fan_out + o];
+            }
+        }
+        let name = format!("fc{i}.bias");
+        net.param_mut(&name)
+            .ok_or_else(|| format!("the network has no `{name}`"))?
+            .as_mut_slice()
+            .copy_from_slice(&b);
+    }
+    let xv = get("x")?;
+    let batch = xv.shape().first().copied().unwrap_or(0);
+    if c.batch_given && batch != c.batch {
+        return Err(format!(
+            "{shown}: the batch in the file is {batch} but --batch is {}",
+            c.batch
+        ));
+    }
+    let (n_in, n_out) = (c.sizes[0], c.sizes[c.sizes.len() - 1]);
+    let x = Tensor::from_vec(&[batch, n_in], floats("x", &[batch, n_in])?)
+        .map_err(|e| e.to_string())?;
+    let target = match c.loss {
+        Loss::Ce => {
+            let y = get("y")?;
+            if y.shape() != [batch] {
+                return Err(format!("{shown}: `y` is {:?}, not [{batch}]", y.shape()));
+            }
+            let labels: Vec<i64> = match y.dtype() {
+                Dtype::I64 => y
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                    .collect(),
+                Dtype::I32 => y
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+                    .collect(),
+                d => {
+                    return Err(format!(
+                        "{shown}: labels `y` have dtype {d:?}; I64 expected"
+                    ))
+                }
+            };
+            let labels = labels
+                .into_iter()
+                .map(|l| {
+                    usize::try_from(l)
+                        .ok()
+                        .filter(|&l| l < n_out)
+                        .ok_or_else(|| format!("{shown}: label {l} is not in 0..{n_out}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Target::Labels(labels)
+        }
+        Loss::Mse => Target::Values(
+            Tensor::from_vec(&[batch, n_out], floats("y", &[batch, n_out])?)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok((x, target))
+}
+
+/// A seeded batch: x ~ N(0, 1); labels uniform in 0..out, or N(0, 1) targets.
+pub fn random_batch(c: &Config) -> Result<(Tensor, Target), String> {
+    let (n_in, n_out) = (c.sizes[0], c.sizes[c.sizes.len() - 1]);
+    let mut rng = Rng::new(c.seed.wrapping_add(1));
+    let xs = (0..c.batch * n_in)
+        .map(|_| rng.normal(0.0, 1.0) as f32)
+        .collect();
+    let x = Tensor::from_vec(&[c.batch, n_in], xs).map_err(|e| e.to_string())?;
+    let target = match c.loss {
+        Loss::Ce => Target::Labels((0..c.batch).map(|_| rng.below(n_out)).collect()),
+        Loss::Mse => {
+            let ys = (0..c.batch * n_out)
+                .map(|_| rng.normal(0.0, 1.0) as f32)
+                .collect();
+            Target::Values(Tensor::from_vec(&[c.batch, n_out], ys).map_err(|e| e.to_string())?)
+        }
+    };
+    Ok((x, target))
+}
+
+/// The trainer of one configuration: `new(seed)` and the batch, or the `--init` file.
+pub fn trainer<N: Network<Scalar = f32>>(
+    c: &Config,
+    new: fn(u64) -> N,
+) -> Result<(Trainer<N>, usize), String> {
+    let mut net = new(c.seed);
+    let (x, target) = match &c.init {
+        Some(path) => load_init(&mut net, c, path)?,
+        None => random_batch(c)?,
+    };
+    let batch = x.shape()[0];
+    Ok((Trainer::new(net, x, target, c.lr)?, batch))
+}
+
+/// The losses of `steps` steps from the start (before the first step and after each),
+/// and the batch size.
+pub fn check_losses<N: Network<Scalar = f32>>(
+    c: &Config,
+    new: fn(u64) -> N,
+    steps: usize,
+) -> Result<(Vec<f64>, usize), String> {
+    let (mut t, batch) = trainer(c, new)?;
+    let err = |e: bp::Error| e.to_string();
+    let mut losses = vec![f64::from(t.loss_value().map_err(err)?)];
+    for _ in 0..steps {
+        t.step().map_err(err)?;
+        losses.push(f64::from(t.loss_value().map_err(err)?));
+    }
+    Ok((losses, batch))
+}
+
+/// Runs `f` with the network type of `c.sizes`; `None` for sizes not compiled in.
+macro_rules! dispatch {
+    ($c:expr, $f:ident ( $($arg:expr),* )) => {
+        match $c.sizes.as_slice() {
+            [2, 8, 1] => Some($f::<Tiny>($($arg),*, Tiny::new)),
+            [64, 32, 10] => Some($f::<Small>($($arg),*, Small::new)),
+            [784, 128, 10] => Some($f::<Medium>($($arg),*, Medium::new)),
+            [784, 1024, 1024, 10] => Some($f::<Large>($($arg),*, Large::new)),
+            _ => None,
+        }
+    };
+}
+
+/// `check_losses` for the configuration of `c.sizes` (`None` if it is not compiled in).
+pub fn check_config(c: &Config, steps: usize) -> Option<Result<Vec<f64>, String>> {
+    fn go<N: Network<Scalar = f32>>(
+        c: &Config,
+        steps: usize,
+        new: fn(u64) -> N,
+    ) -> Result<Vec<f64>, String> {
+        check_losses(c, new, steps).map(|(losses, _)| losses)
+    }
+    dispatch!(c, go(c, steps))
+}
+
+/// Python's `float(f"{x:.{digits}g}")`.
+fn round_sig(x: f64, digits: usize) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{:.*e}", digits - 1, x).parse().unwrap_or(x)
+}
+
+/// A JSON number as Python's `json.dumps` writes a float (NaN and Infinity included).
+fn jf(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        format!("{x:?}")
+    }
+}
+
+/// A JSON string.
+fn js(s: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// 6·b·Σ in·out: forward 2·b·in·out, backward 4·b·in·out per layer.
+fn flops_per_step(sizes: &[usize], batch: usize) -> f64 {
+    6.0 * batch as f64 * sizes.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>()
+}
+
+/// What a step must compute: no gradient for the input.
+fn flops_needed(sizes: &[usize], batch: usize) -> f64 {
+    let pairs: Vec<f64> = sizes.windows(2).map(|w| (w[0] * w[1]) as f64).collect();
+    2.0 * batch as f64 * (2.0 * pairs.iter().sum::<f64>() + pairs[1..].iter().sum::<f64>())
+}
+
+/// The fields bp adds to the peers' (the counterpart of their library versions).
+fn extra(c: &Config, pinned: bool) -> String {
+    format!(
+        ", \"bp\": {}, \"bp_threads\": {}, \"pinned\": {}, \"init\": {}",
+        js(env!("CARGO_PKG_VERSION")),
+        bp::kernels::threads(),
+        pinned,
+        js(&c
+            .init
+            .as_ref()
+            .map_or_else(|| "seed".to_string(), |p| p.display().to_string()))
+    )
+}
+
+/// `run_check`: the JSON line of the losses of `c.check` steps.
+pub fn check_json(c: &Config, batch: usize, losses: &[f64], pinned: bool) -> String {
+    let ls: Vec<String> = losses.iter().map(|&l| jf(round_sig(l, 7))).collect();
+    format!(
+        "{{\"peer\": \"bp\", \"sizes\": {}, \"batch\": {batch}, \"loss\": {}, \"check_steps\": {}, \"losses\": [{}]{}}}",
+        js(&c.sizes_str),
+        js(c.loss.name()),
+        c.check,
+        ls.join(", "),
+        extra(c, pinned)
+    )
+}
+
+/// `_common.bench`: warm-up, calibration, timed repeats; returns the JSON line.
+pub fn bench<N: Network<Scalar = f32>>(
+    c: &Config,
+    pinned: bool,
+    new: fn(u64) -> N,
+) -> Result<String, String> {
+    if c.check > 0 {
+        let (losses, batch) = check_losses(c, new, c.check)?;
+        return Ok(check_json(c, batch, &losses, pinned));
+    }
+    let (mut t, batch) = trainer(c, new)?;
+    bench_trainer(c, batch, pinned, &mut t).map_err(|e| e.to_string())
+}
+
+fn bench_trainer<N: Network<Scalar = f32>>(
+    c: &Config,
+    batch: usize,
+    pinned: bool,
+    t: &mut Trainer<N>,
+) -> Result<String, bp::Error> {
+    let loss0 = t.loss_value()?;
+    // Warm-up.
+    let start = Instant::now();
+    let mut n = 0usize;
+    loop {
+        t.step()?;
+        n += 1;
+        if c.warmup > 0 && n >= c.warmup {
+            break;
+        }
+        if c.warmup == 0 && n >= 20 && n.is_multiple_of(10) && start.elapsed().as_secs_f64() >= 0.5
+        {
+            break;
+        }
+    }
+    let warm_s = start.elapsed().as_secs_f64();
+    // Calibrate.
+    let mut steps = c.steps;
+    if steps == 0 {
+        let mut k = 16usize;
+        let dt = loop {
+            let t0 = Instant::now();
+            for _ in 0..k {
+                t.step()?;
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            if dt >= 0.2 {
+                break dt;
+            }
+            k *= if dt < 0.05 { 4 } else { 2 };
+        };
+        steps = ((c.min_time / (dt / k as f64) * 1.05).ceil() as usize).max(1);
+    }
+    // Timed repeats.
+    let mut per_step = Vec::with_capacity(c.repeats);
+    for _ in 0..c.repeats {
+        let t0 = Instant::now();
+        for _ in 0..steps {
+            t.step()?;
+        }
+        per_step.push(t0.elapsed().as_secs_f64() / steps as f64);
+    }
+    let loss1 = t.loss_value()?;
+    let mut sorted = per_step.clone();
+    sorted.sort_by(f64::total_cmp);
+    let m = sorted.len();
+    let med = if m % 2 == 1 {
+        sorted[m / 2]
+    } else {
+        (sorted[m / 2 - 1] + sorted[m / 2]) / 2.0
+    };
+    let spread = (sorted[m - 1] - sorted[0]) / med;
+    let repeats: Vec<String> = per_step.iter().map(|&s| jf(s)).collect();
+    Ok(format!(
+        "{{\"peer\": \"bp\", \"sizes\": {}, \"batch\": {batch}, \"steps\": {steps}, \"threads\": {}, \
+         \"sec_per_step\": {}, \"samples_per_sec\": {}, \"gflops\": {}, \"gflops_needed\": {}, \
+         \"loss\": {}, \"repeats_sec_per_step\": [{}], \"spread\": {}, \"warmup_s\": {}, \
+         \"loss_before\": {}, \"loss_after\": {}{}}}",
+        js(&c.sizes_str),
+        c.threads,
+        jf(med),
+        jf(batch as f64 / med),
+        jf(flops_per_step(&c.sizes, batch) / med / 1e9),
+        jf(flops_needed(&c.sizes, batch) / med / 1e9),
+        js(c.loss.name()),
+        repeats.join(", "),
+        jf(spread),
+        jf((warm_s * 1000.0).round() / 1000.0),
+        jf(round_sig(f64::from(loss0), 6)),
+        jf(round_sig(f64::from(loss1), 6)),
+        extra(c, pinned)
+    ))
+}
+
+/// Pins the process (and the threads it starts later) to CPUs 0..n with `taskset`, as
+/// the peers pin themselves; false when `taskset` is missing or fails.
+fn pin_to_first(n: usize) -> bool {
+    std::process::Command::new("taskset")
+        .args([
+            "-pc",
+            &format!("0-{}", n - 1),
+            &std::process::id().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let c = match parse_args(&args) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if c.threads < 1 || c.threads > ncpu {
+        eprintln!("error: --threads must be in 1..{ncpu}");
+        return ExitCode::FAILURE;
+    }
+    let pinned = pin_to_first(c.threads);
+    bp::kernels::set_threads(c.threads);
+    match dispatch!(c, bench(&c, pinned)) {
+        None => {
+            eprintln!(
+                "error: --sizes {} is not compiled into this benchmark; the supported sizes are {}",
+                c.sizes_str,
+                SUPPORTED.join(" | ")
+            );
+            ExitCode::from(2)
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Some(Ok(line)) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+    }
+}
