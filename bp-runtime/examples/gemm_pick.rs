@@ -6,9 +6,10 @@
 //! cargo run --release -p bp-runtime --example gemm_pick -- sweep  # 1 vs 2 threads: the threshold
 //! ```
 //!
-//! `bp` is the runtime's own entry point (`Float::gemm_strided`, the `gemm` crate behind
-//! it) with the thread count given explicitly; `mm` is `matrixmultiply`, whose thread
-//! count is read once from `MATMUL_NUM_THREADS` (set here from the mode). Layouts are
+//! `bp` is the runtime's own entry point (`Float::gemm_strided`) with the thread count
+//! given explicitly; `gemm crate` calls the `gemm-f32`/`gemm-f64` crates directly;
+//! `matrixmultiply` reads its thread count once from `MATMUL_NUM_THREADS` (set here from
+//! the mode). Layouts are
 //! row-major with transposes read in place through strides: NN = A·B, NT = A·Bᵀ (the
 //! forward of a dense layer), TN = Aᵀ·B (its weight gradient). Each figure is the median
 //! GFLOP/s (2·m·n·k per product) of several repeats of about 100 ms each, taken while
@@ -73,16 +74,20 @@ fn strides(l: Layout, m: usize, n: usize, k: usize) -> ([usize; 2], [usize; 2]) 
 
 #[derive(Clone, Copy)]
 enum Lib {
-    /// The runtime's hook (the `gemm` crate) with this many threads.
+    /// The runtime's hook (`Float::gemm_strided`) with this many threads.
     Bp(usize),
+    /// The `gemm` crate (its f32/f64 parts) called directly, with this many threads.
+    Crate(usize),
     /// matrixmultiply, threads from `MATMUL_NUM_THREADS`.
     Mm,
     /// A plain triple loop.
     Naive,
 }
 
-/// The element types, with their matrixmultiply entry point.
+/// The element types, with their matrixmultiply and `gemm` crate entry points.
 trait Elem: Float {
+    /// The `gemm` crate's function for the type.
+    fn crate_fn() -> CrateFn<Self>;
     #[allow(clippy::too_many_arguments)]
     fn mm(
         m: usize,
@@ -96,9 +101,89 @@ trait Elem: Float {
     );
 }
 
+/// The signature of the `gemm-f32`/`gemm-f64` entry point: `(m, n, k, dst, dst_cs,
+/// dst_rs, read_dst, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, α, β, conj×3, parallelism)`
+/// computes `dst := α·dst + β·lhs·rhs`.
+type CrateFn<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *mut T,
+    isize,
+    isize,
+    bool,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    T,
+    bool,
+    bool,
+    bool,
+    gemm_common::Parallelism,
+);
+
+/// C = op(A)·op(B) (C row-major `[m, n]`) through the `gemm` crate, as the `gemm` umbrella
+/// crate calls it: for a row-major C it computes Cᵀ = op(B)ᵀ·op(A)ᵀ.
+#[allow(clippy::too_many_arguments)]
+fn crate_product<T: Elem>(
+    threads: usize,
+    (m, n, k): (usize, usize, usize),
+    a: &[T],
+    sa: [usize; 2],
+    b: &[T],
+    sb: [usize; 2],
+    c: &mut [T],
+) {
+    // The extents are checked so that the unsafe call below stays in bounds.
+    assert!(m > 1 && n > 1 && k > 1);
+    assert!((m - 1) * sa[0] + (k - 1) * sa[1] < a.len());
+    assert!((k - 1) * sb[0] + (n - 1) * sb[1] < b.len());
+    assert!(m * n <= c.len());
+    let s = |v: usize| v as isize;
+    let par = if threads > 1 {
+        gemm_common::Parallelism::Rayon(threads)
+    } else {
+        gemm_common::Parallelism::None
+    };
+    // SAFETY: the transposed problem reads op(B)ᵀ [n, k] at j·sb[1] + p·sb[0] and
+    // op(A)ᵀ [k, m] at p·sa[1] + i·sa[0], the offsets checked above, and writes C at
+    // j + i·n < m·n, each element once; C is borrowed mutably apart from A and B.
+    unsafe {
+        T::crate_fn()(
+            n,
+            m,
+            k,
+            c.as_mut_ptr(),
+            s(n),
+            1,
+            false,
+            b.as_ptr(),
+            s(sb[0]),
+            s(sb[1]),
+            a.as_ptr(),
+            s(sa[0]),
+            s(sa[1]),
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
 macro_rules! elem {
-    ($t:ty, $f:ident) => {
+    ($t:ident, $f:ident, $crate_fn:path) => {
         impl Elem for $t {
+            fn crate_fn() -> CrateFn<$t> {
+                $crate_fn()
+            }
+
             fn mm(
                 m: usize,
                 n: usize,
@@ -138,8 +223,8 @@ macro_rules! elem {
         }
     };
 }
-elem!(f32, sgemm);
-elem!(f64, dgemm);
+elem!(f32, sgemm, gemm_f32::gemm::f32::get_gemm_fn);
+elem!(f64, dgemm, gemm_f64::gemm::f64::get_gemm_fn);
 
 /// C = op(A)·op(B) with the chosen library.
 #[allow(clippy::too_many_arguments)]
@@ -156,6 +241,7 @@ fn product<T: Elem>(
     let (sa, sb) = strides(l, m, n, k);
     match lib {
         Lib::Bp(t) => T::gemm_strided(m, n, k, T::ONE, a, sa, b, sb, T::ZERO, c, [n, 1], t),
+        Lib::Crate(t) => crate_product(t, (m, n, k), a, sa, b, sb, c),
         Lib::Mm => T::mm(m, n, k, a, sa, b, sb, c),
         Lib::Naive => {
             for i in 0..m {
@@ -326,7 +412,8 @@ fn main() {
     match mode.as_str() {
         "one" => {
             let libs = [
-                ("bp (gemm)", Lib::Bp(1)),
+                ("bp", Lib::Bp(1)),
+                ("gemm crate", Lib::Crate(1)),
                 ("matrixmultiply", Lib::Mm),
                 ("naive", Lib::Naive),
             ];
@@ -337,6 +424,7 @@ fn main() {
             let libs = [
                 ("bp 1t", Lib::Bp(1)),
                 ("bp 2t", Lib::Bp(2)),
+                ("gemm crate 2t", Lib::Crate(2)),
                 ("matrixmultiply 2t", Lib::Mm),
             ];
             table::<f32>("f32", &libs);
