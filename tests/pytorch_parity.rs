@@ -19,7 +19,7 @@
 mod common;
 
 use bp::{Network, Tensor};
-use common::parity::{Fixture, Report, Tol, F32_TOL, F64_TOL};
+use common::parity::{compare_backward, Fixture, Report, Tol, F32_TOL, F64_TOL};
 use std::path::PathBuf;
 
 // ------------------------------------------------------------------------ the harness
@@ -65,28 +65,7 @@ fn check_network<N: Network>(net: &mut N, params: &str, data: &str, tol: Tol) ->
         .collect();
     let refs: Vec<&Tensor<N::Scalar>> = d_outs.iter().collect();
     net.backward_dyn(&refs).expect("backward");
-    for name in net.param_names() {
-        let want = fx.get(&format!("grad.{name}")).clone();
-        report.compare(&format!("gradient of {name}"), net.grad(name), &want, tol);
-    }
-    for name in fx.names("input_grad") {
-        let want = fx.get(&format!("input_grad.{name}")).clone();
-        report.compare(
-            &format!("gradient of input {name}"),
-            net.input_grad(&name),
-            &want,
-            tol,
-        );
-    }
-    for name in fx.names("residual") {
-        let want = fx.get(&format!("residual.{name}")).clone();
-        report.compare(
-            &format!("residual of {name}"),
-            net.residual(&name),
-            &want,
-            tol,
-        );
-    }
+    compare_backward(net, &mut fx, &mut report, "", tol);
     fx.all_used();
     report
 }

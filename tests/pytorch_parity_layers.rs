@@ -25,7 +25,7 @@
 mod common;
 
 use bp::{Float, Network, Tensor};
-use common::parity::{Fixture, Report, Tol, F64_TOL};
+use common::parity::{compare_backward, Fixture, Report, Tol, F64_TOL};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -93,33 +93,7 @@ fn check_pass<N: Network>(net: &mut N, data: &str, pass: &str, tol: Tol, report:
         .collect();
     let refs: Vec<&Tensor<N::Scalar>> = d_outs.iter().collect();
     net.backward_dyn(&refs).expect("backward");
-    for name in net.param_names() {
-        let want = fx.get(&format!("grad.{name}")).clone();
-        report.compare(
-            &format!("{pass}: gradient of {name}"),
-            net.grad(name),
-            &want,
-            tol,
-        );
-    }
-    for name in fx.names("input_grad") {
-        let want = fx.get(&format!("input_grad.{name}")).clone();
-        report.compare(
-            &format!("{pass}: gradient of input {name}"),
-            net.input_grad(&name),
-            &want,
-            tol,
-        );
-    }
-    for name in fx.names("residual") {
-        let want = fx.get(&format!("residual.{name}")).clone();
-        report.compare(
-            &format!("{pass}: residual of {name}"),
-            net.residual(&name),
-            &want,
-            tol,
-        );
-    }
+    compare_backward(net, &mut fx, report, &format!("{pass}: "), tol);
     fx.all_used();
 }
 

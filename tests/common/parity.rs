@@ -2,7 +2,7 @@
 //! and fixtures whose tensors must each be compared once.
 #![allow(dead_code)]
 
-use bp::{Float, Tensor};
+use bp::{Float, Network, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -171,6 +171,44 @@ impl<T: Float> Fixture<T> {
             unused.is_empty(),
             "fixture {}: tensors not compared: {unused:?}",
             self.file
+        );
+    }
+}
+
+/// Compares every parameter gradient, the gradients of the fixture's `grad` inputs and
+/// the residuals it holds; `pass` prefixes each label (empty for none).
+pub fn compare_backward<N: Network>(
+    net: &N,
+    fx: &mut Fixture<N::Scalar>,
+    report: &mut Report,
+    pass: &str,
+    tol: Tol,
+) {
+    for name in net.param_names() {
+        let want = fx.get(&format!("grad.{name}")).clone();
+        report.compare(
+            &format!("{pass}gradient of {name}"),
+            net.grad(name),
+            &want,
+            tol,
+        );
+    }
+    for name in fx.names("input_grad") {
+        let want = fx.get(&format!("input_grad.{name}")).clone();
+        report.compare(
+            &format!("{pass}gradient of input {name}"),
+            net.input_grad(&name),
+            &want,
+            tol,
+        );
+    }
+    for name in fx.names("residual") {
+        let want = fx.get(&format!("residual.{name}")).clone();
+        report.compare(
+            &format!("{pass}residual of {name}"),
+            net.residual(&name),
+            &want,
+            tol,
         );
     }
 }

@@ -181,69 +181,44 @@ type GemmFn<T> = unsafe fn(
     Parallelism,
 );
 
-impl CrateGemm for f32 {
-    #[inline]
-    fn entry() -> GemmFn<f32> {
-        gemm_f32::gemm::f32::get_gemm_fn()
-    }
-    #[inline]
-    fn packed(
-        mnk: (usize, usize, usize),
-        alpha: f32,
-        a: &[f32],
-        a_strides: [usize; 2],
-        b: &[f32],
-        b_strides: [usize; 2],
-        beta: f32,
-        c: &mut [f32],
-        c_strides: [usize; 2],
-    ) {
-        super::packed::gemm_f32(
-            super::packed::best_isa(),
-            mnk,
-            alpha,
-            a,
-            a_strides,
-            b,
-            b_strides,
-            beta,
-            c,
-            c_strides,
-        )
-    }
+macro_rules! crate_gemm {
+    ($t:ident, $entry:path, $packed:path) => {
+        impl CrateGemm for $t {
+            #[inline]
+            fn entry() -> GemmFn<$t> {
+                $entry()
+            }
+            #[inline]
+            fn packed(
+                mnk: (usize, usize, usize),
+                alpha: $t,
+                a: &[$t],
+                a_strides: [usize; 2],
+                b: &[$t],
+                b_strides: [usize; 2],
+                beta: $t,
+                c: &mut [$t],
+                c_strides: [usize; 2],
+            ) {
+                let isa = super::packed::best_isa();
+                $packed(
+                    isa, mnk, alpha, a, a_strides, b, b_strides, beta, c, c_strides,
+                )
+            }
+        }
+    };
 }
 
-impl CrateGemm for f64 {
-    #[inline]
-    fn entry() -> GemmFn<f64> {
-        gemm_f64::gemm::f64::get_gemm_fn()
-    }
-    #[inline]
-    fn packed(
-        mnk: (usize, usize, usize),
-        alpha: f64,
-        a: &[f64],
-        a_strides: [usize; 2],
-        b: &[f64],
-        b_strides: [usize; 2],
-        beta: f64,
-        c: &mut [f64],
-        c_strides: [usize; 2],
-    ) {
-        super::packed::gemm_f64(
-            super::packed::best_isa(),
-            mnk,
-            alpha,
-            a,
-            a_strides,
-            b,
-            b_strides,
-            beta,
-            c,
-            c_strides,
-        )
-    }
-}
+crate_gemm!(
+    f32,
+    gemm_f32::gemm::f32::get_gemm_fn,
+    super::packed::gemm_f32
+);
+crate_gemm!(
+    f64,
+    gemm_f64::gemm::f64::get_gemm_fn,
+    super::packed::gemm_f64
+);
 
 /// The checked call into the GEMM crate behind [`Float::gemm_strided`] for `f32` and
 /// `f64`: the contract of that method, with `threads` threads (1 = no parallelism).
