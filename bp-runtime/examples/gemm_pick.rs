@@ -431,7 +431,22 @@ fn main() {
             table::<f64>("f64", &libs);
         }
         "sweep" => sweep(),
-        _ => eprintln!("usage: gemm_pick one|two|sweep"),
+        "shape" => {
+            // gemm_pick shape M N K [threads]: bp vs the crate on one shape, every layout.
+            let arg = |i: usize, d: usize| {
+                std::env::args()
+                    .nth(i)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(d)
+            };
+            let (m, n, k, t) = (arg(2, 256), arg(3, 1024), arg(4, 784), arg(5, 1));
+            for l in [Layout::NN, Layout::NT, Layout::TN] {
+                let (bp, _) = bench::<f32>(Lib::Bp(t), l, (m, n, k), 5);
+                let (cr, _) = bench::<f32>(Lib::Crate(t), l, (m, n, k), 5);
+                println!("f32 {m},{n},{k} {l:?} {t}t: bp {bp:.1}  crate {cr:.1} GFLOP/s");
+            }
+        }
+        _ => eprintln!("usage: gemm_pick one|two|sweep|shape M N K [threads]"),
     }
     println!("\nload average after: {}", load());
 }

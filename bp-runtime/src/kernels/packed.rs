@@ -1,49 +1,53 @@
-//! A packed, register-blocked GEMM that allocates nothing once warm: its packing buffers
-//! live in thread-local storage and keep their capacity, so a training step that runs
-//! the same products again never touches the heap. The `gemm` crate, fast as it is,
-//! allocates its packing memory on every call, which a step must not do.
+//! bp's own GEMM: register-blocked, cache-blocked, and allocation-free once warm (its
+//! one packing buffer lives in thread-local storage and keeps its capacity), so a
+//! training step that runs the same products again never touches the heap.
 //!
-//! `C := alpha·op(A)·op(B) + beta·C`, all three given by a slice and
-//! `[row stride, column stride]`. The loops are those of BLIS: `C` is cut into `NC`-wide
-//! column panels and the sum over `k` into `KC` slices; each `KC×NC` panel of `op(B)` is
-//! packed into `NR`-wide strips, each `MC×KC` block of `op(A)` into `MR`-high strips, and
-//! a micro-kernel multiplies one strip pair into an `MR×NR` block held in registers.
-//! `NR` is one 64-byte vector (16 `f32` or 8 `f64`), `MR` is 12: twelve accumulator rows
-//! keep both FMA ports busy through the FMA latency on AVX-512.
+//! `C := alpha·op(A)·op(B) + beta·C`, each operand a slice with
+//! `[row stride, column stride]`. The loops are those of BLIS — `C` is cut into `NC`-wide
+//! column panels, the sum over `k` into `KC` slices and the rows into `MC` blocks, and a
+//! micro-kernel multiplies an `MR`-row strip of `op(A)` by an `NR`-column strip of
+//! `op(B)` into an `MR×NR` block of accumulators held in registers — with one
+//! difference that matters for the small and medium products of a network: **nothing is
+//! packed that can be read in place.**
 //!
-//! The micro-kernel is plain safe Rust that the compiler vectorizes; it is compiled three
-//! times — for AVX-512, for AVX2 with FMA, and for the baseline target — and the fastest
-//! the CPU supports is chosen at run time. Calling a `#[target_feature]` function is the
-//! only `unsafe` here, each call guarded by the feature check it needs; the baseline
-//! version is its safe twin, and the tests compare every path with a naive triple loop.
+//! - `op(A)` is read in place, whatever its strides: the micro-kernel broadcasts one
+//!   element per row and step, and a broadcast costs the same from any address. Only
+//!   the last strip of a block, when it has fewer than `MR` rows, is copied into a
+//!   zero-padded strip of the next kernel height (4, 8 or `MR`).
+//! - `op(B)` is read in place when its rows are contiguous (column stride 1: the `B`
+//!   of `A·B` and of `Aᵀ·B`, i.e. a layer's input gradient and weight gradient). Only the
+//!   `Bᵀ` of the forward product `x·Wᵀ` is packed into `NR`-wide strips, and the last,
+//!   narrower strip of a panel.
+//!
+//! Packing is what made the textbook version slow on these shapes: a 64×784 by 784×128
+//! product does as much copying as multiplying when both operands are packed.
+//!
+//! The kernels are plain Rust that the compiler vectorizes, compiled three times — for
+//! AVX-512, for AVX2 with FMA, and for the baseline target, each with its own tile
+//! (`MR×NR` = 12×32 `f32` on AVX-512: 24 of the 32 vector registers accumulate) — and the
+//! fastest the CPU supports is chosen at run time. The `unsafe` here is of two kinds,
+//! each argued where it stands: calling a `#[target_feature]` function after the feature
+//! check, and the micro-kernel's unchecked loads, whose extent is checked once per tile.
+//! The tests compare every path with a naive triple loop, the safe twin.
 
 use crate::Float;
 
-/// Rows of a micro-tile.
-const MR: usize = 12;
-/// Depth of a packed slice.
+/// Depth of a slice of the sum (the B strip `KC×NR` stays in L1).
 const KC: usize = 256;
-/// Rows of a packed block of `op(A)` (a multiple of `MR`).
+/// Rows of a block (a multiple of every `MR`).
 const MC: usize = 96;
-/// Columns of a packed panel of `op(B)` (a multiple of both `NR`s).
-const NC: usize = 1024;
+/// Columns of a panel of `op(B)` (a multiple of every `NR`).
+const NC: usize = 2048;
 
 /// A strided matrix operand.
 #[derive(Clone, Copy)]
-struct View<'a, T> {
-    data: &'a [T],
+struct Mat<'a, T> {
+    d: &'a [T],
     rs: usize,
     cs: usize,
 }
 
-impl<T: Float> View<'_, T> {
-    #[inline(always)]
-    fn at(&self, i: usize, j: usize) -> T {
-        self.data[i * self.rs + j * self.cs]
-    }
-}
-
-/// Which compiled micro-kernel runs.
+/// Which compiled kernels run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Isa {
     Baseline,
@@ -53,7 +57,7 @@ pub(crate) enum Isa {
     Avx512,
 }
 
-/// The best micro-kernel this CPU runs.
+/// The best kernels this CPU runs.
 pub(crate) fn best_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
@@ -67,95 +71,160 @@ pub(crate) fn best_isa() -> Isa {
     Isa::Baseline
 }
 
-/// One row of the tile: `c + a·b` elementwise (fused when `FMA`).
+/// `Σ_p A[i, p]·B[p, j]` for `i < R`, `j < NR`, `p < kc`, with `A[i, p]` at
+/// `a + i·ars + p·acs` and `B[p, j]` at `b + p·brs + j`.
+///
+/// # Safety
+/// Every one of those addresses must be inside one live allocation of initialized `T`
+/// (`kc ≥ 1`): the caller checks the largest offset of each operand against its slice.
 #[inline(always)]
-fn axpy<T: Float, const NR: usize, const FMA: bool>(a: T, b: &[T; NR], c: [T; NR]) -> [T; NR] {
-    let mut out = c;
-    for j in 0..NR {
-        out[j] = if FMA {
-            a.mul_add(b[j], c[j])
+unsafe fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
+    kc: usize,
+    a: *const T,
+    ars: usize,
+    acs: usize,
+    b: *const T,
+    brs: usize,
+    out: &mut [[T; NR]; R],
+) {
+    // A local the compiler keeps in registers (every index is constant once the loops
+    // over i and j are unrolled); only the finished block goes to `out`, which the
+    // stores index at run time.
+    let mut acc = [[T::ZERO; NR]; R];
+    // Hidden from the optimizer: when it sees a constant row stride (a packed strip) it
+    // may vectorize across rows with gathers instead of across the B row, which is
+    // many times slower.
+    let ars = std::hint::black_box(ars);
+    for p in 0..kc {
+        // SAFETY: p < kc, so p·brs + j < kc·brs... is within the caller's checked extent;
+        // `[T; NR]` has the alignment of T, and b is T-aligned.
+        let bp: [T; NR] = unsafe { b.add(p * brs).cast::<[T; NR]>().read() };
+        // SAFETY: the row p·acs of A's strip is inside the checked extent.
+        let ap = unsafe { a.add(p * acs) };
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: i < R and p < kc: the offset i·ars + p·acs was checked.
+            let ai = unsafe { ap.add(i * ars).read() };
+            for (c, &bv) in row.iter_mut().zip(&bp) {
+                *c = if FMA { ai.mul_add(bv, *c) } else { *c + ai * bv };
+            }
+        }
+    }
+    *out = acc;
+}
+
+/// One `R×NR` tile: `C[i.., j..] (:)= alpha·acc (+ beta·C)` for the first `h` rows and `w`
+/// columns. `first` is the first slice of the sum, which applies `beta` (C not read when
+/// beta is 0); later slices add.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tile<T: Float, const R: usize, const NR: usize, const FMA: bool>(
+    kc: usize,
+    a: Mat<T>,
+    a0: usize,
+    b: Mat<T>,
+    b0: usize,
+    (h, w): (usize, usize),
+    alpha: T,
+    beta: T,
+    first: bool,
+    c: &mut [T],
+    c0: usize,
+    [crs, ccs]: [usize; 2],
+) {
+    // The micro-kernel reads A at a0 + i·rs + p·cs and B at b0 + p·rs + j (i < R, j < NR,
+    // p < kc): check the largest of each once.
+    let a_last = a0 + (R - 1) * a.rs + (kc - 1) * a.cs;
+    let b_last = b0 + (kc - 1) * b.rs + NR - 1;
+    assert!(
+        kc >= 1 && a_last < a.d.len() && b_last < b.d.len(),
+        "gemm tile out of bounds"
+    );
+    // SAFETY: the asserts above bound every offset the kernel reads (all terms are
+    // non-negative and increasing in i, j, p), and both slices are live and initialized.
+    let mut acc = [[T::ZERO; NR]; R];
+    unsafe {
+        micro::<T, R, NR, FMA>(
+            kc,
+            a.d.as_ptr().add(a0),
+            a.rs,
+            a.cs,
+            b.d.as_ptr().add(b0),
+            b.rs,
+            &mut acc,
+        )
+    };
+    let put = |o: &mut T, v: T| {
+        *o = if !first || beta == T::ONE {
+            *o + alpha * v
+        } else if beta == T::ZERO {
+            alpha * v
         } else {
-            c[j] + a * b[j]
+            alpha * v + beta * *o
         };
+    };
+    if ccs != 1 && crs == 1 {
+        // A column-major C (the swapped product of `blocked`): walk down its columns, so
+        // that consecutive writes share cache lines.
+        for j in 0..w {
+            let out = &mut c[c0 + j * ccs..][..h];
+            for (o, row) in out.iter_mut().zip(&acc) {
+                put(o, row[j]);
+            }
+        }
+        return;
     }
-    out
-}
-
-/// `Σ_p a[p·MR + i]·b[p·NR + j]` over the packed steps, as an `MR×NR` block. Each row of
-/// the block is its own local, so the compiler keeps every row in vector registers
-/// for the whole loop (one array would be kept in memory).
-#[inline(always)]
-fn micro_body<T: Float, const NR: usize, const FMA: bool>(a: &[T], b: &[T]) -> [[T; NR]; MR] {
-    let z = [T::ZERO; NR];
-    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
-    let (mut c6, mut c7, mut c8, mut c9, mut c10, mut c11) = (z, z, z, z, z, z);
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        let (Ok(ap), Ok(bp)) = (<&[T; MR]>::try_from(ap), <&[T; NR]>::try_from(bp)) else {
-            break;
-        };
-        c0 = axpy::<T, NR, FMA>(ap[0], bp, c0);
-        c1 = axpy::<T, NR, FMA>(ap[1], bp, c1);
-        c2 = axpy::<T, NR, FMA>(ap[2], bp, c2);
-        c3 = axpy::<T, NR, FMA>(ap[3], bp, c3);
-        c4 = axpy::<T, NR, FMA>(ap[4], bp, c4);
-        c5 = axpy::<T, NR, FMA>(ap[5], bp, c5);
-        c6 = axpy::<T, NR, FMA>(ap[6], bp, c6);
-        c7 = axpy::<T, NR, FMA>(ap[7], bp, c7);
-        c8 = axpy::<T, NR, FMA>(ap[8], bp, c8);
-        c9 = axpy::<T, NR, FMA>(ap[9], bp, c9);
-        c10 = axpy::<T, NR, FMA>(ap[10], bp, c10);
-        c11 = axpy::<T, NR, FMA>(ap[11], bp, c11);
-    }
-    [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11]
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn micro_avx512<T: Float, const NR: usize>(a: &[T], b: &[T]) -> [[T; NR]; MR] {
-    micro_body::<T, NR, true>(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn micro_avx2<T: Float, const NR: usize>(a: &[T], b: &[T]) -> [[T; NR]; MR] {
-    micro_body::<T, NR, true>(a, b)
-}
-
-#[inline(always)]
-fn micro<T: Float, const NR: usize>(isa: Isa, a: &[T], b: &[T]) -> [[T; NR]; MR] {
-    match isa {
-        Isa::Baseline => micro_body::<T, NR, false>(a, b),
-        // SAFETY: `isa` is Avx512 only when `best_isa` saw avx512f, avx2 and fma on this
-        // CPU (or a test forced a path the CPU was checked to support); the function
-        // itself is safe code.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { micro_avx512::<T, NR>(a, b) },
-        // SAFETY: as above, with avx2 and fma.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { micro_avx2::<T, NR>(a, b) },
+    for (i, row) in acc.iter().enumerate().take(h) {
+        let base = c0 + i * crs;
+        if ccs == 1 {
+            let out = &mut c[base..base + w];
+            if !first || beta == T::ONE {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = alpha.mul_add(v, *o);
+                }
+            } else if beta == T::ZERO {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = alpha * v;
+                }
+            } else {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = alpha * v + beta * *o;
+                }
+            }
+        } else {
+            for (j, &v) in row.iter().enumerate().take(w) {
+                put(&mut c[base + j * ccs], v);
+            }
+        }
     }
 }
 
-/// Packs `op(B)[p0..p0+kc, j0..j0+nc]` into `NR`-wide strips `[kc][NR]`, zero-padded.
+/// Copies `op(B)[p0..p0+kc, j..j+w]` into a `[kc][NR]` strip, zero-padded to `NR`.
 fn pack_b<T: Float, const NR: usize>(
-    b: View<T>,
+    b: Mat<T>,
     p0: usize,
     kc: usize,
-    j0: usize,
-    nc: usize,
+    j: usize,
+    w: usize,
     out: &mut [T],
 ) {
-    for (s, strip) in out
-        .chunks_exact_mut(kc * NR)
-        .take(nc.div_ceil(NR))
-        .enumerate()
-    {
-        let j = j0 + s * NR;
-        let w = NR.min(j0 + nc - j);
-        for (p, dst) in strip.chunks_exact_mut(NR).enumerate() {
+    let out = &mut out[..kc * NR];
+    if b.rs == 1 {
+        // Bᵀ stored row-major (the forward x·Wᵀ): column j+jj of B is contiguous in p.
+        if w < NR {
+            out.fill(T::ZERO);
+        }
+        for jj in 0..w {
+            let col = &b.d[(j + jj) * b.cs + p0..][..kc];
+            for (dst, &v) in out.chunks_exact_mut(NR).zip(col) {
+                dst[jj] = v;
+            }
+        }
+    } else {
+        for (p, dst) in out.chunks_exact_mut(NR).enumerate() {
+            let row = (p0 + p) * b.rs + j * b.cs;
             for (jj, d) in dst.iter_mut().enumerate() {
                 *d = if jj < w {
-                    b.at(p0 + p, j + jj)
+                    b.d[row + jj * b.cs]
                 } else {
                     T::ZERO
                 };
@@ -164,29 +233,29 @@ fn pack_b<T: Float, const NR: usize>(
     }
 }
 
-/// Packs `op(A)[i0..i0+mc, p0..p0+kc]` into `MR`-high strips `[kc][MR]`, zero-padded.
-fn pack_a<T: Float>(a: View<T>, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [T]) {
-    for (s, strip) in out
-        .chunks_exact_mut(kc * MR)
-        .take(mc.div_ceil(MR))
-        .enumerate()
-    {
-        let i = i0 + s * MR;
-        let h = MR.min(i0 + mc - i);
-        for (p, dst) in strip.chunks_exact_mut(MR).enumerate() {
-            for (ii, d) in dst.iter_mut().enumerate() {
-                *d = if ii < h {
-                    a.at(i + ii, p0 + p)
-                } else {
-                    T::ZERO
-                };
-            }
+/// Copies the `h` rows `op(A)[i.., p0..p0+kc]` into a `[kc][R]` strip, zero-padded to
+/// `R` rows.
+fn pack_a<T: Float, const R: usize>(
+    a: Mat<T>,
+    i: usize,
+    h: usize,
+    p0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    for (p, dst) in out[..kc * R].chunks_exact_mut(R).enumerate() {
+        for (ii, d) in dst.iter_mut().enumerate() {
+            *d = if ii < h {
+                a.d[(i + ii) * a.rs + (p0 + p) * a.cs]
+            } else {
+                T::ZERO
+            };
         }
     }
 }
 
 /// `C := beta·C` (C not read when beta is 0).
-fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], rs: usize, cs: usize) {
+fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
     if beta == T::ONE {
         return;
     }
@@ -198,52 +267,151 @@ fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], rs: usize, cs: usiz
     }
 }
 
-/// The blocked product; `pa` and `pb` are the packing buffers (grown, never shrunk).
+/// The blocked product with `MR×NR` tiles; `scratch` is the packing buffer (grown,
+/// never shrunk). The caller has checked that every operand fits its slice.
 #[allow(clippy::too_many_arguments)]
-fn blocked<T: Float, const NR: usize>(
-    isa: Isa,
+#[inline(always)]
+fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
     (m, n, k): (usize, usize, usize),
     alpha: T,
-    a: View<T>,
-    b: View<T>,
+    a: Mat<T>,
+    b: Mat<T>,
     beta: T,
     c: &mut [T],
-    [crs, ccs]: [usize; 2],
-    pa: &mut Vec<T>,
-    pb: &mut Vec<T>,
+    cs: [usize; 2],
+    scratch: &mut Vec<T>,
 ) {
-    scale(m, n, beta, c, crs, ccs);
-    if k == 0 || alpha == T::ZERO {
+    if m == 0 || n == 0 {
         return;
     }
-    let need_b = KC.min(k) * NC.min(n.div_ceil(NR) * NR);
-    let need_a = KC.min(k) * MC.min(m.div_ceil(MR) * MR);
-    if pb.len() < need_b {
-        pb.resize(need_b, T::ZERO);
+    if k == 0 || alpha == T::ZERO {
+        return scale(m, n, beta, c, cs);
     }
-    if pa.len() < need_a {
-        pa.resize(need_a, T::ZERO);
+    // Choose between C = op(A)·op(B) and Cᵀ = op(B)ᵀ·op(A)ᵀ by a cost model in cycles:
+    // FMAs on whole tiles (columns are rounded up to NR: a 10-wide C wastes two thirds of
+    // a 32-wide tile), plus packing op(B) where its rows are not contiguous (about 1.3
+    // cycles an element), plus storing C, by vector when its rows are contiguous.
+    let cost = |m: usize, n: usize, b: Mat<T>, cs: [usize; 2]| {
+        let lanes = NR.min(16);
+        let work = m.div_ceil(4) * 4 * n.div_ceil(NR) * NR * k / lanes;
+        let packed = if b.cs == 1 || n == 1 { n % NR } else { n };
+        let stores = m * n * k.div_ceil(KC) / if cs[1] == 1 { lanes } else { 1 };
+        work + k * packed * 13 / 10 + stores
+    };
+    let a_t = Mat { d: a.d, rs: a.cs, cs: a.rs };
+    if cost(n, m, a_t, [cs[1], cs[0]]) < cost(m, n, b, cs) {
+        let b_t = Mat { d: b.d, rs: b.cs, cs: b.rs };
+        let cs_t = [cs[1], cs[0]];
+        return panels::<T, MR, NR, FMA>((n, m, k), alpha, b_t, a_t, beta, c, cs_t, scratch);
     }
+    panels::<T, MR, NR, FMA>((m, n, k), alpha, a, b, beta, c, cs, scratch)
+}
+
+/// The loops of [`blocked`] once the roles are settled.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
+    (m, n, k): (usize, usize, usize),
+    alpha: T,
+    a: Mat<T>,
+    b: Mat<T>,
+    beta: T,
+    c: &mut [T],
+    cs: [usize; 2],
+    scratch: &mut Vec<T>,
+) {
+    // B is read in place when its rows are contiguous (or it has one column).
+    let direct_b = b.cs == 1 || n == 1;
+    let kc_max = KC.min(k);
+    let b_len = if direct_b {
+        kc_max * NR
+    } else {
+        kc_max * NC.min(n.div_ceil(NR) * NR)
+    };
+    let need = b_len + kc_max * MR;
+    if scratch.len() < need {
+        scratch.resize(need, T::ZERO);
+    }
+    let (pb, pa) = scratch.split_at_mut(b_len);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
+        let strips = nc.div_ceil(NR);
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
-            pack_b::<T, NR>(b, p0, kc, j0, nc, pb);
+            let first = p0 == 0;
+            if !direct_b {
+                for s in 0..strips {
+                    let j = j0 + s * NR;
+                    pack_b::<T, NR>(b, p0, kc, j, NR.min(n - j), &mut pb[s * kc * NR..]);
+                }
+            } else if nc % NR != 0 {
+                let j = j0 + (strips - 1) * NR;
+                pack_b::<T, NR>(b, p0, kc, j, n - j, pb);
+            }
+            let pb: &[T] = pb;
             for i0 in (0..m).step_by(MC) {
                 let mc = MC.min(m - i0);
-                pack_a(a, i0, mc, p0, kc, pa);
-                for (sj, bs) in pb.chunks_exact(kc * NR).take(nc.div_ceil(NR)).enumerate() {
-                    let j = j0 + sj * NR;
+                for s in 0..strips {
+                    let j = j0 + s * NR;
                     let w = NR.min(n - j);
-                    for (si, as_) in pa.chunks_exact(kc * MR).take(mc.div_ceil(MR)).enumerate() {
-                        let i = i0 + si * MR;
-                        let h = MR.min(m - i);
-                        let acc = micro::<T, NR>(isa, as_, bs);
-                        for (ii, row) in acc.iter().enumerate().take(h) {
-                            let base = (i + ii) * crs + j * ccs;
-                            for (jj, &v) in row.iter().enumerate().take(w) {
-                                c[base + jj * ccs] += alpha * v;
-                            }
+                    let (bm, b0) = if direct_b && w == NR {
+                        (b, p0 * b.rs + j)
+                    } else {
+                        let at = if direct_b { 0 } else { s * kc * NR };
+                        (Mat { d: pb, rs: NR, cs: 1 }, at)
+                    };
+                    let c_at = |i: usize| i * cs[0] + j * cs[1];
+                    let full = mc / MR * MR;
+                    for i in (i0..i0 + full).step_by(MR) {
+                        tile::<T, MR, NR, FMA>(
+                            kc,
+                            a,
+                            i * a.rs + p0 * a.cs,
+                            bm,
+                            b0,
+                            (MR, w),
+                            alpha,
+                            beta,
+                            first,
+                            c,
+                            c_at(i),
+                            cs,
+                        );
+                    }
+                    let h = mc - full;
+                    if h > 0 {
+                        // The short strip, padded to the next kernel height.
+                        let i = i0 + full;
+                        macro_rules! short {
+                            ($r:expr) => {{
+                                pack_a::<T, $r>(a, i, h, p0, kc, pa);
+                                let am = Mat {
+                                    d: &*pa,
+                                    rs: 1,
+                                    cs: $r,
+                                };
+                                tile::<T, $r, NR, FMA>(
+                                    kc,
+                                    am,
+                                    0,
+                                    bm,
+                                    b0,
+                                    (h, w),
+                                    alpha,
+                                    beta,
+                                    first,
+                                    c,
+                                    c_at(i),
+                                    cs,
+                                );
+                            }};
+                        }
+                        if h <= 4 && MR > 4 {
+                            short!(4)
+                        } else if h <= 8 && MR > 8 {
+                            short!(8)
+                        } else {
+                            short!(MR)
                         }
                     }
                 }
@@ -253,16 +421,57 @@ fn blocked<T: Float, const NR: usize>(
 }
 
 macro_rules! entry {
-    ($t:ident, $module:ident, $nr:literal) => {
+    ($t:ident, $module:ident, $avx512:expr, $avx2:expr, $base:expr) => {
         mod $module {
             use super::*;
             use std::cell::RefCell;
 
             thread_local! {
-                static SCRATCH: RefCell<(Vec<$t>, Vec<$t>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+                static SCRATCH: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
             }
 
-            /// The product on the calling thread with the CPU's best micro-kernel.
+            type Args<'a> = (
+                (usize, usize, usize),
+                $t,
+                Mat<'a, $t>,
+                Mat<'a, $t>,
+                $t,
+                &'a mut [$t],
+                [usize; 2],
+                &'a mut Vec<$t>,
+            );
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512((mnk, al, a, b, be, c, cs, s): Args) {
+                blocked::<$t, { $avx512.0 }, { $avx512.1 }, true>(mnk, al, a, b, be, c, cs, s)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2((mnk, al, a, b, be, c, cs, s): Args) {
+                blocked::<$t, { $avx2.0 }, { $avx2.1 }, true>(mnk, al, a, b, be, c, cs, s)
+            }
+
+            fn baseline((mnk, al, a, b, be, c, cs, s): Args) {
+                blocked::<$t, { $base.0 }, { $base.1 }, false>(mnk, al, a, b, be, c, cs, s)
+            }
+
+            fn run(isa: Isa, args: Args) {
+                match isa {
+                    Isa::Baseline => baseline(args),
+                    // SAFETY: `isa` is Avx512 only when `best_isa` saw avx512f, avx2 and
+                    // fma on this CPU (or a test forced a path it checked the CPU has).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { avx512(args) },
+                    // SAFETY: as above, with avx2 and fma.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { avx2(args) },
+                }
+            }
+
+            /// The product on the calling thread with the `isa` kernels. The caller has
+            /// checked that every operand fits its slice.
             #[allow(clippy::too_many_arguments)]
             pub(crate) fn gemm(
                 isa: Isa,
@@ -276,15 +485,12 @@ macro_rules! entry {
                 c: &mut [$t],
                 cs: [usize; 2],
             ) {
-                let a = View { data: a, rs: ars, cs: acs };
-                let b = View { data: b, rs: brs, cs: bcs };
+                let a = Mat { d: a, rs: ars, cs: acs };
+                let b = Mat { d: b, rs: brs, cs: bcs };
                 SCRATCH.with(|s| match s.try_borrow_mut() {
-                    Ok(mut s) => {
-                        let (pa, pb) = &mut *s;
-                        blocked::<$t, $nr>(isa, mnk, alpha, a, b, beta, c, cs, pa, pb)
-                    }
-                    // Re-entered on this thread (never by bp itself): fresh buffers.
-                    Err(_) => blocked::<$t, $nr>(isa, mnk, alpha, a, b, beta, c, cs, &mut Vec::new(), &mut Vec::new()),
+                    Ok(mut s) => run(isa, (mnk, alpha, a, b, beta, c, cs, &mut s)),
+                    // Re-entered on this thread (never by bp itself): a fresh buffer.
+                    Err(_) => run(isa, (mnk, alpha, a, b, beta, c, cs, &mut Vec::new())),
                 })
             }
         }
@@ -292,124 +498,8 @@ macro_rules! entry {
     };
 }
 
-entry!(f32, gemm_f32, 16);
-entry!(f64, gemm_f64, 8);
+entry!(f32, gemm_f32, (12, 32), (6, 16), (4, 8));
+entry!(f64, gemm_f64, (12, 16), (6, 8), (4, 4));
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[allow(clippy::too_many_arguments)]
-    fn naive(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f64,
-        a: &[f64],
-        sa: [usize; 2],
-        b: &[f64],
-        sb: [usize; 2],
-        beta: f64,
-        c: &mut [f64],
-        sc: [usize; 2],
-    ) {
-        for i in 0..m {
-            for j in 0..n {
-                let s: f64 = (0..k)
-                    .map(|p| a[i * sa[0] + p * sa[1]] * b[p * sb[0] + j * sb[1]])
-                    .sum();
-                let x = &mut c[i * sc[0] + j * sc[1]];
-                *x = alpha * s + if beta == 0.0 { 0.0 } else { beta * *x };
-            }
-        }
-    }
-
-    fn data(n: usize, seed: u64) -> Vec<f64> {
-        let mut r = crate::rng::Rng::new(seed);
-        (0..n).map(|_| r.uniform(-1.0, 1.0)).collect()
-    }
-
-    fn isas() -> Vec<Isa> {
-        let mut v = vec![Isa::Baseline];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                v.push(Isa::Avx2);
-            }
-            if best_isa() == Isa::Avx512 {
-                v.push(Isa::Avx512);
-            }
-        }
-        v
-    }
-
-    #[test]
-    fn every_path_matches_the_naive_product() {
-        let shapes = [
-            (1, 1, 1),
-            (3, 5, 7),
-            (8, 16, 3),
-            (17, 33, 65),
-            (97, 20, 300),
-            (9, 1030, 5),
-            (64, 10, 128),
-        ];
-        for isa in isas() {
-            for &(m, n, k) in &shapes {
-                for (ta, tb, tc) in [
-                    (false, false, false),
-                    (true, false, false),
-                    (false, true, true),
-                    (true, true, false),
-                ] {
-                    let sa = if ta { [1, m] } else { [k, 1] };
-                    let sb = if tb { [1, k] } else { [n, 1] };
-                    let sc = if tc { [1, m] } else { [n, 1] };
-                    let (a, b, c0) = (data(m * k, 1), data(k * n, 2), data(m * n, 3));
-                    let mut want = c0.clone();
-                    naive(m, n, k, 0.7, &a, sa, &b, sb, 0.3, &mut want, sc);
-                    let mut got = c0.clone();
-                    gemm_f64(isa, (m, n, k), 0.7, &a, sa, &b, sb, 0.3, &mut got, sc);
-                    for (g, w) in got.iter().zip(&want) {
-                        assert!(
-                            (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
-                            "{isa:?} {m}x{n}x{k} {ta}{tb}{tc}: {g} vs {w}"
-                        );
-                    }
-                    let (a32, b32): (Vec<f32>, Vec<f32>) = (
-                        a.iter().map(|&v| v as f32).collect(),
-                        b.iter().map(|&v| v as f32).collect(),
-                    );
-                    let mut got32 = vec![f32::NAN; m * n];
-                    gemm_f32(isa, (m, n, k), 0.7, &a32, sa, &b32, sb, 0.0, &mut got32, sc);
-                    let mut want0 = vec![0.0; m * n];
-                    naive(m, n, k, 0.7, &a, sa, &b, sb, 0.0, &mut want0, sc);
-                    for (g, w) in got32.iter().zip(&want0) {
-                        assert!(
-                            (*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                            "{isa:?} f32 {m}x{n}x{k}"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn zero_k_or_alpha_only_scales() {
-        let mut c = vec![2.0f64; 6];
-        gemm_f64(
-            best_isa(),
-            (2, 3, 0),
-            1.0,
-            &[],
-            [0, 1],
-            &[],
-            [3, 1],
-            0.5,
-            &mut c,
-            [3, 1],
-        );
-        assert_eq!(c, vec![1.0; 6]);
-    }
-}
+mod tests;
