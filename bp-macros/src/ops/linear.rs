@@ -60,7 +60,27 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
     ))
 }
 
+/// Layers with `inp·out` up to this use the runtime's fixed-size kernels, whose loops
+/// have the widths as constant bounds (the same value as `bp_runtime::kernels::FIXED_MAX`).
+const FIXED_MAX: usize = 2048;
+
 impl Linear {
+    /// The runtime kernel `name`, or its fixed-size twin `name_fixed::<_, INP, OUT>` for a
+    /// small layer.
+    fn kernel(&self, name: &str) -> TokenStream {
+        let ident = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
+        if self.inp * self.out <= FIXED_MAX {
+            let fixed = proc_macro2::Ident::new(&format!("{name}_fixed"), ident.span());
+            let (i, o) = (
+                Literal::usize_unsuffixed(self.inp),
+                Literal::usize_unsuffixed(self.out),
+            );
+            quote!(::bp::kernels::#fixed::<_, #i, #o>)
+        } else {
+            quote!(::bp::kernels::#ident)
+        }
+    }
+
     fn dims(&self, cx: &Cx) -> (TokenStream, Literal, Literal) {
         (
             cx.rows(self.x[0], 1),
@@ -93,6 +113,10 @@ impl Op for Linear {
             }
             None => quote!(None),
         };
+        if self.inp * self.out <= FIXED_MAX {
+            let k = self.kernel("linear");
+            return quote!(#k(#rows, #x, #w, #bias, #y););
+        }
         quote!(::bp::kernels::linear(#rows, #inp, #outf, #x, #w, #bias, #y);)
     }
 
@@ -103,15 +127,25 @@ impl Op for Linear {
         let acc = &cx.accumulate;
         let w = &cx.g.params[self.params[0]];
         let (wv, dw) = (&w.ident, &w.grad_ident);
-        let mut ts =
-            quote!(::bp::kernels::linear_backward_weight(#rows, #inp, #outf, #dy, #x, #dw, #acc););
+        let fixed = self.inp * self.out <= FIXED_MAX;
+        let kw = self.kernel("linear_backward_weight");
+        let mut ts = if fixed {
+            quote!(#kw(#rows, #dy, #x, #dw, #acc);)
+        } else {
+            quote!(#kw(#rows, #inp, #outf, #dy, #x, #dw, #acc);)
+        };
         if let Some(&p) = self.params.get(1) {
             let db = &cx.g.params[p].grad_ident;
             ts.extend(quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc);));
         }
         if let Some(c) = cx.contribute(self.x[0]) {
             let (pre, dx, a) = (c.prelude, c.ident, c.acc);
-            ts.extend(quote!(#pre ::bp::kernels::linear_backward_input(#rows, #inp, #outf, #dy, #wv, #dx, #a);));
+            let ki = self.kernel("linear_backward_input");
+            ts.extend(if fixed {
+                quote!(#pre #ki(#rows, #dy, #wv, #dx, #a);)
+            } else {
+                quote!(#pre #ki(#rows, #inp, #outf, #dy, #wv, #dx, #a);)
+            });
         }
         ts
     }

@@ -254,7 +254,11 @@ y = y_sum + y_mean         [B]
         let __bp_FanOut::Values { x, a, b, c, y_1, y_sum, y_mean, y } = values;
         let __bp_FanOut::Buffers {} = buffers;
         a.resize(&[batch, 4]);
-        ::bp::kernels::linear(batch, 3, 4, x, a_weight, Some(a_bias.as_slice()), a);
+        ::bp::kernels::linear_fixed::<
+            _,
+            3,
+            4,
+        >(batch, x, a_weight, Some(a_bias.as_slice()), a);
         b.resize(&[batch, 4]);
         {
             let s = s[0];
@@ -372,18 +376,18 @@ d_x = d_a·a.weight
             }
             if accumulate { d_s[0] += d_s_sum } else { d_s[0] = d_s_sum }
         }
-        ::bp::kernels::linear_backward_weight(
-            batch,
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
             3,
             4,
-            d_a,
-            x,
-            d_a_weight,
-            accumulate,
-        );
+        >(batch, d_a, x, d_a_weight, accumulate);
         ::bp::kernels::bias_backward(batch, 4, d_a, d_a_bias, accumulate);
         d_x.resize(&[batch, 3]);
-        ::bp::kernels::linear_backward_input(batch, 3, 4, d_a, a_weight, d_x, false);
+        ::bp::kernels::linear_backward_input_fixed::<
+            _,
+            3,
+            4,
+        >(batch, d_a, a_weight, d_x, false);
     }
 }
 impl ::bp::Network for FanOut {

@@ -614,15 +614,11 @@ out = d·out.weightᵀ + out.bias                                               
             ::bp::kernels::copy(d_concat, d, false);
         }
         out.resize(&[batch, 3]);
-        ::bp::kernels::linear(
-            batch,
+        ::bp::kernels::linear_fixed::<
+            _,
             69,
             3,
-            d,
-            out_weight,
-            Some(out_bias.as_slice()),
-            out,
-        );
+        >(batch, d, out_weight, Some(out_bias.as_slice()), out);
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`).
 
@@ -719,26 +715,18 @@ d_c_bias = Σ_(b, pixels) d_c
             d_out_weight,
             d_out_bias,
         } = grads;
-        ::bp::kernels::linear_backward_weight(
-            batch,
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
             69,
             3,
-            d_out,
-            d,
-            d_out_weight,
-            accumulate,
-        );
+        >(batch, d_out, d, d_out_weight, accumulate);
         ::bp::kernels::bias_backward(batch, 3, d_out, d_out_bias, accumulate);
         d_d.resize(&[batch, 69]);
-        ::bp::kernels::linear_backward_input(
-            batch,
+        ::bp::kernels::linear_backward_input_fixed::<
+            _,
             69,
             3,
-            d_out,
-            out_weight,
-            d_d,
-            false,
-        );
+        >(batch, d_out, out_weight, d_d, false);
         d_d_concat.resize(&[batch, 69]);
         if training {
             ::bp::kernels::dropout_backward(d_d, d_mask, d_d_concat, false);

@@ -249,15 +249,11 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
         let __bp_Xor::Buffers {} = buffers;
         fc1.resize(&[batch, 8]);
-        ::bp::kernels::linear(
-            batch,
+        ::bp::kernels::linear_fixed::<
+            _,
             2,
             8,
-            x,
-            fc1_weight,
-            Some(fc1_bias.as_slice()),
-            fc1,
-        );
+        >(batch, x, fc1_weight, Some(fc1_bias.as_slice()), fc1);
         h.resize(&[batch, 8]);
         {
             for (h, &fc1) in h.iter_mut().zip(fc1.iter()) {
@@ -265,15 +261,11 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
             }
         }
         fc2.resize(&[batch, 1]);
-        ::bp::kernels::linear(
-            batch,
+        ::bp::kernels::linear_fixed::<
+            _,
             8,
             1,
-            h,
-            fc2_weight,
-            Some(fc2_bias.as_slice()),
-            fc2,
-        );
+        >(batch, h, fc2_weight, Some(fc2_bias.as_slice()), fc2);
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`).
 
@@ -300,33 +292,29 @@ d_fc1_bias = Σ_rows d_fc1
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
         let __bp_Xor::Residuals { d_fc1, d_h, d_fc2 } = residuals;
         let __bp_Xor::Grads { d_fc1_weight, d_fc1_bias, d_fc2_weight, d_fc2_bias } = grads;
-        ::bp::kernels::linear_backward_weight(
-            batch,
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
             8,
             1,
-            d_fc2,
-            h,
-            d_fc2_weight,
-            accumulate,
-        );
+        >(batch, d_fc2, h, d_fc2_weight, accumulate);
         ::bp::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
         d_h.resize(&[batch, 8]);
-        ::bp::kernels::linear_backward_input(batch, 8, 1, d_fc2, fc2_weight, d_h, false);
+        ::bp::kernels::linear_backward_input_fixed::<
+            _,
+            8,
+            1,
+        >(batch, d_fc2, fc2_weight, d_h, false);
         {
             d_fc1.resize(&[batch, 8]);
             for ((&d_h, &h), d_fc1) in d_h.iter().zip(h.iter()).zip(d_fc1.iter_mut()) {
                 *d_fc1 = d_h * (1.0 - h * h);
             }
         }
-        ::bp::kernels::linear_backward_weight(
-            batch,
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
             2,
             8,
-            d_fc1,
-            x,
-            d_fc1_weight,
-            accumulate,
-        );
+        >(batch, d_fc1, x, d_fc1_weight, accumulate);
         ::bp::kernels::bias_backward(batch, 8, d_fc1, d_fc1_bias, accumulate);
     }
 }

@@ -4,6 +4,11 @@
 use super::gemm::gemm;
 use crate::Float;
 
+mod fixed;
+pub use fixed::{
+    linear_backward_input_fixed, linear_backward_weight_fixed, linear_fixed, FIXED_MAX,
+};
+
 /// `y[r,o] = Σ_i x[r,i]·w[o,i] + b[o]` (the `+ b[o]` only with a bias):
 /// `x` is `[rows, inp]`, `w` is `[out, inp]`, `b` is `[out]`, `y` is `[rows, out]`,
 /// all row-major. `y` is overwritten.

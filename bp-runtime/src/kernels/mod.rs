@@ -34,7 +34,10 @@ mod test_util;
 
 pub(crate) use self::gemm::gemm_crate;
 pub use self::gemm::{gemm, set_threads, threads, PARALLEL_THRESHOLD, PARALLEL_THRESHOLD_GATHER};
-pub use linear::{bias_backward, linear, linear_backward_input, linear_backward_weight};
+pub use linear::{
+    bias_backward, linear, linear_backward_input, linear_backward_input_fixed,
+    linear_backward_weight, linear_backward_weight_fixed, linear_fixed, FIXED_MAX,
+};
 pub use reduce::{mean, mean_backward, sum, sum_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 pub use structure::{concat_part, concat_part_backward, copy};

@@ -105,7 +105,11 @@ unsafe fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
             // SAFETY: i < R and p < kc: the offset i·ars + p·acs was checked.
             let ai = unsafe { ap.add(i * ars).read() };
             for (c, &bv) in row.iter_mut().zip(&bp) {
-                *c = if FMA { ai.mul_add(bv, *c) } else { *c + ai * bv };
+                *c = if FMA {
+                    ai.mul_add(bv, *c)
+                } else {
+                    *c + ai * bv
+                };
             }
         }
     }
@@ -298,9 +302,17 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
         let stores = m * n * k.div_ceil(KC) / if cs[1] == 1 { lanes } else { 1 };
         work + k * packed * 13 / 10 + stores
     };
-    let a_t = Mat { d: a.d, rs: a.cs, cs: a.rs };
+    let a_t = Mat {
+        d: a.d,
+        rs: a.cs,
+        cs: a.rs,
+    };
     if cost(n, m, a_t, [cs[1], cs[0]]) < cost(m, n, b, cs) {
-        let b_t = Mat { d: b.d, rs: b.cs, cs: b.rs };
+        let b_t = Mat {
+            d: b.d,
+            rs: b.cs,
+            cs: b.rs,
+        };
         let cs_t = [cs[1], cs[0]];
         return panels::<T, MR, NR, FMA>((n, m, k), alpha, b_t, a_t, beta, c, cs_t, scratch);
     }
@@ -358,7 +370,14 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
                         (b, p0 * b.rs + j)
                     } else {
                         let at = if direct_b { 0 } else { s * kc * NR };
-                        (Mat { d: pb, rs: NR, cs: 1 }, at)
+                        (
+                            Mat {
+                                d: pb,
+                                rs: NR,
+                                cs: 1,
+                            },
+                            at,
+                        )
                     };
                     let c_at = |i: usize| i * cs[0] + j * cs[1];
                     let full = mc / MR * MR;
@@ -485,8 +504,16 @@ macro_rules! entry {
                 c: &mut [$t],
                 cs: [usize; 2],
             ) {
-                let a = Mat { d: a, rs: ars, cs: acs };
-                let b = Mat { d: b, rs: brs, cs: bcs };
+                let a = Mat {
+                    d: a,
+                    rs: ars,
+                    cs: acs,
+                };
+                let b = Mat {
+                    d: b,
+                    rs: brs,
+                    cs: bcs,
+                };
                 SCRATCH.with(|s| match s.try_borrow_mut() {
                     Ok(mut s) => run(isa, (mnk, alpha, a, b, beta, c, cs, &mut s)),
                     // Re-entered on this thread (never by bp itself): a fresh buffer.
