@@ -179,7 +179,7 @@ macro_rules! impl_float {
                 c_strides: [usize; 2],
                 threads: usize,
             ) {
-                crate::kernels::gemm_crate::<$t>(
+                crate::kernels::gemm_checked::<$t>(
                     m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
                 )
             }

@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 pub mod loss;
 pub mod optim;
+pub mod pool;
 pub mod rng;
 pub mod train;
 

@@ -1,37 +1,38 @@
-//! General matrix multiplication: the one place where the runtime calls into the GEMM
-//! crate (the faer project's [`gemm`](https://crates.io/crates/gemm), through its
-//! `gemm-f32` and `gemm-f64` parts), and the global thread-count setting it obeys.
+//! General matrix multiplication, and the global thread-count setting it obeys.
 //!
 //! Matrices are described by a slice and a pair of strides `[row stride, column stride]`
 //! in elements, so a row-major `[r, c]` buffer is `[c, 1]` and its transpose, read in
-//! place, is `[1, c]`. The choice of the crate and of [`PARALLEL_THRESHOLD`] is measured in
-//! `bp-runtime/GEMM.md` (program: `cargo run --release -p bp-runtime --example gemm_pick`).
+//! place, is `[1, c]`. The product itself is bp's own (`packed.rs`): it allocates nothing
+//! once warm, which no GEMM crate we measured does (see `bp-runtime/GEMM.md`). With more
+//! than one thread, a product of at least [`PARALLEL_THRESHOLD`] multiply-adds is cut into
+//! bands of rows (or columns, for a column-major C), one per thread, on the
+//! allocation-free worker pool of [`crate::pool`]. The threshold is measured by
+//! `cargo run --release -p bp-runtime --example gemm_pick -- sweep`.
 
 use crate::Float;
-use gemm_common::Parallelism;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// The thread count set by [`set_threads`].
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
 /// Products with fewer multiply-adds `m·n·k` than this run on one thread whatever
-/// [`threads`] says: below it, splitting the work costs more than it saves on the
-/// measured machine (see `GEMM.md`).
-pub const PARALLEL_THRESHOLD: usize = 4 << 20;
+/// [`threads`] says: below it, handing half the work to another thread costs more than it
+/// saves on the measured machine (`gemm_pick -- sweep`, see `GEMM.md`).
+pub const PARALLEL_THRESHOLD: usize = 100_000;
 
-/// The same threshold for the products where the crate packs its left operand by a
-/// strided gather (for a row-major C: `op(B)` read transposed, as in the forward of a
-/// dense layer `x·Wᵀ`). Those scale worse on two threads, so they need 4× more work.
-pub const PARALLEL_THRESHOLD_GATHER: usize = 16 << 20;
+/// The most threads one product is split over.
+pub const MAX_THREADS: usize = 16;
 
 /// Sets the number of threads large matrix products may use (1, the default, keeps all
-/// work on the calling thread; 0 is taken as 1).
+/// work on the calling thread; 0 is taken as 1, more than [`MAX_THREADS`] as that).
 ///
 /// The setting is global to the process and takes effect for the next product. Products
-/// smaller than [`PARALLEL_THRESHOLD`] multiply-adds always stay on one thread. Extra
-/// threads come from rayon's global pool, which is created on first use.
+/// smaller than [`PARALLEL_THRESHOLD`] multiply-adds always stay on one thread. The
+/// extra threads are the workers of [`crate::pool`], started on first use; a step that
+/// uses them allocates nothing once they exist.
 pub fn set_threads(n: usize) {
-    THREADS.store(n.max(1), Ordering::Relaxed);
+    THREADS.store(n.clamp(1, MAX_THREADS), Ordering::Relaxed);
 }
 
 /// The number of threads large matrix products may use (see [`set_threads`]).
@@ -45,7 +46,7 @@ pub fn threads() -> usize {
 ///
 /// As in BLAS, `C` is not read when `beta` is 0 (so a NaN in it does not survive) and
 /// `A` and `B` are not read when `alpha` is 0 or `k` is 0. Uses up to [`threads`]
-/// threads when `m·n·k ≥` [`PARALLEL_THRESHOLD`] (or [`PARALLEL_THRESHOLD_GATHER`]).
+/// threads when `m·n·k ≥` [`PARALLEL_THRESHOLD`].
 ///
 /// # Panics
 /// If an operand's strides reach past the end of its slice, or if two elements of `C`
@@ -75,19 +76,7 @@ pub fn gemm<T: Float>(
     c_strides: [usize; 2],
 ) {
     let work = m.saturating_mul(n).saturating_mul(k);
-    // Mirrors the crate's choice: its packed left operand is op(B)ᵀ for a row-oriented
-    // C and op(A) otherwise, gathered when its k index is the contiguous one.
-    let gathers = if c_strides[1] < c_strides[0] {
-        b_strides[0] == 1 && n > 1
-    } else {
-        a_strides[1] == 1 && m > 1
-    };
-    let threshold = if gathers {
-        PARALLEL_THRESHOLD_GATHER
-    } else {
-        PARALLEL_THRESHOLD
-    };
-    let threads = if work >= threshold { threads() } else { 1 };
+    let threads = if work >= PARALLEL_THRESHOLD { threads() } else { 1 };
     T::gemm_strided(
         m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
     );
@@ -115,16 +104,6 @@ fn one_to_one(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
     }
 }
 
-/// The strides as the crate takes them. A dimension of size 1 never multiplies its
-/// stride, so any stride is valid for it: it becomes 1, so that the crate only ever sees
-/// small, meaningful strides. The others fit in isize: the caller checked that
-/// (rows-1)·rs and (cols-1)·cs are below a slice length, which is at most isize::MAX.
-fn tidy([rs, cs]: [usize; 2], rows: usize, cols: usize) -> [isize; 2] {
-    let rs = if rows == 1 { 1 } else { rs };
-    let cs = if cols == 1 { 1 } else { cs };
-    [rs as isize, cs as isize]
-}
-
 /// `C := beta·C` over the `[m, n]` elements of C (zeros when `beta` is 0, as in BLAS).
 fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
     for i in 0..m {
@@ -135,15 +114,9 @@ fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2
     }
 }
 
-/// The entry point of the `gemm-f32` and `gemm-f64` crates for an element type: the
-/// function the `gemm` umbrella crate calls. `(m, n, k, dst, dst_cs, dst_rs, read_dst,
-/// lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, α, β, conj_dst, conj_lhs, conj_rhs,
-/// parallelism)` computes `dst := α·dst + β·lhs·rhs` (`α·dst` only if `read_dst`) on
-/// raw strided pointers.
-pub(crate) trait CrateGemm: Float {
-    /// The crate's function for `Self` (picked once by CPU feature detection).
-    fn entry() -> GemmFn<Self>;
-    /// The single-threaded product that allocates nothing once warm (`packed.rs`).
+/// The element types bp's own product is compiled for (`packed.rs`).
+pub(crate) trait Packed: Float {
+    /// The single-threaded product, which allocates nothing once warm.
     #[allow(clippy::too_many_arguments)]
     fn packed(
         mnk: (usize, usize, usize),
@@ -158,36 +131,9 @@ pub(crate) trait CrateGemm: Float {
     );
 }
 
-/// The signature of [`CrateGemm::entry`].
-type GemmFn<T> = unsafe fn(
-    usize,
-    usize,
-    usize,
-    *mut T,
-    isize,
-    isize,
-    bool,
-    *const T,
-    isize,
-    isize,
-    *const T,
-    isize,
-    isize,
-    T,
-    T,
-    bool,
-    bool,
-    bool,
-    Parallelism,
-);
-
-macro_rules! crate_gemm {
-    ($t:ident, $entry:path, $packed:path) => {
-        impl CrateGemm for $t {
-            #[inline]
-            fn entry() -> GemmFn<$t> {
-                $entry()
-            }
+macro_rules! packed {
+    ($t:ident, $packed:path) => {
+        impl Packed for $t {
             #[inline]
             fn packed(
                 mnk: (usize, usize, usize),
@@ -209,21 +155,13 @@ macro_rules! crate_gemm {
     };
 }
 
-crate_gemm!(
-    f32,
-    gemm_f32::gemm::f32::get_gemm_fn,
-    super::packed::gemm_f32
-);
-crate_gemm!(
-    f64,
-    gemm_f64::gemm::f64::get_gemm_fn,
-    super::packed::gemm_f64
-);
+packed!(f32, super::packed::gemm_f32);
+packed!(f64, super::packed::gemm_f64);
 
-/// The checked call into the GEMM crate behind [`Float::gemm_strided`] for `f32` and
-/// `f64`: the contract of that method, with `threads` threads (1 = no parallelism).
+/// The checked product behind [`Float::gemm_strided`] for `f32` and `f64`: the contract
+/// of that method, with up to `threads` threads (1 = all on the calling thread).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_crate<T: CrateGemm>(
+pub(crate) fn gemm_checked<T: Packed>(
     m: usize,
     n: usize,
     k: usize,
@@ -266,9 +204,12 @@ pub(crate) fn gemm_crate<T: CrateGemm>(
         "gemm: B [{k}, {n}] with strides {b_strides:?} does not fit its {} elements",
         b.len()
     );
-    // One thread: the packed product, which allocates nothing once warm (a training
-    // step must not touch the heap); the crate allocates its packing memory per call.
-    if threads <= 1 {
+    // Bands along C's outer dimension (rows of a row-major C, columns of a column-major
+    // one), so that each thread owns a contiguous, disjoint range of C's memory.
+    let rows_outer = c_strides[1] <= c_strides[0];
+    let outer = if rows_outer { m } else { n };
+    let parts = threads.min(MAX_THREADS).min(outer / 8).max(1);
+    if parts <= 1 {
         return T::packed(
             (m, n, k),
             alpha,
@@ -281,60 +222,62 @@ pub(crate) fn gemm_crate<T: CrateGemm>(
             c_strides,
         );
     }
-    let sa = tidy(a_strides, m, k);
-    let sb = tidy(b_strides, k, n);
-    let sc = tidy(c_strides, m, n);
-    // The crate's micro-kernels want C column-oriented: for a row-oriented C compute
-    // Cᵀ = op(B)ᵀ·op(A)ᵀ instead (as the `gemm` umbrella crate does), which swaps the
-    // operands, m with n, and each pair of strides.
-    let (m, n, lhs, [lhs_rs, lhs_cs], rhs, [rhs_rs, rhs_cs], [c_rs, c_cs]) = if sc[1] < sc[0] {
-        let t = |[r, c]: [isize; 2]| [c, r];
-        (n, m, b, t(sb), a, t(sa), t(sc))
-    } else {
-        (m, n, a, sa, b, sb, sc)
+    // Part p gets the outer indices [p·outer/parts, (p+1)·outer/parts), rounded to a
+    // multiple of 4 (the shortest micro-tile).
+    let bound = |p: usize| {
+        if p == parts {
+            outer
+        } else {
+            (outer * p / parts + 2) / 4 * 4
+        }
     };
-    let parallelism = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
-    // The crate computes dst := α·dst + β·lhs·rhs, reading dst only if `read_dst`:
-    // its α is our beta and its β our alpha.
-    let read_dst = beta != T::ZERO;
-    let kernel = T::entry();
-    // SAFETY: `kernel` is the crate's entry point for T (`CrateGemm`). It reads lhs at
-    // i·lhs_rs + p·lhs_cs for i < m, p < k, rhs at p·rhs_rs + j·rhs_cs for p < k, j < n,
-    // and writes dst at i·c_rs + j·c_cs for i < m, j < n (all dimensions ≥ 1 here). In
-    // the caller's terms (before the optional transpose, which only renames these
-    // offsets) the asserts above check that the largest of them is inside each slice,
-    // with overflow checked, so every access is in bounds; `tidy` only replaces strides
-    // that are multiplied by 0. The offsets of C are pairwise distinct (`one_to_one`),
-    // so no element is written twice, nor by two threads. C is borrowed mutably and A, B
-    // shared, so C aliases neither. Every stride fits in isize (see `tidy`) and none is
-    // negative.
-    unsafe {
-        kernel(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            c_cs,
-            c_rs,
-            read_dst,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    let step = if rows_outer { c_strides[0] } else { c_strides[1] };
+    // Each band of C moves into the part that writes it; the mutexes only carry the
+    // `&mut` across threads (each is locked once, by one part, uncontended).
+    let mut bands: [Mutex<&mut [T]>; MAX_THREADS] = std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
+    let mut rest = c;
+    for p in 0..parts {
+        let (lo, hi) = (bound(p), bound(p + 1));
+        let len = rest.len();
+        let take = if p + 1 == parts { len } else { ((hi - lo) * step).min(len) };
+        let (band, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        *bands[p].get_mut().unwrap_or_else(|e| e.into_inner()) = band;
+        rest = tail;
     }
+    let bands = &bands;
+    crate::pool::run(parts, &|p| {
+        let (lo, hi) = (bound(p), bound(p + 1));
+        if hi <= lo {
+            return;
+        }
+        let mut band = bands[p].lock().unwrap_or_else(|e| e.into_inner());
+        let band: &mut [T] = &mut band;
+        if rows_outer {
+            T::packed(
+                (hi - lo, n, k),
+                alpha,
+                &a[lo * a_strides[0]..],
+                a_strides,
+                b,
+                b_strides,
+                beta,
+                band,
+                c_strides,
+            )
+        } else {
+            T::packed(
+                (m, hi - lo, k),
+                alpha,
+                a,
+                a_strides,
+                &b[lo * b_strides[1]..],
+                b_strides,
+                beta,
+                band,
+                c_strides,
+            )
+        }
+    });
 }
 
 #[cfg(test)]

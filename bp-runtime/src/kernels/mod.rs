@@ -32,8 +32,8 @@ mod structure;
 #[cfg(test)]
 mod test_util;
 
-pub(crate) use self::gemm::gemm_crate;
-pub use self::gemm::{gemm, set_threads, threads, PARALLEL_THRESHOLD, PARALLEL_THRESHOLD_GATHER};
+pub(crate) use self::gemm::gemm_checked;
+pub use self::gemm::{gemm, set_threads, threads, MAX_THREADS, PARALLEL_THRESHOLD};
 pub use linear::{
     bias_backward, linear, linear_backward_input, linear_backward_input_fixed,
     linear_backward_weight, linear_backward_weight_fixed, linear_fixed, FIXED_MAX,
