@@ -76,7 +76,11 @@ pub fn gemm<T: Float>(
     c_strides: [usize; 2],
 ) {
     let work = m.saturating_mul(n).saturating_mul(k);
-    let threads = if work >= PARALLEL_THRESHOLD { threads() } else { 1 };
+    let threads = if work >= PARALLEL_THRESHOLD {
+        threads()
+    } else {
+        1
+    };
     T::gemm_strided(
         m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
     );
@@ -231,15 +235,24 @@ pub(crate) fn gemm_checked<T: Packed>(
             (outer * p / parts + 2) / 4 * 4
         }
     };
-    let step = if rows_outer { c_strides[0] } else { c_strides[1] };
+    let step = if rows_outer {
+        c_strides[0]
+    } else {
+        c_strides[1]
+    };
     // Each band of C moves into the part that writes it; the mutexes only carry the
     // `&mut` across threads (each is locked once, by one part, uncontended).
-    let mut bands: [Mutex<&mut [T]>; MAX_THREADS] = std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
+    let mut bands: [Mutex<&mut [T]>; MAX_THREADS] =
+        std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
     let mut rest = c;
     for p in 0..parts {
         let (lo, hi) = (bound(p), bound(p + 1));
         let len = rest.len();
-        let take = if p + 1 == parts { len } else { ((hi - lo) * step).min(len) };
+        let take = if p + 1 == parts {
+            len
+        } else {
+            ((hi - lo) * step).min(len)
+        };
         let (band, tail) = std::mem::take(&mut rest).split_at_mut(take);
         *bands[p].get_mut().unwrap_or_else(|e| e.into_inner()) = band;
         rest = tail;

@@ -32,8 +32,9 @@
 
 use crate::Float;
 
-/// Depth of a slice of the sum (the B strip `KC×NR` stays in L1).
-const KC: usize = 256;
+/// Depth of a slice of the sum. Deep, because a B strip read in place streams well from
+/// L2, and every slice is one more pass over C (with a transposed C, a scalar one).
+const KC: usize = 1024;
 /// Rows of a block (a multiple of every `MR`).
 const MC: usize = 96;
 /// Columns of a panel of `op(B)` (a multiple of every `NR`).
@@ -217,10 +218,14 @@ fn pack_b<T: Float, const NR: usize>(
         if w < NR {
             out.fill(T::ZERO);
         }
-        for jj in 0..w {
-            let col = &b.d[(j + jj) * b.cs + p0..][..kc];
-            for (dst, &v) in out.chunks_exact_mut(NR).zip(col) {
-                dst[jj] = v;
+        // By blocks of 16 steps, so the rows being filled stay in L1.
+        for (blk, dst) in out.chunks_mut(16 * NR).enumerate() {
+            let p = p0 + blk * 16;
+            for jj in 0..w {
+                let col = &b.d[(j + jj) * b.cs + p..][..dst.len() / NR];
+                for (d, &v) in dst.chunks_exact_mut(NR).zip(col) {
+                    d[jj] = v;
+                }
             }
         }
     } else {
@@ -340,11 +345,16 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
     } else {
         kc_max * NC.min(n.div_ceil(NR) * NR)
     };
-    let need = b_len + kc_max * MR;
+    // Rows of a row-major A a multiple of 2 KiB apart fall into one or two L1 sets, and
+    // the 12 rows a tile broadcasts from would evict each other: pack those blocks.
+    let pack_full = a.cs == 1 && m > MR && (a.rs * std::mem::size_of::<T>()) % 2048 == 0;
+    let pf_len = if pack_full { kc_max * MC } else { 0 };
+    let need = b_len + kc_max * MR + pf_len;
     if scratch.len() < need {
         scratch.resize(need, T::ZERO);
     }
-    let (pb, pa) = scratch.split_at_mut(b_len);
+    let (pb, rest) = scratch.split_at_mut(b_len);
+    let (pa, pf) = rest.split_at_mut(kc_max * MR);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         let strips = nc.div_ceil(NR);
@@ -363,6 +373,31 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
             let pb: &[T] = pb;
             for i0 in (0..m).step_by(MC) {
                 let mc = MC.min(m - i0);
+                let full = mc / MR * MR;
+                let h = mc - full;
+                // The short strip, padded to the next kernel height, is packed once per
+                // block; so are the full strips when their rows alias in L1.
+                let rh = if h <= 4 && MR > 4 {
+                    4
+                } else if h <= 8 && MR > 8 {
+                    8
+                } else {
+                    MR
+                };
+                if h > 0 {
+                    let i = i0 + full;
+                    match rh {
+                        4 => pack_a::<T, 4>(a, i, h, p0, kc, pa),
+                        8 => pack_a::<T, 8>(a, i, h, p0, kc, pa),
+                        _ => pack_a::<T, MR>(a, i, h, p0, kc, pa),
+                    }
+                }
+                if pack_full {
+                    for (t, strip) in pf.chunks_exact_mut(kc * MR).take(full / MR).enumerate() {
+                        pack_a::<T, MR>(a, i0 + t * MR, MR, p0, kc, strip);
+                    }
+                }
+                let (pa, pf): (&[T], &[T]) = (pa, pf);
                 for s in 0..strips {
                     let j = j0 + s * NR;
                     let w = NR.min(n - j);
@@ -380,12 +415,23 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
                         )
                     };
                     let c_at = |i: usize| i * cs[0] + j * cs[1];
-                    let full = mc / MR * MR;
-                    for i in (i0..i0 + full).step_by(MR) {
+                    for (t, i) in (i0..i0 + full).step_by(MR).enumerate() {
+                        let (am, a0) = if pack_full {
+                            (
+                                Mat {
+                                    d: pf,
+                                    rs: 1,
+                                    cs: MR,
+                                },
+                                t * kc * MR,
+                            )
+                        } else {
+                            (a, i * a.rs + p0 * a.cs)
+                        };
                         tile::<T, MR, NR, FMA>(
                             kc,
-                            a,
-                            i * a.rs + p0 * a.cs,
+                            am,
+                            a0,
                             bm,
                             b0,
                             (MR, w),
@@ -397,21 +443,17 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
                             cs,
                         );
                     }
-                    let h = mc - full;
                     if h > 0 {
-                        // The short strip, padded to the next kernel height.
                         let i = i0 + full;
                         macro_rules! short {
-                            ($r:expr) => {{
-                                pack_a::<T, $r>(a, i, h, p0, kc, pa);
-                                let am = Mat {
-                                    d: &*pa,
-                                    rs: 1,
-                                    cs: $r,
-                                };
+                            ($r:expr) => {
                                 tile::<T, $r, NR, FMA>(
                                     kc,
-                                    am,
+                                    Mat {
+                                        d: pa,
+                                        rs: 1,
+                                        cs: $r,
+                                    },
                                     0,
                                     bm,
                                     b0,
@@ -422,15 +464,13 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
                                     c,
                                     c_at(i),
                                     cs,
-                                );
-                            }};
+                                )
+                            };
                         }
-                        if h <= 4 && MR > 4 {
-                            short!(4)
-                        } else if h <= 8 && MR > 8 {
-                            short!(8)
-                        } else {
-                            short!(MR)
+                        match rh {
+                            4 => short!(4),
+                            8 => short!(8),
+                            _ => short!(MR),
                         }
                     }
                 }

@@ -62,6 +62,9 @@ fn every_path_matches_the_naive_product() {
         (70, 1, 33),
         (30, 2100, 3),
         (25, 37, 600),
+        (20, 9, 256),
+        (100, 40, 512),
+        (40, 33, 1100),
     ];
     for isa in isas() {
         for &(m, n, k) in &shapes {
