@@ -245,7 +245,7 @@ pub(crate) fn gemm_checked<T: Packed>(
     let mut bands: [Mutex<&mut [T]>; MAX_THREADS] =
         std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
     let mut rest = c;
-    for p in 0..parts {
+    for (p, slot) in bands.iter_mut().enumerate().take(parts) {
         let (lo, hi) = (bound(p), bound(p + 1));
         let len = rest.len();
         let take = if p + 1 == parts {
@@ -254,7 +254,7 @@ pub(crate) fn gemm_checked<T: Packed>(
             ((hi - lo) * step).min(len)
         };
         let (band, tail) = std::mem::take(&mut rest).split_at_mut(take);
-        *bands[p].get_mut().unwrap_or_else(|e| e.into_inner()) = band;
+        *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = band;
         rest = tail;
     }
     let bands = &bands;

@@ -347,7 +347,7 @@ fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
     };
     // Rows of a row-major A a multiple of 2 KiB apart fall into one or two L1 sets, and
     // the 12 rows a tile broadcasts from would evict each other: pack those blocks.
-    let pack_full = a.cs == 1 && m > MR && (a.rs * std::mem::size_of::<T>()) % 2048 == 0;
+    let pack_full = a.cs == 1 && m > MR && (a.rs * std::mem::size_of::<T>()).is_multiple_of(2048);
     let pf_len = if pack_full { kc_max * MC } else { 0 };
     let need = b_len + kc_max * MR + pf_len;
     if scratch.len() < need {
