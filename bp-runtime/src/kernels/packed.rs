@@ -86,11 +86,9 @@ unsafe fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
     acs: usize,
     b: *const T,
     brs: usize,
-    out: &mut [[T; NR]; R],
-) {
+) -> [[T; NR]; R] {
     // A local the compiler keeps in registers (every index is constant once the loops
-    // over i and j are unrolled); only the finished block goes to `out`, which the
-    // stores index at run time.
+    // over i and j are unrolled).
     let mut acc = [[T::ZERO; NR]; R];
     // Hidden from the optimizer: when it sees a constant row stride (a packed strip) it
     // may vectorize across rows with gathers instead of across the B row, which is
@@ -114,7 +112,7 @@ unsafe fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
             }
         }
     }
-    *out = acc;
+    acc
 }
 
 /// One `R×NR` tile: `C[i.., j..] (:)= alpha·acc (+ beta·C)` for the first `h` rows and `w`
@@ -146,8 +144,7 @@ fn tile<T: Float, const R: usize, const NR: usize, const FMA: bool>(
     );
     // SAFETY: the asserts above bound every offset the kernel reads (all terms are
     // non-negative and increasing in i, j, p), and both slices are live and initialized.
-    let mut acc = [[T::ZERO; NR]; R];
-    unsafe {
+    let acc = unsafe {
         micro::<T, R, NR, FMA>(
             kc,
             a.d.as_ptr().add(a0),
@@ -155,7 +152,6 @@ fn tile<T: Float, const R: usize, const NR: usize, const FMA: bool>(
             a.cs,
             b.d.as_ptr().add(b0),
             b.rs,
-            &mut acc,
         )
     };
     let put = |o: &mut T, v: T| {
@@ -252,13 +248,38 @@ fn pack_a<T: Float, const R: usize>(
     kc: usize,
     out: &mut [T],
 ) {
-    for (p, dst) in out[..kc * R].chunks_exact_mut(R).enumerate() {
-        for (ii, d) in dst.iter_mut().enumerate() {
-            *d = if ii < h {
-                a.d[(i + ii) * a.rs + (p0 + p) * a.cs]
-            } else {
-                T::ZERO
-            };
+    let out = &mut out[..kc * R];
+    if a.cs == 1 {
+        // Row-major: by blocks of 16 steps, reading each row contiguously while the
+        // block being filled stays in L1.
+        if h < R {
+            out.fill(T::ZERO);
+        }
+        for (blk, dst) in out.chunks_mut(16 * R).enumerate() {
+            let p = p0 + blk * 16;
+            for ii in 0..h {
+                let row = &a.d[(i + ii) * a.rs + p..][..dst.len() / R];
+                for (d, &v) in dst.chunks_exact_mut(R).zip(row) {
+                    d[ii] = v;
+                }
+            }
+        }
+    } else if a.rs == 1 {
+        // Column-major: each step's h elements are contiguous.
+        for (p, dst) in out.chunks_exact_mut(R).enumerate() {
+            let (d, pad) = dst.split_at_mut(h);
+            d.copy_from_slice(&a.d[(p0 + p) * a.cs + i..][..h]);
+            pad.fill(T::ZERO);
+        }
+    } else {
+        for (p, dst) in out.chunks_exact_mut(R).enumerate() {
+            for (ii, d) in dst.iter_mut().enumerate() {
+                *d = if ii < h {
+                    a.d[(i + ii) * a.rs + (p0 + p) * a.cs]
+                } else {
+                    T::ZERO
+                };
+            }
         }
     }
 }
