@@ -1,0 +1,82 @@
+//! A warm training step on two threads allocates nothing, on any thread: the matrix
+//! products are split over bp's worker pool, whose hand-off is one pointer and one
+//! atomic word. The allocator here counts every thread's allocations, so this file holds
+//! a single test (nothing else runs in the process while it counts).
+
+use bp::loss::softmax_cross_entropy;
+use bp::optim::{Optimizer, Sgd};
+use bp::Tensor;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` unchanged; the counter is an atomic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+bp::network! {
+    /// The benchmark's medium network: its products (64×128×784) are split over threads.
+    struct Medium {
+        input x: [784];
+        let fc1 = linear(x, 128);
+        let h = relu(fc1);
+        let fc2 = linear(h, 10);
+        output fc2;
+    }
+}
+
+#[test]
+fn warm_two_thread_steps_allocate_nothing_on_any_thread() {
+    bp::kernels::set_threads(2);
+    let mut rng = bp::rng::Rng::new(7);
+    let n = 64;
+    let x: Vec<f32> = (0..n * 784).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let x = Tensor::from_vec(&[n, 784], x).unwrap();
+    let y: Vec<usize> = (0..n).map(|_| rng.below(10)).collect();
+    let mut net = Medium::new(0);
+    let mut opt = Sgd::new(0.01).momentum(0.9);
+    let mut grad = Tensor::default();
+    let mut step = |net: &mut Medium| {
+        let logits = net.forward(&x).unwrap();
+        let loss = softmax_cross_entropy(logits, &y, &mut grad).unwrap();
+        net.backward(&grad).unwrap();
+        opt.step(net);
+        loss
+    };
+    let first = step(&mut net);
+    // Warm: each thread's packing buffers grow the first time it runs a part of each
+    // product, and which thread claims a part is decided at run time, so warm up long
+    // enough for both threads to have run every kind of part.
+    for _ in 0..100 {
+        step(&mut net);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let mut last = first;
+    for _ in 0..50 {
+        last = step(&mut net);
+    }
+    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    bp::kernels::set_threads(1);
+    assert_eq!(allocated, 0, "50 warm 2-thread steps allocated {allocated} time(s)");
+    assert!(last < first, "training on one batch lowers its loss: {first} -> {last}");
+}
