@@ -50,7 +50,9 @@ fn warm_two_thread_steps_allocate_nothing_on_any_thread() {
     bp::kernels::set_threads(2);
     let mut rng = bp::rng::Rng::new(7);
     let n = 64;
-    let x: Vec<f32> = (0..n * 784).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let x: Vec<f32> = (0..n * 784)
+        .map(|_| rng.uniform(-1.0, 1.0) as f32)
+        .collect();
     let x = Tensor::from_vec(&[n, 784], x).unwrap();
     let y: Vec<usize> = (0..n).map(|_| rng.below(10)).collect();
     let mut net = Medium::new(0);
@@ -77,6 +79,12 @@ fn warm_two_thread_steps_allocate_nothing_on_any_thread() {
     }
     let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
     bp::kernels::set_threads(1);
-    assert_eq!(allocated, 0, "50 warm 2-thread steps allocated {allocated} time(s)");
-    assert!(last < first, "training on one batch lowers its loss: {first} -> {last}");
+    assert_eq!(
+        allocated, 0,
+        "50 warm 2-thread steps allocated {allocated} time(s)"
+    );
+    assert!(
+        last < first,
+        "training on one batch lowers its loss: {first} -> {last}"
+    );
 }

@@ -310,6 +310,53 @@ fn wait<'a>(condvar: &Condvar, guard: MutexGuard<'a, ()>) -> MutexGuard<'a, ()> 
     condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The most chunks [`for_chunks`] cuts a buffer into.
+pub const MAX_CHUNKS: usize = 16;
+
+/// Runs `f(p, chunk_p)` over `parts` contiguous, disjoint chunks of `data` (each of
+/// `len / parts` elements, rounded to a multiple of 16, the last taking the rest) on the
+/// pool, with `p` the chunk's index. Safe code: each `&mut` chunk moves into the part that
+/// owns it through an uncontended mutex. `parts` is capped at [`MAX_CHUNKS`]; with one
+/// part, `f(0, data)` runs inline.
+pub fn for_chunks<T: Send>(data: &mut [T], parts: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let parts = parts.clamp(1, MAX_CHUNKS);
+    if parts == 1 {
+        return f(0, data);
+    }
+    let len = data.len();
+    let cut = |p: usize| {
+        if p == parts {
+            len
+        } else {
+            (len * p / parts) / 16 * 16
+        }
+    };
+    let mut chunks: [Mutex<&mut [T]>; MAX_CHUNKS] =
+        std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
+    let mut rest = data;
+    for (p, slot) in chunks.iter_mut().enumerate().take(parts) {
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(cut(p + 1) - cut(p));
+        *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = chunk;
+        rest = tail;
+    }
+    let chunks = &chunks;
+    run(parts, &|p| {
+        let mut chunk = chunks[p].lock().unwrap_or_else(|e| e.into_inner());
+        f(p, &mut chunk);
+    });
+}
+
+/// Where chunk `p` of [`for_chunks`] starts, for a buffer of `len` elements cut in
+/// `parts` (so a part can find the matching range of another buffer).
+pub fn chunk_start(len: usize, parts: usize, p: usize) -> usize {
+    let parts = parts.clamp(1, MAX_CHUNKS);
+    if p >= parts {
+        len
+    } else {
+        (len * p / parts) / 16 * 16
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +440,22 @@ mod tests {
             run(2, &|i| _ = sum.fetch_add(i + 1, Relaxed));
         }
         assert_eq!(sum.load(Relaxed), 30_000);
+    }
+
+    #[test]
+    fn for_chunks_covers_every_element_once() {
+        for len in [0usize, 1, 15, 16, 17, 100, 1000, 65_537] {
+            for parts in [1usize, 2, 3, 16, 40] {
+                let mut v = vec![0u32; len];
+                for_chunks(&mut v, parts, &|p, chunk| {
+                    let start = chunk_start(len, parts, p);
+                    for (k, x) in chunk.iter_mut().enumerate() {
+                        *x += (start + k) as u32 + 1;
+                    }
+                });
+                let want: Vec<u32> = (1..=len as u32).collect();
+                assert_eq!(v, want, "len {len}, parts {parts}");
+            }
+        }
     }
 }

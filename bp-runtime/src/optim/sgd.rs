@@ -80,6 +80,10 @@ impl<T: Float> Sgd<T> {
     }
 }
 
+/// Tensors with at least this many elements are updated by all threads of
+/// [`crate::kernels::set_threads`] (plain SGD).
+const PARALLEL_UPDATE: usize = 1 << 16;
+
 /// The hyperparameters of one step, in the element type.
 #[derive(Clone, Copy)]
 struct Coeffs<T> {
@@ -132,9 +136,21 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             nesterov: self.nesterov,
         };
         if self.momentum == 0.0 {
+            let threads = crate::kernels::threads();
             net.visit_params(&mut |name, p, g| {
                 same_len(name, p.len(), g.len());
-                plain(&c, p, g);
+                // A large tensor's update is memory-bound: with threads, two cores move
+                // it faster than one.
+                let parts = if p.len() >= PARALLEL_UPDATE {
+                    threads
+                } else {
+                    1
+                };
+                let len = p.len();
+                crate::pool::for_chunks(p, parts, &|i, pc| {
+                    let start = crate::pool::chunk_start(len, parts, i);
+                    plain(&c, pc, &g[start..start + pc.len()]);
+                });
             });
             return;
         }
