@@ -254,7 +254,6 @@ pub enum Target {
 pub struct Trainer<N> {
     pub net: N,
     opt: Sgd<f32>,
-    x: Tensor,
     target: Target,
     /// d loss / d output (also the scratch of [`Trainer::loss_value`]).
     d_out: Tensor,
@@ -264,10 +263,13 @@ impl<N: Network<Scalar = f32>> Trainer<N> {
     /// A trainer for `net` on the batch `x`, `target` with plain SGD at `lr`.
     pub fn new(net: N, x: Tensor, target: Target, lr: f64) -> Result<Self, String> {
         let opt = Sgd::new(lr).checked().map_err(|e| e.to_string())?;
+        let mut net = net;
+        net.input_mut(0)
+            .ok_or("the network has no input 0")?
+            .assign(&x);
         Ok(Trainer {
             net,
             opt,
-            x,
             target,
             d_out: Tensor::default(),
         })
@@ -275,7 +277,9 @@ impl<N: Network<Scalar = f32>> Trainer<N> {
 
     /// Forward and loss; the loss's gradient goes into `d_out`.
     fn forward_loss(&mut self) -> Result<f32, bp::Error> {
-        self.net.forward_dyn(&[&self.x])?;
+        // The batch sits in the network's input buffer (loaded once in `new`): no copy
+        // per step, as the peers pass their fixed batch without copying it.
+        self.net.forward_loaded_dyn()?;
         let out = self
             .net
             .output(0)

@@ -226,3 +226,32 @@ fn f64_networks_and_the_dyn_path() {
     });
     assert_eq!(seen, net.param_names());
 }
+
+bp::network! {
+    struct Loaded {
+        input x: [3];
+        let fc = linear(x, 2);
+        output fc;
+    }
+}
+
+#[test]
+fn forward_loaded_runs_on_the_input_buffer_without_a_copy() {
+    let x = bp::Tensor::from_vec(&[2, 3], vec![0.5f32, -1.0, 2.0, 0.0, 1.5, -0.5]).unwrap();
+    let mut a = Loaded::new(3);
+    let want = a.forward(&x).unwrap().clone();
+    let mut b = Loaded::new(3);
+    b.inputs_mut().0.assign(&x);
+    assert_eq!(b.forward_loaded().unwrap(), &want);
+    // Through the trait, as generic code (the bench) uses it.
+    let mut c = Loaded::new(3);
+    bp::Network::input_mut(&mut c, 0).unwrap().assign(&x);
+    assert!(bp::Network::input_mut(&mut c, 1).is_none());
+    bp::Network::forward_loaded_dyn(&mut c).unwrap();
+    assert_eq!(bp::Network::output(&c, 0).unwrap(), &want);
+    // A badly shaped buffer is refused with the input's name, not run.
+    let mut d = Loaded::new(3);
+    *d.inputs_mut().0 = bp::Tensor::from_vec(&[2, 4], vec![0.0f32; 8]).unwrap();
+    let e = d.forward_loaded().unwrap_err().to_string();
+    assert!(e.contains('x'), "{e}");
+}

@@ -34,6 +34,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
     let inputs = c.inputs();
     let in_names: Vec<_> = inputs.iter().map(|&i| &c.g.nodes[i].ident).collect();
     let check = input_checks(c);
+    let in_tys: Vec<_> = in_names.iter().map(|_| &t).collect();
     let outs: Vec<_> = c.g.outputs.iter().map(|&o| &c.g.nodes[o].ident).collect();
     let one = outs.len() == 1;
     let reps: Vec<&TokenStream> = outs.iter().map(|_| &t).collect();
@@ -111,6 +112,30 @@ pub fn methods(c: &Ctx) -> TokenStream {
         pub fn forward(&mut self, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty, ::bp::Error> {
             #check
             #(self.values.#in_names.assign(#in_names);)*
+            self.run_forward(#batch)
+        }
+
+        /// The network's own input buffers (in declaration order), to load a batch into
+        /// in place — say straight from a data set — and then run
+        /// [`forward_loaded`](Self::forward_loaded), which copies nothing. [`forward`](Self::forward)
+        /// instead copies its arguments into these buffers (a dense layer's weight gradient
+        /// needs its input after forward has returned).
+        pub fn inputs_mut(&mut self) -> (#(&mut #in_tys,)*) {
+            (#(&mut self.values.#in_names,)*)
+        }
+
+        /// [`forward`](Self::forward) on the batch already in the input buffers (see
+        /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
+        pub fn forward_loaded(&mut self) -> ::core::result::Result<#out_ty, ::bp::Error> {
+            let #batch = {
+                #(let #in_names = &self.values.#in_names;)*
+                #check
+                #batch
+            };
+            self.run_forward(#batch)
+        }
+
+        fn run_forward(&mut self, #batch: usize) -> ::core::result::Result<#out_ty, ::bp::Error> {
             let #training = self.training;
             #prepare
             Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #training);
@@ -208,6 +233,10 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
         let v = &c.g.nodes[o].ident;
         quote!(#k => Some(&self.values.#v),)
     });
+    let in_arms = inputs.iter().enumerate().map(|(k, &i)| {
+        let v = &c.g.nodes[i].ident;
+        quote!(#k => Some(&mut self.values.#v),)
+    });
     let pnames: Vec<&str> = c.g.params.iter().map(|p| p.torch_name.as_str()).collect();
     let pf: Vec<_> = c.g.params.iter().map(|p| &p.ident).collect();
     let gf: Vec<_> = c.g.params.iter().map(|p| &p.grad_ident).collect();
@@ -249,6 +278,13 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
                     return None;
                 }
                 match i { #(#out_arms)* _ => None }
+            }
+            fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut #t> {
+                match i { #(#in_arms)* _ => None }
+            }
+            fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+                self.forward_loaded()?;
+                Ok(())
             }
             fn backward_dyn(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
                 ::bp::check_count("backward_dyn", #n_out, d_outputs.len())?;

@@ -28,6 +28,20 @@ pub trait Network {
 
     /// Runs the forward pass on one tensor per input (batch dimension first).
     fn forward_dyn(&mut self, inputs: &[&Tensor<Self::Scalar>]) -> Result<(), Error>;
+    /// The network's own buffer for input `i`, to load a batch into without a copy before
+    /// [`forward_loaded_dyn`](Network::forward_loaded_dyn); `None` when there is no such
+    /// input (or the network keeps no input buffers).
+    fn input_mut(&mut self, i: usize) -> Option<&mut Tensor<Self::Scalar>> {
+        let _ = i;
+        None
+    }
+    /// The forward pass on the batch already in the input buffers (see
+    /// [`input_mut`](Network::input_mut)), with the shape checks of `forward_dyn`.
+    fn forward_loaded_dyn(&mut self) -> Result<(), Error> {
+        Err(Error::invalid(
+            "this network cannot run on loaded inputs: call forward_dyn",
+        ))
+    }
     /// Output `i` of the last forward pass.
     fn output(&self, i: usize) -> Option<&Tensor<Self::Scalar>>;
     /// Runs the backward pass with one gradient per output, overwriting the gradients.

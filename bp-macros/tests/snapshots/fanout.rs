@@ -132,6 +132,32 @@ y = y_sum + y_mean         [B]
     ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[3])?;
         self.values.x.assign(x);
+        self.run_forward(batch)
+    }
+    /// The network's own input buffers (in declaration order), to load a batch into
+    /// in place — say straight from a data set — and then run
+    /// [`forward_loaded`](Self::forward_loaded), which copies nothing. [`forward`](Self::forward)
+    /// instead copies its arguments into these buffers (a dense layer's weight gradient
+    /// needs its input after forward has returned).
+    pub fn inputs_mut(&mut self) -> (&mut ::bp::Tensor<f64>,) {
+        (&mut self.values.x,)
+    }
+    /// [`forward`](Self::forward) on the batch already in the input buffers (see
+    /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
+    pub fn forward_loaded(
+        &mut self,
+    ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
+        let batch = {
+            let x = &self.values.x;
+            let batch = ::bp::check_input("x", x, &[3])?;
+            batch
+        };
+        self.run_forward(batch)
+    }
+    fn run_forward(
+        &mut self,
+        batch: usize,
+    ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
         let training = self.training;
         Self::forward_pass(
             &self.params,
@@ -411,6 +437,16 @@ impl ::bp::Network for FanOut {
             0usize => Some(&self.values.y),
             _ => None,
         }
+    }
+    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::Tensor<f64>> {
+        match i {
+            0usize => Some(&mut self.values.x),
+            _ => None,
+        }
+    }
+    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+        self.forward_loaded()?;
+        Ok(())
     }
     fn backward_dyn(
         &mut self,

@@ -246,6 +246,39 @@ out = d·out.weightᵀ + out.bias                                               
         ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
         self.values.img.assign(img);
         self.values.seq.assign(seq);
+        self.run_forward(batch)
+    }
+    /// The network's own input buffers (in declaration order), to load a batch into
+    /// in place — say straight from a data set — and then run
+    /// [`forward_loaded`](Self::forward_loaded), which copies nothing. [`forward`](Self::forward)
+    /// instead copies its arguments into these buffers (a dense layer's weight gradient
+    /// needs its input after forward has returned).
+    pub fn inputs_mut(&mut self) -> (&mut ::bp::Tensor<f32>, &mut ::bp::Tensor<f32>) {
+        (&mut self.values.img, &mut self.values.seq)
+    }
+    /// [`forward`](Self::forward) on the batch already in the input buffers (see
+    /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
+    pub fn forward_loaded(
+        &mut self,
+    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
+        let batch = {
+            let img = &self.values.img;
+            let seq = &self.values.seq;
+            let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
+            ::bp::check_batch(
+                "img",
+                batch,
+                "seq",
+                ::bp::check_input("seq", seq, &[6, 4])?,
+            )?;
+            batch
+        };
+        self.run_forward(batch)
+    }
+    fn run_forward(
+        &mut self,
+        batch: usize,
+    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
         let training = self.training;
         if training {
             Self::prepare_pass(&mut self.rng, &mut self.values, batch);
@@ -873,6 +906,17 @@ impl ::bp::Network for Layers {
             0usize => Some(&self.values.out),
             _ => None,
         }
+    }
+    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+        match i {
+            0usize => Some(&mut self.values.img),
+            1usize => Some(&mut self.values.seq),
+            _ => None,
+        }
+    }
+    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+        self.forward_loaded()?;
+        Ok(())
     }
     fn backward_dyn(
         &mut self,

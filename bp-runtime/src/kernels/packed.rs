@@ -72,6 +72,76 @@ pub(crate) fn best_isa() -> Isa {
     Isa::Baseline
 }
 
+/// An element type of the product, with its optional 16×16 transpose (used to pack a
+/// transposed op(B); `false` means "not available, copy element by element").
+pub(crate) trait Elem: Float {
+    /// Writes the transpose of the 16×16 block at `src` (rows `srs` apart) to `dst`
+    /// (rows `drs` apart), if this type and CPU have a fast way to.
+    fn transpose16(_src: &[Self], _srs: usize, _dst: &mut [Self], _drs: usize) -> bool {
+        false
+    }
+}
+
+impl Elem for f64 {}
+
+impl Elem for f32 {
+    fn transpose16(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if best_isa() == Isa::Avx512 {
+            assert!(src.len() > 15 * srs + 15 && dst.len() > 15 * drs + 15);
+            // SAFETY: the CPU has avx512f (best_isa), and the assert bounds every row
+            // `transpose16_avx512` reads and writes.
+            unsafe { transpose16_avx512(src, srs, dst, drs) };
+            return true;
+        }
+        false
+    }
+}
+
+/// The 16×16 transpose in registers: 16 loads, 64 shuffles, 16 stores.
+///
+/// # Safety
+/// The CPU must have avx512f; `src` must hold 16 rows of 16 at `srs` apart and `dst` 16
+/// rows of 16 at `drs` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16_avx512(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) {
+    use std::arch::x86_64::*;
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (i, v) in r.iter_mut().enumerate() {
+        // SAFETY: row i of 16 floats is inside src (the caller's contract).
+        *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(i * srs)) };
+    }
+    let mut t = [_mm512_setzero_ps(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    for k in 0..4 {
+        let b = 4 * k;
+        r[b] = ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
+        r[b + 1] = ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
+        r[b + 2] = ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
+        r[b + 3] = ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
+    }
+    for k in 0..4 {
+        t[k] = _mm512_shuffle_f32x4::<0x88>(r[k], r[k + 4]);
+        t[k + 4] = _mm512_shuffle_f32x4::<0xdd>(r[k], r[k + 4]);
+        t[k + 8] = _mm512_shuffle_f32x4::<0x88>(r[k + 8], r[k + 12]);
+        t[k + 12] = _mm512_shuffle_f32x4::<0xdd>(r[k + 8], r[k + 12]);
+    }
+    for k in 0..8 {
+        r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[k + 8]);
+        r[k + 8] = _mm512_shuffle_f32x4::<0xdd>(t[k], t[k + 8]);
+    }
+    for (i, v) in r.iter().enumerate() {
+        // SAFETY: row i of 16 floats is inside dst (the caller's contract).
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(i * drs), *v) };
+    }
+}
+
 /// `Σ_p A[i, p]·B[p, j]` for `i < R`, `j < NR`, `p < kc`, with `A[i, p]` at
 /// `a + i·ars + p·acs` and `B[p, j]` at `b + p·brs + j`.
 ///
@@ -79,7 +149,7 @@ pub(crate) fn best_isa() -> Isa {
 /// Every one of those addresses must be inside one live allocation of initialized `T`
 /// (`kc ≥ 1`): the caller checks the largest offset of each operand against its slice.
 #[inline(always)]
-unsafe fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
+unsafe fn micro<T: Elem, const R: usize, const NR: usize, const FMA: bool>(
     kc: usize,
     a: *const T,
     ars: usize,
@@ -120,7 +190,7 @@ unsafe fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
 /// beta is 0); later slices add.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile<T: Float, const R: usize, const NR: usize, const FMA: bool>(
+fn tile<T: Elem, const R: usize, const NR: usize, const FMA: bool>(
     kc: usize,
     a: Mat<T>,
     a0: usize,
@@ -200,7 +270,7 @@ fn tile<T: Float, const R: usize, const NR: usize, const FMA: bool>(
 }
 
 /// Copies `op(B)[p0..p0+kc, j..j+w]` into a `[kc][NR]` strip, zero-padded to `NR`.
-fn pack_b<T: Float, const NR: usize>(
+fn pack_b<T: Elem, const NR: usize>(
     b: Mat<T>,
     p0: usize,
     kc: usize,
@@ -214,10 +284,21 @@ fn pack_b<T: Float, const NR: usize>(
         if w < NR {
             out.fill(T::ZERO);
         }
-        // By blocks of 16 steps, so the rows being filled stay in L1.
+        // By blocks of 16 steps, so the rows being filled stay in L1; whole 16×16 tiles
+        // through the type's transpose where it has one.
         for (blk, dst) in out.chunks_mut(16 * NR).enumerate() {
             let p = p0 + blk * 16;
-            for jj in 0..w {
+            let mut done = 0;
+            if dst.len() == 16 * NR {
+                while done + 16 <= w {
+                    let src = &b.d[(j + done) * b.cs + p..];
+                    if !T::transpose16(src, b.cs, &mut dst[done..], NR) {
+                        break;
+                    }
+                    done += 16;
+                }
+            }
+            for jj in done..w {
                 let col = &b.d[(j + jj) * b.cs + p..][..dst.len() / NR];
                 for (d, &v) in dst.chunks_exact_mut(NR).zip(col) {
                     d[jj] = v;
@@ -240,7 +321,7 @@ fn pack_b<T: Float, const NR: usize>(
 
 /// Copies the `h` rows `op(A)[i.., p0..p0+kc]` into a `[kc][R]` strip, zero-padded to
 /// `R` rows.
-fn pack_a<T: Float, const R: usize>(
+fn pack_a<T: Elem, const R: usize>(
     a: Mat<T>,
     i: usize,
     h: usize,
@@ -285,7 +366,7 @@ fn pack_a<T: Float, const R: usize>(
 }
 
 /// `C := beta·C` (C not read when beta is 0).
-fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
+fn scale<T: Elem>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
     if beta == T::ONE {
         return;
     }
@@ -301,7 +382,7 @@ fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2
 /// never shrunk). The caller has checked that every operand fits its slice.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
+fn blocked<T: Elem, const MR: usize, const NR: usize, const FMA: bool>(
     (m, n, k): (usize, usize, usize),
     alpha: T,
     a: Mat<T>,
@@ -348,7 +429,7 @@ fn blocked<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
 /// The loops of [`blocked`] once the roles are settled.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn panels<T: Float, const MR: usize, const NR: usize, const FMA: bool>(
+fn panels<T: Elem, const MR: usize, const NR: usize, const FMA: bool>(
     (m, n, k): (usize, usize, usize),
     alpha: T,
     a: Mat<T>,

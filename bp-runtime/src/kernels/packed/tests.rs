@@ -124,3 +124,19 @@ fn zero_k_or_alpha_only_scales() {
     );
     assert_eq!(c, vec![1.0; 6]);
 }
+
+#[test]
+fn transpose16_matches_the_scalar_transpose() {
+    let src: Vec<f32> = (0..20 * 17).map(|v| v as f32).collect();
+    let mut dst = vec![-1.0f32; 16 * 19];
+    if f32::transpose16(&src, 17, &mut dst, 19) {
+        for i in 0..16 {
+            for j in 0..16 {
+                assert_eq!(dst[i * 19 + j], src[j * 17 + i], "({i}, {j})");
+            }
+            // Outside the block, nothing is written.
+            assert!(dst[i * 19 + 16..i * 19 + 19].iter().all(|&v| v == -1.0));
+        }
+    }
+    assert!(!f64::transpose16(&[0.0; 256], 16, &mut [0.0; 256], 16));
+}
