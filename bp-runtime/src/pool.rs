@@ -310,34 +310,47 @@ fn wait<'a>(condvar: &Condvar, guard: MutexGuard<'a, ()>) -> MutexGuard<'a, ()> 
     condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The most chunks [`for_chunks`] cuts a buffer into.
+/// The most chunks [`for_chunks`] and [`for_chunks_at`] cut a buffer into.
 pub const MAX_CHUNKS: usize = 16;
 
 /// Runs `f(p, chunk_p)` over `parts` contiguous, disjoint chunks of `data` (each of
-/// `len / parts` elements, rounded to a multiple of 16, the last taking the rest) on the
-/// pool, with `p` the chunk's index. Safe code: each `&mut` chunk moves into the part that
-/// owns it through an uncontended mutex. `parts` is capped at [`MAX_CHUNKS`]; with one
-/// part, `f(0, data)` runs inline.
+/// `len / parts` elements, rounded to a multiple of 16, the last taking the rest; see
+/// [`chunk_start`]) on the pool, with `p` the chunk's index. With one part, `f(0, data)`
+/// runs inline. `parts` is capped at [`MAX_CHUNKS`].
 pub fn for_chunks<T: Send>(data: &mut [T], parts: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let len = data.len();
+    for_chunks_at(data, parts, &|p| chunk_start(len, parts, p), f)
+}
+
+/// [`for_chunks`] with the cuts given: chunk `p` is `data[start(p)..start(p + 1)]`, with
+/// `start(0)` taken as 0, `start(parts)` as `data.len()`, and every cut clamped to the
+/// length and to the previous cut (so a bad `start` gives empty chunks, never overlap).
+/// Safe code: each `&mut` chunk moves into the part that owns it through an uncontended
+/// mutex.
+pub fn for_chunks_at<T: Send>(
+    data: &mut [T],
+    parts: usize,
+    start: &(dyn Fn(usize) -> usize + Sync),
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
     let parts = parts.clamp(1, MAX_CHUNKS);
     if parts == 1 {
         return f(0, data);
     }
-    let len = data.len();
-    let cut = |p: usize| {
-        if p == parts {
-            len
-        } else {
-            (len * p / parts) / 16 * 16
-        }
-    };
     let mut chunks: [Mutex<&mut [T]>; MAX_CHUNKS] =
         std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
     let mut rest = data;
+    let mut at = 0;
     for (p, slot) in chunks.iter_mut().enumerate().take(parts) {
-        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(cut(p + 1) - cut(p));
+        let end = if p + 1 == parts {
+            at + rest.len()
+        } else {
+            start(p + 1).clamp(at, at + rest.len())
+        };
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(end - at);
         *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = chunk;
         rest = tail;
+        at = end;
     }
     let chunks = &chunks;
     run(parts, &|p| {

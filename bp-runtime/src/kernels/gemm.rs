@@ -11,7 +11,6 @@
 
 use crate::Float;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// The thread count set by [`set_threads`].
 static THREADS: AtomicUsize = AtomicUsize::new(1);
@@ -22,7 +21,7 @@ static THREADS: AtomicUsize = AtomicUsize::new(1);
 pub const PARALLEL_THRESHOLD: usize = 100_000;
 
 /// The most threads one product is split over.
-pub const MAX_THREADS: usize = 16;
+pub const MAX_THREADS: usize = crate::pool::MAX_CHUNKS;
 
 /// Sets the number of threads large matrix products may use (1, the default, keeps all
 /// work on the calling thread; 0 is taken as 1, more than [`MAX_THREADS`] as that).
@@ -240,31 +239,12 @@ pub(crate) fn gemm_checked<T: Packed>(
     } else {
         c_strides[1]
     };
-    // Each band of C moves into the part that writes it; the mutexes only carry the
-    // `&mut` across threads (each is locked once, by one part, uncontended).
-    let mut bands: [Mutex<&mut [T]>; MAX_THREADS] =
-        std::array::from_fn(|_| Mutex::new(<&mut [T]>::default()));
-    let mut rest = c;
-    for (p, slot) in bands.iter_mut().enumerate().take(parts) {
-        let (lo, hi) = (bound(p), bound(p + 1));
-        let len = rest.len();
-        let take = if p + 1 == parts {
-            len
-        } else {
-            ((hi - lo) * step).min(len)
-        };
-        let (band, tail) = std::mem::take(&mut rest).split_at_mut(take);
-        *slot.get_mut().unwrap_or_else(|e| e.into_inner()) = band;
-        rest = tail;
-    }
-    let bands = &bands;
-    crate::pool::run(parts, &|p| {
+    // Each band of C moves into the part that writes it.
+    crate::pool::for_chunks_at(c, parts, &|p| bound(p) * step, &|p, band| {
         let (lo, hi) = (bound(p), bound(p + 1));
         if hi <= lo {
             return;
         }
-        let mut band = bands[p].lock().unwrap_or_else(|e| e.into_inner());
-        let band: &mut [T] = &mut band;
         if rows_outer {
             T::packed(
                 (hi - lo, n, k),
