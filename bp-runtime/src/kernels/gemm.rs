@@ -107,16 +107,6 @@ fn one_to_one(rows: usize, cols: usize, [rs, cs]: [usize; 2]) -> bool {
     }
 }
 
-/// `C := beta·C` over the `[m, n]` elements of C (zeros when `beta` is 0, as in BLAS).
-fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
-    for i in 0..m {
-        for j in 0..n {
-            let v = &mut c[i * rs + j * cs];
-            *v = if beta == T::ZERO { T::ZERO } else { beta * *v };
-        }
-    }
-}
-
 /// The element types bp's own product is compiled for (`packed.rs`).
 pub(crate) trait Packed: Float {
     /// The single-threaded product, which allocates nothing once warm.
@@ -192,7 +182,7 @@ pub(crate) fn gemm_checked<T: Packed>(
         "gemm: the strides {c_strides:?} of C [{m}, {n}] make elements overlap"
     );
     if k == 0 || alpha == T::ZERO {
-        scale(m, n, beta, c, c_strides);
+        super::packed::scale(m, n, beta, c, c_strides);
         return;
     }
     let a_end = extent(m, k, a_strides);

@@ -365,8 +365,8 @@ fn pack_a<T: Elem, const R: usize>(
     }
 }
 
-/// `C := beta·C` (C not read when beta is 0).
-fn scale<T: Elem>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
+/// `C := beta·C` over the `[m, n]` elements of C (C not read when beta is 0, as in BLAS).
+pub(crate) fn scale<T: Float>(m: usize, n: usize, beta: T, c: &mut [T], [rs, cs]: [usize; 2]) {
     if beta == T::ONE {
         return;
     }
