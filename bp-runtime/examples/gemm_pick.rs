@@ -4,6 +4,8 @@
 //! cargo run --release -p bp-runtime --example gemm_pick -- one    # 1 thread: gemm vs matrixmultiply vs naive
 //! cargo run --release -p bp-runtime --example gemm_pick -- two    # 2 threads on the same shapes
 //! cargo run --release -p bp-runtime --example gemm_pick -- sweep  # 1 vs 2 threads: the threshold
+//! cargo run --release -p bp-runtime --example gemm_pick -- shape 256 1024 784 [threads]
+//! cargo run --release -p bp-runtime --example gemm_pick -- mlp 784,1024,1024,10 256 [threads]
 //! ```
 //!
 //! `bp` is the runtime's own entry point (`Float::gemm_strided`) with the thread count
@@ -396,6 +398,89 @@ fn sweep() {
     }
 }
 
+/// The products of one MLP training step, in the order a step runs them, each layer with
+/// its own buffers (as in a network: operands come cold from the previous product):
+/// forward `x·Wᵀ` (NT), then per layer from the last the input gradient `dy·W` (NN,
+/// not for the first layer) and the weight gradient `dyᵀ·x` (TN). Prints the median
+/// GFLOP/s of the whole sequence and of each product alone, for bp and the crate.
+fn mlp(sizes: &[usize], batch: usize, threads: usize) {
+    type P = (Layout, usize, usize, usize, usize);
+    let fill = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7 % 13) as f32) / 13.0 - 0.5)
+            .collect()
+    };
+    let layers = sizes.len() - 1;
+    let w: Vec<Vec<f32>> = (0..layers).map(|l| fill(sizes[l] * sizes[l + 1])).collect();
+    let mut act: Vec<Vec<f32>> = sizes.iter().map(|&s| fill(batch * s)).collect();
+    let mut grad: Vec<Vec<f32>> = sizes.iter().map(|&s| fill(batch * s)).collect();
+    let mut dw: Vec<Vec<f32>> = w.iter().map(|v| vec![0.0; v.len()]).collect();
+    // (layout, m, n, k, layer) in step order; the buffers are picked in `run`.
+    let mut seq: Vec<P> = (0..layers)
+        .map(|l| (Layout::NT, batch, sizes[l + 1], sizes[l], l))
+        .collect();
+    for l in (0..layers).rev() {
+        if l > 0 {
+            seq.push((Layout::NN, batch, sizes[l], sizes[l + 1], l));
+        }
+        seq.push((Layout::TN, sizes[l + 1], sizes[l], batch, l));
+    }
+    let mut run = |lib: Lib, only: Option<usize>| {
+        for (idx, &(lay, m, n, k, l)) in seq.iter().enumerate() {
+            if only.is_some_and(|o| o != idx) {
+                continue;
+            }
+            match lay {
+                Layout::NT => {
+                    let (lo, hi) = act.split_at_mut(l + 1);
+                    product(lib, lay, m, n, k, &lo[l], &w[l], &mut hi[0]);
+                }
+                Layout::NN => {
+                    let (lo, hi) = grad.split_at_mut(l + 1);
+                    product(lib, lay, m, n, k, &hi[0], &w[l], &mut lo[l]);
+                }
+                Layout::TN => product(lib, lay, m, n, k, &grad[l + 1], &act[l], &mut dw[l]),
+            }
+        }
+    };
+    let flops = |only: Option<usize>| -> f64 {
+        seq.iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .map(|(_, &(_, m, n, k, _))| 2.0 * (m * n * k) as f64)
+            .sum()
+    };
+    let mut time = |lib: Lib, only: Option<usize>| -> f64 {
+        run(lib, only);
+        let iters = ((3e9 / flops(only)) as usize).max(1);
+        let mut rates: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    run(lib, only);
+                }
+                flops(only) * iters as f64 / t.elapsed().as_secs_f64() / 1e9
+            })
+            .collect();
+        rates.sort_by(|x, y| x.total_cmp(y));
+        rates[2]
+    };
+    println!("| product | m,n,k | bp {threads}t | crate {threads}t |");
+    println!("|---|---|---:|---:|");
+    for (i, &(lay, m, n, k, l)) in seq.clone().iter().enumerate() {
+        let (b, c) = (
+            time(Lib::Bp(threads), Some(i)),
+            time(Lib::Crate(threads), Some(i)),
+        );
+        println!("| layer {l} {lay:?} | {m},{n},{k} | {b:.1} | {c:.1} |");
+    }
+    let (b, c) = (
+        time(Lib::Bp(threads), None),
+        time(Lib::Crate(threads), None),
+    );
+    println!("| whole step | | {b:.1} | {c:.1} |");
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -446,7 +531,25 @@ fn main() {
                 println!("f32 {m},{n},{k} {l:?} {t}t: bp {bp:.1}  crate {cr:.1} GFLOP/s");
             }
         }
-        _ => eprintln!("usage: gemm_pick one|two|sweep|shape M N K [threads]"),
+        "mlp" => {
+            // gemm_pick mlp SIZES BATCH [threads]: the products of a training step.
+            let sizes: Vec<usize> = std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "784,1024,1024,10".into())
+                .split(',')
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let arg = |i: usize, d: usize| {
+                std::env::args()
+                    .nth(i)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(d)
+            };
+            mlp(&sizes, arg(3, 256), arg(4, 1));
+        }
+        _ => eprintln!(
+            "usage: gemm_pick one|two|sweep|shape M N K [threads]|mlp SIZES BATCH [threads]"
+        ),
     }
     println!("\nload average after: {}", load());
 }

@@ -65,6 +65,9 @@ fn every_path_matches_the_naive_product() {
         (20, 9, 256),
         (100, 40, 512),
         (40, 33, 1100),
+        // Column-major A with steps 2 KiB apart (f32 512, f64 256): packed whole.
+        (512, 20, 40),
+        (256, 33, 17),
     ];
     for isa in isas() {
         for &(m, n, k) in &shapes {
