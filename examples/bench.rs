@@ -294,8 +294,9 @@ impl<N: Network<Scalar = f32>> Trainer<N> {
     /// before the update.
     pub fn step(&mut self) -> Result<f32, bp::Error> {
         let loss = self.forward_loss()?;
-        self.net.backward_dyn(&[&self.d_out])?;
-        self.opt.step(&mut self.net);
+        // Plain SGD: the fused backward (each weight updated inside its gradient
+        // product), as `bp::fit_classifier` runs it.
+        self.opt.backward_step(&mut self.net, &[&self.d_out])?;
         Ok(loss)
     }
 

@@ -69,7 +69,10 @@ pub fn backward_doc(c: &Ctx) -> String {
     format!(
         "The backward pass, reverse mode: each node's residual is the sum of its \
          successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution \
-         writes, later ones add (`+=`).\n\n```text\n{}```",
+         writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every \
+         parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is \
+         complete, and a large dense layer's weight inside its gradient product, \
+         W ← W − lr·d_yᵀ·x, with no gradient stored.\n\n```text\n{}```",
         backward_lines(c)
     )
 }

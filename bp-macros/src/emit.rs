@@ -3,7 +3,7 @@
 
 use crate::autodiff::Plan;
 use crate::docs;
-use crate::graph::{AuxTy, Graph, Kind, NodeId, Place};
+use crate::graph::{AuxTy, Graph, Kind, NodeId, ParamId, Place};
 use crate::ops::{Cx, ParamInit};
 use crate::symbolic::literal;
 use crate::syntax::NetworkDef;
@@ -166,6 +166,8 @@ fn main_struct(c: &Ctx) -> TokenStream {
             forward_training: bool,
             forward_done: bool,
             backward_done: bool,
+            /// The last backward was `backward_sgd`, which keeps no gradients.
+            grads_spent: bool,
         }
     }
 }
@@ -211,8 +213,15 @@ fn destructure(c: &Ctx, with_backward: bool) -> TokenStream {
             .iter()
             .filter(|a| a.place == Place::Forward)
             .map(|a| &a.ident);
+    // Backward borrows each parameter on its own (`ref`), so that the fused SGD step can
+    // write one while others are still read.
+    let p = if with_backward {
+        quote!(let #m::Params { #(ref #p,)* } = *#params;)
+    } else {
+        quote!(let #m::Params { #(#p,)* } = #params;)
+    };
     let mut ts = quote! {
-        let #m::Params { #(#p,)* } = #params;
+        #p
         let #m::Values { #(#v,)* #(#fa,)* } = #values;
     };
     if with_backward {
@@ -291,12 +300,37 @@ fn passes(c: &Ctx) -> TokenStream {
     }
     let bwd_destructure = destructure(c, true);
     let mut bwd = TokenStream::new();
+    let (sgd, lr, elem) = (&cx.sgd, &cx.lr, &cx.ty);
+    // The fused SGD step of `backward_sgd` for a parameter whose op did not fold it into
+    // its own backward: right after the gradient is complete.
+    let sgd_step = |ps: Vec<ParamId>| {
+        let steps = ps.iter().map(|&p| {
+            let (field, g) = (&c.g.params[p].ident, &c.g.params[p].grad_ident);
+            quote!(::bp::optim::sgd_update(#params.#field.as_mut_slice(), #g.as_slice(), #lr);)
+        });
+        if ps.is_empty() {
+            TokenStream::new()
+        } else {
+            quote!(if let Some(#lr) = #sgd { #(#steps)* })
+        }
+    };
     for id in c.plan.sweep(c.g) {
         if let Some(op) = c.g.nodes[id].op() {
             bwd.extend(size_aux(c, id, Place::Backward));
             bwd.extend(op.backward(&cx, id));
+            // A layer's parameters are read by no other op: its step can follow its
+            // backward at once.
+            let rest = op.params().iter().copied().filter(|&p| !cx.is_fused(p));
+            bwd.extend(sgd_step(rest.collect()));
         }
     }
+    // Free parameters gather contributions from every op that reads them: their step
+    // comes last.
+    let free = c.g.nodes.iter().filter_map(|n| match n.kind {
+        Kind::Param(p) => Some(p),
+        _ => None,
+    });
+    bwd.extend(sgd_step(free.collect()));
     let allow = allows();
     let (fdoc, bdoc) = (docs::forward_doc(c), docs::backward_doc(c));
     let v = c.valued().map(|n| &n.ident).chain(
@@ -353,12 +387,13 @@ fn passes(c: &Ctx) -> TokenStream {
         #[doc = #bdoc]
         #allow
         fn backward_pass(
-            #params: &#m::Params,
+            #params: &mut #m::Params,
             #values: &#m::Values,
             #residuals: &mut #m::Residuals,
             #grads: &mut #m::Grads,
             #batch: usize,
             #accumulate: bool,
+            #sgd: ::core::option::Option<#elem>,
             #training: bool,
         ) {
             #bwd_destructure

@@ -9,10 +9,8 @@ use quote::quote;
 
 pub fn methods(c: &Ctx) -> TokenStream {
     let m = &c.m;
-    let t = {
-        let ty = &c.ty;
-        quote!(::bp::Tensor<#ty>)
-    };
+    let ty = &c.ty;
+    let t = quote!(::bp::Tensor<#ty>);
     let seed = hyg("seed");
     let params = hyg("params");
     let inits = (0..c.g.params.len()).map(|p| {
@@ -105,6 +103,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 forward_training: true,
                 forward_done: false,
                 backward_done: false,
+                grads_spent: false,
             }
         }
 
@@ -149,23 +148,37 @@ pub fn methods(c: &Ctx) -> TokenStream {
 
         #[doc = #bdoc]
         pub fn backward(&mut self, #(#d_args: &#t),*) -> ::core::result::Result<(), ::bp::Error> {
-            self.backward_with(#(#d_args,)* false)
+            self.backward_with(#(#d_args,)* false, None)
         }
 
         /// Like [`backward`](Self::backward), but adds the parameter gradients to the
         /// ones already held instead of overwriting them: gradient accumulation over
         /// micro-batches. Residuals of nodes are those of this call.
         pub fn backward_accumulate(&mut self, #(#d_args: &#t),*) -> ::core::result::Result<(), ::bp::Error> {
-            self.backward_with(#(#d_args,)* true)
+            self.backward_with(#(#d_args,)* true, None)
         }
 
-        fn backward_with(&mut self, #(#d_args: &#t,)* #accumulate: bool) -> ::core::result::Result<(), ::bp::Error> {
+        /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
+        /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
+        /// updated inside its weight-gradient product (`W ← W − lr·d_yᵀ·x`: the gradient
+        /// is never written nor read back), every other parameter right after its
+        /// gradient is made. The parameters end as after `backward` and `Sgd::step`, up
+        /// to rounding; the gradients are not kept (`grad` returns `None` until the next
+        /// `backward`). `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
+        /// negative or not finite is an error, and nothing is changed.
+        pub fn backward_sgd(&mut self, #(#d_args: &#t,)* lr: f64) -> ::core::result::Result<(), ::bp::Error> {
+            ::bp::optim::check_lr(lr)?;
+            self.backward_with(#(#d_args,)* false, Some(<#ty as ::bp::Float>::from_f64(lr)))
+        }
+
+        fn backward_with(&mut self, #(#d_args: &#t,)* #accumulate: bool, sgd: ::core::option::Option<#ty>) -> ::core::result::Result<(), ::bp::Error> {
             if !self.forward_done {
                 return Err(::bp::Error::invalid("backward called before forward: run forward on a batch first"));
             }
             #(#out_checks)*
-            Self::backward_pass(&self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, self.forward_training);
+            Self::backward_pass(&mut self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, sgd, self.forward_training);
             self.backward_done = true;
+            self.grads_spent = sgd.is_some();
             Ok(())
         }
 
@@ -288,11 +301,15 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
             }
             fn backward_dyn(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
                 ::bp::check_count("backward_dyn", #n_out, d_outputs.len())?;
-                self.backward_with(#(#ds,)* false)
+                self.backward_with(#(#ds,)* false, None)
             }
             fn backward_dyn_accumulate(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
                 ::bp::check_count("backward_dyn_accumulate", #n_out, d_outputs.len())?;
-                self.backward_with(#(#ds,)* true)
+                self.backward_with(#(#ds,)* true, None)
+            }
+            fn backward_sgd_dyn(&mut self, d_outputs: &[&#t], lr: f64) -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_count("backward_sgd_dyn", #n_out, d_outputs.len())?;
+                self.backward_sgd(#(#ds,)* lr)
             }
             fn param_names(&self) -> ::std::vec::Vec<&'static str> {
                 ::std::vec![#(#pnames),*]
@@ -304,6 +321,9 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
                 match name { #(#pnames => Some(&mut self.params.#pf),)* _ => None }
             }
             fn grad(&self, name: &str) -> ::core::option::Option<&#t> {
+                if self.grads_spent {
+                    return None;
+                }
                 match name { #(#pnames => Some(&self.grads.#gf),)* _ => None }
             }
             fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {

@@ -49,6 +49,26 @@ pub trait Network {
     /// Runs the backward pass, adding to the gradients instead of overwriting them.
     fn backward_dyn_accumulate(&mut self, d_outputs: &[&Tensor<Self::Scalar>])
         -> Result<(), Error>;
+    /// The backward pass fused with a plain SGD step `θ ← θ − lr·∇θ` (no momentum, no
+    /// weight decay): the parameters end as after `backward_dyn` and
+    /// `Sgd::new(lr).step`, up to rounding. Generated networks update each dense
+    /// layer's weight inside its weight-gradient product (`W ← W − lr·d_yᵀ·x`, one
+    /// product and no gradient written or read back) and every other parameter right
+    /// after its gradient is made; their gradients are then not kept ([`grad`](Network::grad)
+    /// returns `None` until the next `backward`). The default runs `backward_dyn` and
+    /// then the update. An `lr` that is negative or not finite is an error, and nothing
+    /// is changed.
+    fn backward_sgd_dyn(
+        &mut self,
+        d_outputs: &[&Tensor<Self::Scalar>],
+        lr: f64,
+    ) -> Result<(), Error> {
+        crate::optim::check_lr(lr)?;
+        self.backward_dyn(d_outputs)?;
+        let lr = Self::Scalar::from_f64(lr);
+        self.visit_params(&mut |_, p, g| crate::optim::sgd_update(p, g, lr));
+        Ok(())
+    }
 
     /// Names of the learnable parameters, in declaration order.
     fn param_names(&self) -> Vec<&'static str>;
@@ -56,7 +76,8 @@ pub trait Network {
     fn param(&self, name: &str) -> Option<&Tensor<Self::Scalar>>;
     /// A parameter by name, mutable.
     fn param_mut(&mut self, name: &str) -> Option<&mut Tensor<Self::Scalar>>;
-    /// The gradient of a parameter after `backward`.
+    /// The gradient of a parameter after `backward` (`None` after the fused
+    /// [`backward_sgd_dyn`](Network::backward_sgd_dyn), which keeps none).
     fn grad(&self, name: &str) -> Option<&Tensor<Self::Scalar>>;
     /// Names of the buffers (batch norm's running statistics): saved and loaded, never
     /// seen by an optimizer.

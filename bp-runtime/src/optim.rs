@@ -40,15 +40,30 @@ mod adam;
 mod sgd;
 
 pub use adam::{Adam, AdamW};
-pub use sgd::Sgd;
+pub use sgd::{sgd_update, Sgd};
 
-use crate::{Error, Float, Network};
+use crate::{Error, Float, Network, Tensor};
 
 /// An optimizer: updates every parameter of a network from its gradient.
 pub trait Optimizer<T: Float> {
     /// θ ← θ − update(∇θ) for every parameter the network's visitor yields, using the
     /// gradients of the last `backward`.
     fn step<N: Network<Scalar = T>>(&mut self, net: &mut N);
+    /// The backward pass from the output gradients `d_outputs` and then the update:
+    /// the same result as `net.backward_dyn(d_outputs)` followed by
+    /// [`step`](Self::step) (up to rounding), and what the training loop calls. The
+    /// default is exactly that; plain [`Sgd`] overrides it with the network's fused
+    /// [`Network::backward_sgd_dyn`], which updates the parameters during the backward
+    /// pass and leaves no gradients behind.
+    fn backward_step<N: Network<Scalar = T>>(
+        &mut self,
+        net: &mut N,
+        d_outputs: &[&Tensor<T>],
+    ) -> Result<(), Error> {
+        net.backward_dyn(d_outputs)?;
+        self.step(net);
+        Ok(())
+    }
     /// The learning rate.
     fn lr(&self) -> f64;
     /// Sets the learning rate (for schedules); the state is kept.
@@ -63,6 +78,12 @@ pub trait Optimizer<T: Float> {
 /// The error for a hyperparameter outside its domain, in PyTorch's words.
 fn invalid(what: &str, value: f64) -> Error {
     Error::invalid(format!("Invalid {what}: {value}"))
+}
+
+/// Checks a learning rate as `Sgd`'s `check` does (`lr ≥ 0` and finite), with PyTorch's
+/// message; for the fused `backward_sgd`.
+pub fn check_lr(lr: f64) -> Result<(), Error> {
+    non_negative("learning rate", lr)
 }
 
 /// Checks `value ≥ 0` and finite.

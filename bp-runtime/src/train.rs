@@ -106,8 +106,9 @@ fn check_classifier<N: Network>(net_name: &str, data: &Dataset<N::Scalar>) -> Re
 }
 
 /// Trains a single-input classifier with softmax cross-entropy: for each epoch, for each
-/// shuffled mini-batch, `forward_dyn`, [`softmax_cross_entropy`], `backward_dyn`,
-/// `opt.step`. The per-epoch mean loss is shown in the progress bar's message and
+/// shuffled mini-batch, `forward_dyn`, [`softmax_cross_entropy`], then
+/// [`Optimizer::backward_step`] (`backward_dyn` and `opt.step`; fused into one pass for
+/// plain SGD). The per-epoch mean loss is shown in the progress bar's message and
 /// returned. Once the batch tensors have grown, the step loop allocates nothing.
 ///
 /// The network is put in training mode for the run and left in it.
@@ -201,8 +202,7 @@ impl<T: Float> Workspace<T> {
             .output(0)
             .ok_or_else(|| Error::invalid("fit_classifier: the network has no output 0"))?;
         let loss = softmax_cross_entropy(logits, &self.y, &mut self.grad)?;
-        net.backward_dyn(&[&self.grad])?;
-        opt.step(net);
+        opt.backward_step(net, &[&self.grad])?;
         Ok(loss.to_f64())
     }
 }

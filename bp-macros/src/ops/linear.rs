@@ -128,16 +128,8 @@ impl Op for Linear {
         let w = &cx.g.params[self.params[0]];
         let (wv, dw) = (&w.ident, &w.grad_ident);
         let fixed = self.inp * self.out <= FIXED_MAX;
-        let kw = self.kernel("linear_backward_weight");
-        let mut ts = if fixed {
-            quote!(#kw(#rows, #dy, #x, #dw, #acc);)
-        } else {
-            quote!(#kw(#rows, #inp, #outf, #dy, #x, #dw, #acc);)
-        };
-        if let Some(&p) = self.params.get(1) {
-            let db = &cx.g.params[p].grad_ident;
-            ts.extend(quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc);));
-        }
+        let mut ts = TokenStream::new();
+        // The input's residual first: it reads W, which the fused SGD step overwrites.
         if let Some(c) = cx.contribute(self.x[0]) {
             let (pre, dx, a) = (c.prelude, c.ident, c.acc);
             let ki = self.kernel("linear_backward_input");
@@ -146,6 +138,25 @@ impl Op for Linear {
             } else {
                 quote!(#pre #ki(#rows, #inp, #outf, #dy, #wv, #dx, #a);)
             });
+        }
+        let kw = self.kernel("linear_backward_weight");
+        ts.extend(if fixed {
+            quote!(#kw(#rows, #dy, #x, #dw, #acc);)
+        } else {
+            // Under `backward_sgd`, W ← W − lr·d_yᵀ·x in one product, with no gradient.
+            let (sgd, lr) = (&cx.sgd, &cx.lr);
+            let w_mut = cx.fuse_sgd(self.params[0]);
+            quote! {
+                if let Some(#lr) = #sgd {
+                    ::bp::kernels::linear_sgd_weight(#rows, #inp, #outf, #dy, #x, #w_mut, #lr);
+                } else {
+                    #kw(#rows, #inp, #outf, #dy, #x, #dw, #acc);
+                }
+            }
+        });
+        if let Some(&p) = self.params.get(1) {
+            let db = &cx.g.params[p].grad_ident;
+            ts.extend(quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc);));
         }
         ts
     }
@@ -162,16 +173,17 @@ impl Op for Linear {
     fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
         let (dy, x) = (cx.d_name(out), cx.name(self.x[0]));
         let w = &cx.g.params[self.params[0]];
-        let mut lines = vec![format!("{} = {dy}ᵀ·{x}", w.grad_ident)];
-        if let Some(&p) = self.params.get(1) {
-            lines.push(format!("{} = Σ_rows {dy}", cx.g.params[p].grad_ident));
-        }
+        let mut lines = Vec::new();
         if cx.wants(self.x[0]) {
             lines.push(format!(
                 "{} {dy}·{}",
                 cx.doc_assign(self.x[0]),
                 w.torch_name
             ));
+        }
+        lines.push(format!("{} = {dy}ᵀ·{x}", w.grad_ident));
+        if let Some(&p) = self.params.get(1) {
+            lines.push(format!("{} = Σ_rows {dy}", cx.g.params[p].grad_ident));
         }
         lines
     }

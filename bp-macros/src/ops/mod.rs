@@ -443,6 +443,12 @@ pub struct Cx<'a> {
     pub residuals: &'a [Option<Ident>],
     /// Nodes whose residual already holds a contribution in the backward being emitted.
     written: RefCell<Vec<bool>>,
+    /// The backward pass's `Option` learning rate of the fused SGD step (`backward_sgd`).
+    pub sgd: Ident,
+    /// The learning rate once unwrapped from `sgd`.
+    pub lr: Ident,
+    /// Parameters whose op folds the SGD step into its own backward ([`Cx::fuse_sgd`]).
+    fused: RefCell<Vec<ParamId>>,
 }
 
 /// How a contribution is written into a residual.
@@ -473,7 +479,26 @@ impl<'a> Cx<'a> {
             accumulate: Ident::new("accumulate", Span::mixed_site()),
             residuals,
             written: RefCell::new(written),
+            sgd: Ident::new("sgd", Span::mixed_site()),
+            lr: Ident::new("lr", Span::mixed_site()),
+            fused: RefCell::new(Vec::new()),
         }
+    }
+
+    /// For an op that applies the fused SGD step to its parameter `p` itself (inside a
+    /// product, under `if let Some(lr) = sgd`): records that, so the emitter adds no
+    /// separate update, and returns `params.p.as_mut_slice()` — the parameter, mutable.
+    /// The op must emit this after its last read of `p`.
+    pub fn fuse_sgd(&self, p: ParamId) -> TokenStream {
+        self.fused.borrow_mut().push(p);
+        let params = Ident::new("params", Span::mixed_site());
+        let field = &self.g.params[p].ident;
+        quote!(#params.#field.as_mut_slice())
+    }
+
+    /// Whether an op took the SGD step of parameter `p` over ([`Cx::fuse_sgd`]).
+    pub fn is_fused(&self, p: ParamId) -> bool {
+        self.fused.borrow().contains(&p)
     }
 
     /// The value of a node (a free param's value for a param node).

@@ -66,6 +66,8 @@ struct FanOut {
     forward_training: bool,
     forward_done: bool,
     backward_done: bool,
+    /// The last backward was `backward_sgd`, which keeps no gradients.
+    grads_spent: bool,
 }
 #[allow(clippy::too_many_arguments)]
 impl FanOut {
@@ -110,6 +112,7 @@ impl FanOut {
             forward_training: true,
             forward_done: false,
             backward_done: false,
+            grads_spent: false,
         }
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
@@ -185,15 +188,15 @@ d_a += (d_c if a > 0 else 0)
 d_b = −d_c
 d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
 d_s = d_b
+d_x = d_a·a.weight
 d_a_weight = d_aᵀ·x
 d_a_bias = Σ_rows d_a
-d_x = d_a·a.weight
 ```*/
     pub fn backward(
         &mut self,
         d_y: &::bp::Tensor<f64>,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_y, false)
+        self.backward_with(d_y, false, None)
     }
     /// Like [`backward`](Self::backward), but adds the parameter gradients to the
     /// ones already held instead of overwriting them: gradient accumulation over
@@ -202,12 +205,29 @@ d_x = d_a·a.weight
         &mut self,
         d_y: &::bp::Tensor<f64>,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_y, true)
+        self.backward_with(d_y, true, None)
+    }
+    /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
+    /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
+    /// updated inside its weight-gradient product (`W ← W − lr·d_yᵀ·x`: the gradient
+    /// is never written nor read back), every other parameter right after its
+    /// gradient is made. The parameters end as after `backward` and `Sgd::step`, up
+    /// to rounding; the gradients are not kept (`grad` returns `None` until the next
+    /// `backward`). `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
+    /// negative or not finite is an error, and nothing is changed.
+    pub fn backward_sgd(
+        &mut self,
+        d_y: &::bp::Tensor<f64>,
+        lr: f64,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::optim::check_lr(lr)?;
+        self.backward_with(d_y, false, Some(<f64 as ::bp::Float>::from_f64(lr)))
     }
     fn backward_with(
         &mut self,
         d_y: &::bp::Tensor<f64>,
         accumulate: bool,
+        sgd: ::core::option::Option<f64>,
     ) -> ::core::result::Result<(), ::bp::Error> {
         if !self.forward_done {
             return Err(
@@ -219,15 +239,17 @@ d_x = d_a·a.weight
         ::bp::check_output_grad("y", d_y, self.batch, &[])?;
         self.residuals.d_y.assign(d_y);
         Self::backward_pass(
-            &self.params,
+            &mut self.params,
             &self.values,
             &mut self.residuals,
             &mut self.grads,
             self.batch,
             accumulate,
+            sgd,
             self.forward_training,
         );
         self.backward_done = true;
+        self.grads_spent = sgd.is_some();
         Ok(())
     }
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
@@ -319,7 +341,7 @@ y = y_sum + y_mean         [B]
             }
         }
     }
-    /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`).
+    /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
 ```text
 d_y = ∂J/∂y   (given)
@@ -332,21 +354,22 @@ d_a += (d_c if a > 0 else 0)
 d_b = −d_c
 d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
 d_s = d_b
+d_x = d_a·a.weight
 d_a_weight = d_aᵀ·x
 d_a_bias = Σ_rows d_a
-d_x = d_a·a.weight
 ```*/
     #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
     fn backward_pass(
-        params: &__bp_FanOut::Params,
+        params: &mut __bp_FanOut::Params,
         values: &__bp_FanOut::Values,
         residuals: &mut __bp_FanOut::Residuals,
         grads: &mut __bp_FanOut::Grads,
         batch: usize,
         accumulate: bool,
+        sgd: ::core::option::Option<f64>,
         training: bool,
     ) {
-        let __bp_FanOut::Params { s, a_weight, a_bias } = params;
+        let __bp_FanOut::Params { ref s, ref a_weight, ref a_bias } = *params;
         let __bp_FanOut::Values { x, a, b, c, y_1, y_sum, y_mean, y } = values;
         let __bp_FanOut::Residuals {
             d_x,
@@ -402,18 +425,33 @@ d_x = d_a·a.weight
             }
             if accumulate { d_s[0] += d_s_sum } else { d_s[0] = d_s_sum }
         }
-        ::bp::kernels::linear_backward_weight_fixed::<
-            _,
-            3,
-            4,
-        >(batch, d_a, x, d_a_weight, accumulate);
-        ::bp::kernels::bias_backward(batch, 4, d_a, d_a_bias, accumulate);
         d_x.resize(&[batch, 3]);
         ::bp::kernels::linear_backward_input_fixed::<
             _,
             3,
             4,
         >(batch, d_a, a_weight, d_x, false);
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
+            3,
+            4,
+        >(batch, d_a, x, d_a_weight, accumulate);
+        ::bp::kernels::bias_backward(batch, 4, d_a, d_a_bias, accumulate);
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.a_weight.as_mut_slice(),
+                d_a_weight.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.a_bias.as_mut_slice(),
+                d_a_bias.as_slice(),
+                lr,
+            );
+        }
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(params.s.as_mut_slice(), d_s.as_slice(), lr);
+        }
     }
 }
 impl ::bp::Network for FanOut {
@@ -453,14 +491,22 @@ impl ::bp::Network for FanOut {
         d_outputs: &[&::bp::Tensor<f64>],
     ) -> ::core::result::Result<(), ::bp::Error> {
         ::bp::check_count("backward_dyn", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], false)
+        self.backward_with(d_outputs[0usize], false, None)
     }
     fn backward_dyn_accumulate(
         &mut self,
         d_outputs: &[&::bp::Tensor<f64>],
     ) -> ::core::result::Result<(), ::bp::Error> {
         ::bp::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], true)
+        self.backward_with(d_outputs[0usize], true, None)
+    }
+    fn backward_sgd_dyn(
+        &mut self,
+        d_outputs: &[&::bp::Tensor<f64>],
+        lr: f64,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
+        self.backward_sgd(d_outputs[0usize], lr)
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["s", "a.weight", "a.bias"]
@@ -485,6 +531,9 @@ impl ::bp::Network for FanOut {
         }
     }
     fn grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+        if self.grads_spent {
+            return None;
+        }
         match name {
             "s" => Some(&self.grads.d_s),
             "a.weight" => Some(&self.grads.d_a_weight),

@@ -111,6 +111,8 @@ struct Layers {
     forward_training: bool,
     forward_done: bool,
     backward_done: bool,
+    /// The last backward was `backward_sgd`, which keeps no gradients.
+    grads_spent: bool,
 }
 #[allow(clippy::too_many_arguments)]
 impl Layers {
@@ -217,6 +219,7 @@ impl Layers {
             forward_training: true,
             forward_done: false,
             backward_done: false,
+            grads_spent: false,
         }
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
@@ -303,9 +306,9 @@ out = d·out.weightᵀ + out.bias                                               
 
 ```text
 d_out = ∂J/∂out   (given)
+d_d = d_out·out.weight
 d_out_weight = d_outᵀ·d
 d_out_bias = Σ_rows d_out
-d_d = d_out·out.weight
 d_d_concat = d_d ⊙ mask
 d_d_flatten = the slice of d_d_concat where d_flatten sits
 d_d_last = the slice of d_d_concat where d_last sits
@@ -324,7 +327,7 @@ d_c_bias = Σ_(b, pixels) d_c
         &mut self,
         d_out: &::bp::Tensor<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_out, false)
+        self.backward_with(d_out, false, None)
     }
     /// Like [`backward`](Self::backward), but adds the parameter gradients to the
     /// ones already held instead of overwriting them: gradient accumulation over
@@ -333,12 +336,29 @@ d_c_bias = Σ_(b, pixels) d_c
         &mut self,
         d_out: &::bp::Tensor<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_out, true)
+        self.backward_with(d_out, true, None)
+    }
+    /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
+    /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
+    /// updated inside its weight-gradient product (`W ← W − lr·d_yᵀ·x`: the gradient
+    /// is never written nor read back), every other parameter right after its
+    /// gradient is made. The parameters end as after `backward` and `Sgd::step`, up
+    /// to rounding; the gradients are not kept (`grad` returns `None` until the next
+    /// `backward`). `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
+    /// negative or not finite is an error, and nothing is changed.
+    pub fn backward_sgd(
+        &mut self,
+        d_out: &::bp::Tensor<f32>,
+        lr: f64,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::optim::check_lr(lr)?;
+        self.backward_with(d_out, false, Some(<f32 as ::bp::Float>::from_f64(lr)))
     }
     fn backward_with(
         &mut self,
         d_out: &::bp::Tensor<f32>,
         accumulate: bool,
+        sgd: ::core::option::Option<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
         if !self.forward_done {
             return Err(
@@ -350,15 +370,17 @@ d_c_bias = Σ_(b, pixels) d_c
         ::bp::check_output_grad("out", d_out, self.batch, &[3])?;
         self.residuals.d_out.assign(d_out);
         Self::backward_pass(
-            &self.params,
+            &mut self.params,
             &self.values,
             &mut self.residuals,
             &mut self.grads,
             self.batch,
             accumulate,
+            sgd,
             self.forward_training,
         );
         self.backward_done = true;
+        self.grads_spent = sgd.is_some();
         Ok(())
     }
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
@@ -653,13 +675,13 @@ out = d·out.weightᵀ + out.bias                                               
             3,
         >(batch, d, out_weight, Some(out_bias.as_slice()), out);
     }
-    /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`).
+    /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
 ```text
 d_out = ∂J/∂out   (given)
+d_d = d_out·out.weight
 d_out_weight = d_outᵀ·d
 d_out_bias = Σ_rows d_out
-d_d = d_out·out.weight
 d_d_concat = d_d ⊙ mask
 d_d_flatten = the slice of d_d_concat where d_flatten sits
 d_d_last = the slice of d_d_concat where d_last sits
@@ -676,26 +698,27 @@ d_c_bias = Σ_(b, pixels) d_c
 ```*/
     #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
     fn backward_pass(
-        params: &__bp_Layers::Params,
+        params: &mut __bp_Layers::Params,
         values: &__bp_Layers::Values,
         residuals: &mut __bp_Layers::Residuals,
         grads: &mut __bp_Layers::Grads,
         batch: usize,
         accumulate: bool,
+        sgd: ::core::option::Option<f32>,
         training: bool,
     ) {
         let __bp_Layers::Params {
-            c_weight,
-            c_bias,
-            bn_weight,
-            bn_bias,
-            l_weight_ih_l0,
-            l_weight_hh_l0,
-            l_bias_ih_l0,
-            l_bias_hh_l0,
-            out_weight,
-            out_bias,
-        } = params;
+            ref c_weight,
+            ref c_bias,
+            ref bn_weight,
+            ref bn_bias,
+            ref l_weight_ih_l0,
+            ref l_weight_hh_l0,
+            ref l_bias_ih_l0,
+            ref l_bias_hh_l0,
+            ref out_weight,
+            ref out_bias,
+        } = *params;
         let __bp_Layers::Values {
             img,
             seq,
@@ -748,18 +771,30 @@ d_c_bias = Σ_(b, pixels) d_c
             d_out_weight,
             d_out_bias,
         } = grads;
-        ::bp::kernels::linear_backward_weight_fixed::<
-            _,
-            69,
-            3,
-        >(batch, d_out, d, d_out_weight, accumulate);
-        ::bp::kernels::bias_backward(batch, 3, d_out, d_out_bias, accumulate);
         d_d.resize(&[batch, 69]);
         ::bp::kernels::linear_backward_input_fixed::<
             _,
             69,
             3,
         >(batch, d_out, out_weight, d_d, false);
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d_out, d, d_out_weight, accumulate);
+        ::bp::kernels::bias_backward(batch, 3, d_out, d_out_bias, accumulate);
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.out_weight.as_mut_slice(),
+                d_out_weight.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.out_bias.as_mut_slice(),
+                d_out_bias.as_slice(),
+                lr,
+            );
+        }
         d_d_concat.resize(&[batch, 69]);
         if training {
             ::bp::kernels::dropout_backward(d_d, d_mask, d_d_concat, false);
@@ -821,6 +856,28 @@ d_c_bias = Σ_(b, pixels) d_c
                 false,
             );
         }
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.l_weight_ih_l0.as_mut_slice(),
+                d_l_weight_ih_l0.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.l_weight_hh_l0.as_mut_slice(),
+                d_l_weight_hh_l0.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.l_bias_ih_l0.as_mut_slice(),
+                d_l_bias_ih_l0.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.l_bias_hh_l0.as_mut_slice(),
+                d_l_bias_hh_l0.as_slice(),
+                lr,
+            );
+        }
         d_p_1.resize(&[batch, 4, 8, 8]);
         ::bp::kernels::max_pool2d_backward(
             &::bp::kernels::Pool2dGeom {
@@ -859,6 +916,18 @@ d_c_bias = Σ_(b, pixels) d_c
             Some(d_c.as_mut_slice()),
             false,
         );
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.bn_weight.as_mut_slice(),
+                d_bn_weight.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.bn_bias.as_mut_slice(),
+                d_bn_bias.as_slice(),
+                lr,
+            );
+        }
         c_bcols.resize(&[576]);
         c_dcols.resize(&[576]);
         ::bp::kernels::conv2d_backward(
@@ -883,6 +952,18 @@ d_c_bias = Σ_(b, pixels) d_c
             c_bcols,
             c_dcols,
         );
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.c_weight.as_mut_slice(),
+                d_c_weight.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.c_bias.as_mut_slice(),
+                d_c_bias.as_slice(),
+                lr,
+            );
+        }
     }
 }
 impl ::bp::Network for Layers {
@@ -923,14 +1004,22 @@ impl ::bp::Network for Layers {
         d_outputs: &[&::bp::Tensor<f32>],
     ) -> ::core::result::Result<(), ::bp::Error> {
         ::bp::check_count("backward_dyn", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], false)
+        self.backward_with(d_outputs[0usize], false, None)
     }
     fn backward_dyn_accumulate(
         &mut self,
         d_outputs: &[&::bp::Tensor<f32>],
     ) -> ::core::result::Result<(), ::bp::Error> {
         ::bp::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], true)
+        self.backward_with(d_outputs[0usize], true, None)
+    }
+    fn backward_sgd_dyn(
+        &mut self,
+        d_outputs: &[&::bp::Tensor<f32>],
+        lr: f64,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
+        self.backward_sgd(d_outputs[0usize], lr)
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![
@@ -972,6 +1061,9 @@ impl ::bp::Network for Layers {
         }
     }
     fn grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+        if self.grads_spent {
+            return None;
+        }
         match name {
             "c.weight" => Some(&self.grads.d_c_weight),
             "c.bias" => Some(&self.grads.d_c_bias),

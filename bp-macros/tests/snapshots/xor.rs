@@ -61,6 +61,8 @@ pub struct Xor {
     forward_training: bool,
     forward_done: bool,
     backward_done: bool,
+    /// The last backward was `backward_sgd`, which keeps no gradients.
+    grads_spent: bool,
 }
 #[allow(clippy::too_many_arguments)]
 impl Xor {
@@ -119,6 +121,7 @@ impl Xor {
             forward_training: true,
             forward_done: false,
             backward_done: false,
+            grads_spent: false,
         }
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
@@ -181,9 +184,9 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
 
 ```text
 d_fc2 = ∂J/∂fc2   (given)
+d_h = d_fc2·fc2.weight
 d_fc2_weight = d_fc2ᵀ·h
 d_fc2_bias = Σ_rows d_fc2
-d_h = d_fc2·fc2.weight
 d_fc1 = d_h·(1 − h·h)
 d_fc1_weight = d_fc1ᵀ·x
 d_fc1_bias = Σ_rows d_fc1
@@ -192,7 +195,7 @@ d_fc1_bias = Σ_rows d_fc1
         &mut self,
         d_fc2: &::bp::Tensor<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_fc2, false)
+        self.backward_with(d_fc2, false, None)
     }
     /// Like [`backward`](Self::backward), but adds the parameter gradients to the
     /// ones already held instead of overwriting them: gradient accumulation over
@@ -201,12 +204,29 @@ d_fc1_bias = Σ_rows d_fc1
         &mut self,
         d_fc2: &::bp::Tensor<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_fc2, true)
+        self.backward_with(d_fc2, true, None)
+    }
+    /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
+    /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
+    /// updated inside its weight-gradient product (`W ← W − lr·d_yᵀ·x`: the gradient
+    /// is never written nor read back), every other parameter right after its
+    /// gradient is made. The parameters end as after `backward` and `Sgd::step`, up
+    /// to rounding; the gradients are not kept (`grad` returns `None` until the next
+    /// `backward`). `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
+    /// negative or not finite is an error, and nothing is changed.
+    pub fn backward_sgd(
+        &mut self,
+        d_fc2: &::bp::Tensor<f32>,
+        lr: f64,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::optim::check_lr(lr)?;
+        self.backward_with(d_fc2, false, Some(<f32 as ::bp::Float>::from_f64(lr)))
     }
     fn backward_with(
         &mut self,
         d_fc2: &::bp::Tensor<f32>,
         accumulate: bool,
+        sgd: ::core::option::Option<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
         if !self.forward_done {
             return Err(
@@ -218,15 +238,17 @@ d_fc1_bias = Σ_rows d_fc1
         ::bp::check_output_grad("fc2", d_fc2, self.batch, &[1])?;
         self.residuals.d_fc2.assign(d_fc2);
         Self::backward_pass(
-            &self.params,
+            &mut self.params,
             &self.values,
             &mut self.residuals,
             &mut self.grads,
             self.batch,
             accumulate,
+            sgd,
             self.forward_training,
         );
         self.backward_done = true;
+        self.grads_spent = sgd.is_some();
         Ok(())
     }
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
@@ -293,43 +315,61 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
             1,
         >(batch, h, fc2_weight, Some(fc2_bias.as_slice()), fc2);
     }
-    /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`).
+    /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
 ```text
 d_fc2 = ∂J/∂fc2   (given)
+d_h = d_fc2·fc2.weight
 d_fc2_weight = d_fc2ᵀ·h
 d_fc2_bias = Σ_rows d_fc2
-d_h = d_fc2·fc2.weight
 d_fc1 = d_h·(1 − h·h)
 d_fc1_weight = d_fc1ᵀ·x
 d_fc1_bias = Σ_rows d_fc1
 ```*/
     #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
     fn backward_pass(
-        params: &__bp_Xor::Params,
+        params: &mut __bp_Xor::Params,
         values: &__bp_Xor::Values,
         residuals: &mut __bp_Xor::Residuals,
         grads: &mut __bp_Xor::Grads,
         batch: usize,
         accumulate: bool,
+        sgd: ::core::option::Option<f32>,
         training: bool,
     ) {
-        let __bp_Xor::Params { fc1_weight, fc1_bias, fc2_weight, fc2_bias } = params;
+        let __bp_Xor::Params {
+            ref fc1_weight,
+            ref fc1_bias,
+            ref fc2_weight,
+            ref fc2_bias,
+        } = *params;
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
         let __bp_Xor::Residuals { d_fc1, d_h, d_fc2 } = residuals;
         let __bp_Xor::Grads { d_fc1_weight, d_fc1_bias, d_fc2_weight, d_fc2_bias } = grads;
-        ::bp::kernels::linear_backward_weight_fixed::<
-            _,
-            8,
-            1,
-        >(batch, d_fc2, h, d_fc2_weight, accumulate);
-        ::bp::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
         d_h.resize(&[batch, 8]);
         ::bp::kernels::linear_backward_input_fixed::<
             _,
             8,
             1,
         >(batch, d_fc2, fc2_weight, d_h, false);
+        ::bp::kernels::linear_backward_weight_fixed::<
+            _,
+            8,
+            1,
+        >(batch, d_fc2, h, d_fc2_weight, accumulate);
+        ::bp::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.fc2_weight.as_mut_slice(),
+                d_fc2_weight.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.fc2_bias.as_mut_slice(),
+                d_fc2_bias.as_slice(),
+                lr,
+            );
+        }
         {
             d_fc1.resize(&[batch, 8]);
             for ((&d_h, &h), d_fc1) in d_h.iter().zip(h.iter()).zip(d_fc1.iter_mut()) {
@@ -342,6 +382,18 @@ d_fc1_bias = Σ_rows d_fc1
             8,
         >(batch, d_fc1, x, d_fc1_weight, accumulate);
         ::bp::kernels::bias_backward(batch, 8, d_fc1, d_fc1_bias, accumulate);
+        if let Some(lr) = sgd {
+            ::bp::optim::sgd_update(
+                params.fc1_weight.as_mut_slice(),
+                d_fc1_weight.as_slice(),
+                lr,
+            );
+            ::bp::optim::sgd_update(
+                params.fc1_bias.as_mut_slice(),
+                d_fc1_bias.as_slice(),
+                lr,
+            );
+        }
     }
 }
 impl ::bp::Network for Xor {
@@ -381,14 +433,22 @@ impl ::bp::Network for Xor {
         d_outputs: &[&::bp::Tensor<f32>],
     ) -> ::core::result::Result<(), ::bp::Error> {
         ::bp::check_count("backward_dyn", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], false)
+        self.backward_with(d_outputs[0usize], false, None)
     }
     fn backward_dyn_accumulate(
         &mut self,
         d_outputs: &[&::bp::Tensor<f32>],
     ) -> ::core::result::Result<(), ::bp::Error> {
         ::bp::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], true)
+        self.backward_with(d_outputs[0usize], true, None)
+    }
+    fn backward_sgd_dyn(
+        &mut self,
+        d_outputs: &[&::bp::Tensor<f32>],
+        lr: f64,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
+        self.backward_sgd(d_outputs[0usize], lr)
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
@@ -415,6 +475,9 @@ impl ::bp::Network for Xor {
         }
     }
     fn grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+        if self.grads_spent {
+            return None;
+        }
         match name {
             "fc1.weight" => Some(&self.grads.d_fc1_weight),
             "fc1.bias" => Some(&self.grads.d_fc1_bias),

@@ -125,6 +125,41 @@ pub fn linear_backward_weight<T: Float>(
     );
 }
 
+/// The weight gradient folded into a plain SGD step: `w[o,i] −= lr·Σ_r dy[r,o]·x[r,i]`,
+/// i.e. `W ← W − lr·dyᵀ·x`, as one product into `W` (alpha = −lr, beta = 1). The same
+/// update as [`linear_backward_weight`] followed by `sgd_update`, without writing the
+/// gradient and reading it back: what the fused `backward_sgd` emits for a dense layer.
+/// Run it after the layer's input gradient, which still needs the old `W`.
+///
+/// # Panics
+/// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
+pub fn linear_sgd_weight<T: Float>(
+    rows: usize,
+    inp: usize,
+    out: usize,
+    dy: &[T],
+    x: &[T],
+    w: &mut [T],
+    lr: T,
+) {
+    debug_assert_eq!(dy.len(), rows * out, "linear_sgd_weight: dy");
+    debug_assert_eq!(x.len(), rows * inp, "linear_sgd_weight: x");
+    debug_assert_eq!(w.len(), out * inp, "linear_sgd_weight: w");
+    gemm(
+        out,
+        inp,
+        rows,
+        -lr,
+        dy,
+        [1, out],
+        x,
+        [inp, 1],
+        T::ONE,
+        w,
+        [inp, 1],
+    );
+}
+
 /// The gradient of the bias: `db[o] (+)= Σ_r dy[r,o]`, with `dy` `[rows, out]` and `db`
 /// `[out]`. With `accumulate` false `db` is overwritten, with true it is added to.
 ///
@@ -292,5 +327,21 @@ mod tests {
         assert_close(&dx, &central_diff(&x, |x| j(x, &w, &b)), 1e-6);
         assert_close(&dw, &central_diff(&w, |w| j(&x, w, &b)), 1e-6);
         assert_close(&db, &central_diff(&b, |b| j(&x, &w, b)), 1e-6);
+    }
+
+    #[test]
+    fn sgd_weight_is_the_gradient_then_the_step() {
+        // W − lr·(dyᵀ·x), the gradient by linear_backward_weight, the step by hand; also
+        // with k (the rows) past one slice of the GEMM's sum and W wide enough for tiles.
+        for &(rows, inp, out) in SHAPES.iter().chain(&[(1100, 40, 70), (64, 300, 130)]) {
+            let (x, dy, w) = (data(rows * inp, 1), data(rows * out, 2), data(out * inp, 3));
+            let lr = 0.3;
+            let mut g = vec![f64::NAN; out * inp];
+            linear_backward_weight(rows, inp, out, &dy, &x, &mut g, false);
+            let want: Vec<f64> = w.iter().zip(&g).map(|(w, g)| w - lr * g).collect();
+            let mut got = w.clone();
+            linear_sgd_weight(rows, inp, out, &dy, &x, &mut got, lr);
+            assert_close(&got, &want, TOL * rows as f64);
+        }
     }
 }

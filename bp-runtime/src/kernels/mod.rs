@@ -36,7 +36,8 @@ pub(crate) use self::gemm::gemm_checked;
 pub use self::gemm::{gemm, set_threads, threads, MAX_THREADS, PARALLEL_THRESHOLD};
 pub use linear::{
     bias_backward, linear, linear_backward_input, linear_backward_input_fixed,
-    linear_backward_weight, linear_backward_weight_fixed, linear_fixed, FIXED_MAX,
+    linear_backward_weight, linear_backward_weight_fixed, linear_fixed, linear_sgd_weight,
+    FIXED_MAX,
 };
 pub use reduce::{mean, mean_backward, sum, sum_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};

@@ -1,7 +1,7 @@
 //! Stochastic gradient descent, `torch.optim.SGD`.
 
 use super::{invalid, non_negative, same_len, Optimizer, State};
-use crate::{Error, Float, Network};
+use crate::{Error, Float, Network, Tensor};
 
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and
 /// L2 weight decay: `torch.optim.SGD`'s algorithm, step for step. With `g` the gradient,
@@ -112,6 +112,44 @@ fn plain<T: Float>(c: &Coeffs<T>, p: &mut [T], g: &[T]) {
     }
 }
 
+/// [`plain`] over the threads of [`crate::kernels::set_threads`] when the tensor is large:
+/// its update is memory-bound, and two cores move it faster than one.
+fn plain_split<T: Float>(c: &Coeffs<T>, p: &mut [T], g: &[T]) {
+    let parts = if p.len() >= PARALLEL_UPDATE {
+        crate::kernels::threads()
+    } else {
+        1
+    };
+    let len = p.len();
+    crate::pool::for_chunks(p, parts, &|i, pc| {
+        let start = crate::pool::chunk_start(len, parts, i);
+        plain(c, pc, &g[start..start + pc.len()]);
+    });
+}
+
+/// `θ ← θ − lr·g` over one tensor: plain SGD's update (`Sgd::new(lr)` with no momentum
+/// and no weight decay), the step the networks' fused `backward_sgd` applies to the
+/// parameters whose gradient it does not fold into a product.
+///
+/// # Panics
+/// If `p` and `g` differ in length.
+pub fn sgd_update<T: Float>(p: &mut [T], g: &[T], lr: T) {
+    assert_eq!(
+        p.len(),
+        g.len(),
+        "sgd_update: parameter and gradient lengths differ"
+    );
+    let c = Coeffs {
+        lr,
+        momentum: T::ZERO,
+        keep: T::ONE,
+        weight_decay: T::ZERO,
+        decay: false,
+        nesterov: false,
+    };
+    plain_split(&c, p, g);
+}
+
 fn with_momentum<T: Float>(c: &Coeffs<T>, first: bool, p: &mut [T], g: &[T], buf: &mut [T]) {
     for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
         let d = decayed(c, g, *p);
@@ -136,21 +174,9 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             nesterov: self.nesterov,
         };
         if self.momentum == 0.0 {
-            let threads = crate::kernels::threads();
             net.visit_params(&mut |name, p, g| {
                 same_len(name, p.len(), g.len());
-                // A large tensor's update is memory-bound: with threads, two cores move
-                // it faster than one.
-                let parts = if p.len() >= PARALLEL_UPDATE {
-                    threads
-                } else {
-                    1
-                };
-                let len = p.len();
-                crate::pool::for_chunks(p, parts, &|i, pc| {
-                    let start = crate::pool::chunk_start(len, parts, i);
-                    plain(&c, pc, &g[start..start + pc.len()]);
-                });
+                plain_split(&c, p, g);
             });
             return;
         }
@@ -164,6 +190,23 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             slot.steps += 1;
         });
         state.finish(i);
+    }
+
+    /// Plain SGD (no momentum, no weight decay) runs the network's fused
+    /// [`Network::backward_sgd_dyn`]: each dense layer's weight is updated inside its
+    /// weight-gradient product, and no gradient is stored or read again. With momentum or
+    /// weight decay it is `backward_dyn` followed by [`step`](Optimizer::step).
+    fn backward_step<N: Network<Scalar = T>>(
+        &mut self,
+        net: &mut N,
+        d_outputs: &[&Tensor<T>],
+    ) -> Result<(), Error> {
+        if self.momentum == 0.0 && self.weight_decay == 0.0 {
+            return net.backward_sgd_dyn(d_outputs, self.lr);
+        }
+        net.backward_dyn(d_outputs)?;
+        self.step(net);
+        Ok(())
     }
 
     fn lr(&self) -> f64 {
