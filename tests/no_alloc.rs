@@ -83,8 +83,8 @@ fn train_step<O: Optimizer<f32>>(
 ) {
     let logits = net.forward(x).unwrap();
     softmax_cross_entropy(logits, y, grad).unwrap();
-    net.backward(grad).unwrap();
-    opt.step(net);
+    // backward + step, or for plain SGD the fused backward_sgd.
+    opt.backward_step(net, &[&*grad]).unwrap();
 }
 
 fn check<O: Optimizer<f32>>(mut opt: O) {
@@ -112,6 +112,7 @@ fn check<O: Optimizer<f32>>(mut opt: O) {
 fn warm_training_steps_do_not_allocate() {
     // The counter works: a Vec allocates.
     assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 10]))) > 0);
+    check(Sgd::new(0.1));
     check(Sgd::new(0.1).momentum(0.9));
     check(Adam::new(1e-3));
 }
@@ -167,8 +168,7 @@ where
     let step = |net: &mut N, opt: &mut O, x: &Tensor, y: &[usize], grad: &mut Tensor| {
         net.forward_dyn(&[x]).unwrap();
         softmax_cross_entropy(net.output(0).unwrap(), y, grad).unwrap();
-        net.backward_dyn(&[grad]).unwrap();
-        opt.step(net);
+        opt.backward_step(net, &[&*grad]).unwrap();
     };
     step(&mut net, &mut opt, &batches[0].0, &batches[0].1, &mut grad);
     for (x, y) in &batches {
@@ -186,4 +186,6 @@ where
 fn conv_batch_norm_dropout_and_recurrent_steps_do_not_allocate() {
     warm_steps_allocate_nothing(Layers::new(0), Adam::new(1e-3), &[1, 8, 8]);
     warm_steps_allocate_nothing(Recurrent::new(0), Adam::new(1e-3), &[6, 5]);
+    warm_steps_allocate_nothing(Layers::new(0), Sgd::new(0.01), &[1, 8, 8]);
+    warm_steps_allocate_nothing(Recurrent::new(0), Sgd::new(0.01), &[6, 5]);
 }

@@ -47,6 +47,12 @@ bp::network! {
 
 #[test]
 fn warm_two_thread_steps_allocate_nothing_on_any_thread() {
+    // Plain SGD takes the fused backward (the bench's path), momentum backward + step.
+    two_thread_steps(Sgd::new(0.01));
+    two_thread_steps(Sgd::new(0.01).momentum(0.9));
+}
+
+fn two_thread_steps(mut opt: Sgd<f32>) {
     bp::kernels::set_threads(2);
     let mut rng = bp::rng::Rng::new(7);
     let n = 64;
@@ -56,13 +62,11 @@ fn warm_two_thread_steps_allocate_nothing_on_any_thread() {
     let x = Tensor::from_vec(&[n, 784], x).unwrap();
     let y: Vec<usize> = (0..n).map(|_| rng.below(10)).collect();
     let mut net = Medium::new(0);
-    let mut opt = Sgd::new(0.01).momentum(0.9);
     let mut grad = Tensor::default();
     let mut step = |net: &mut Medium| {
         let logits = net.forward(&x).unwrap();
         let loss = softmax_cross_entropy(logits, &y, &mut grad).unwrap();
-        net.backward(&grad).unwrap();
-        opt.step(net);
+        opt.backward_step(net, &[&grad]).unwrap();
         loss
     };
     let first = step(&mut net);
