@@ -105,22 +105,49 @@ pub fn linear_backward_weight<T: Float>(
     dw: &mut [T],
     accumulate: bool,
 ) {
-    debug_assert_eq!(dy.len(), rows * out, "linear_backward_weight: dy");
-    debug_assert_eq!(x.len(), rows * inp, "linear_backward_weight: x");
-    debug_assert_eq!(dw.len(), out * inp, "linear_backward_weight: dw");
     let beta = if accumulate { T::ONE } else { T::ZERO };
+    weight_product(
+        rows,
+        inp,
+        out,
+        T::ONE,
+        dy,
+        x,
+        beta,
+        dw,
+        "linear_backward_weight",
+    );
+}
+
+/// `W := alpha·dyᵀ·x + beta·W`, the product behind [`linear_backward_weight`] and
+/// [`linear_sgd_weight`].
+#[allow(clippy::too_many_arguments)]
+fn weight_product<T: Float>(
+    rows: usize,
+    inp: usize,
+    out: usize,
+    alpha: T,
+    dy: &[T],
+    x: &[T],
+    beta: T,
+    w: &mut [T],
+    what: &str,
+) {
+    debug_assert_eq!(dy.len(), rows * out, "{what}: dy");
+    debug_assert_eq!(x.len(), rows * inp, "{what}: x");
+    debug_assert_eq!(w.len(), out * inp, "{what}: w");
     // dyᵀ is dy [rows, out] read with strides [1, out].
     gemm(
         out,
         inp,
         rows,
-        T::ONE,
+        alpha,
         dy,
         [1, out],
         x,
         [inp, 1],
         beta,
-        dw,
+        w,
         [inp, 1],
     );
 }
@@ -142,22 +169,7 @@ pub fn linear_sgd_weight<T: Float>(
     w: &mut [T],
     lr: T,
 ) {
-    debug_assert_eq!(dy.len(), rows * out, "linear_sgd_weight: dy");
-    debug_assert_eq!(x.len(), rows * inp, "linear_sgd_weight: x");
-    debug_assert_eq!(w.len(), out * inp, "linear_sgd_weight: w");
-    gemm(
-        out,
-        inp,
-        rows,
-        -lr,
-        dy,
-        [1, out],
-        x,
-        [inp, 1],
-        T::ONE,
-        w,
-        [inp, 1],
-    );
+    weight_product(rows, inp, out, -lr, dy, x, T::ONE, w, "linear_sgd_weight");
 }
 
 /// The gradient of the bias: `db[o] (+)= Σ_r dy[r,o]`, with `dy` `[rows, out]` and `db`
