@@ -1,7 +1,7 @@
 //! The `network!` procedural macro of `bp`: a compiler from a declarative network
 //! description to its forward and backward passes as straight-line Rust.
 //!
-//! The stages, chained in [`expand`]: parse (`syntax`) → lower and check shapes
+//! The stages, chained in `expand`: parse (`syntax`) → lower and check shapes
 //! (`graph`, `lowering`, `ops`) → plan the reverse sweep (`autodiff`) → name
 //! (`names`) → emit (`emit`, `emit_api`, `docs`).
 

@@ -15,7 +15,7 @@
 //! nothing to do spins for up to [`SPIN`] watching for the next job before it sleeps on a
 //! condition variable, and the caller, its parts done, spins the same while for the
 //! workers before it sleeps. Spinning is done in short bursts of
-//! [`spin_loop`](std::hint::spin_loop) hints with the core yielded between them: when the
+//! [`std::hint::spin_loop`] hints with the core yielded between them: when the
 //! OS puts the caller and a worker on the same core (say while another process keeps the
 //! other core busy), the waiting thread hands the core over instead of holding it for all
 //! of [`SPIN`]. The fast path is lock-free: one atomic word (part count, next part to claim)
