@@ -55,9 +55,10 @@ pub trait Network {
     /// layer's weight inside its weight-gradient product (`W ← W − lr·d_yᵀ·x`, one
     /// product and no gradient written or read back) and every other parameter right
     /// after its gradient is made; their gradients are then not kept ([`grad`](Network::grad)
-    /// returns `None` until the next `backward`). The default runs `backward_dyn` and
-    /// then the update. An `lr` that is negative or not finite is an error, and nothing
-    /// is changed.
+    /// returns `None` until the next `backward`). It takes the step itself: an
+    /// optimizer's `step` after it would apply the old gradient buffers once more. The
+    /// default runs `backward_dyn` and then the update. An `lr` that is negative or not
+    /// finite is an error, and nothing is changed.
     fn backward_sgd_dyn(
         &mut self,
         d_outputs: &[&Tensor<Self::Scalar>],

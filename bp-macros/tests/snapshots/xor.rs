@@ -212,7 +212,8 @@ d_fc1_bias = Σ_rows d_fc1
     /// is never written nor read back), every other parameter right after its
     /// gradient is made. The parameters end as after `backward` and `Sgd::step`, up
     /// to rounding; the gradients are not kept (`grad` returns `None` until the next
-    /// `backward`). `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
+    /// `backward`). It takes the step itself: do not call an optimizer's `step`
+    /// after it. `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
     /// negative or not finite is an error, and nothing is changed.
     pub fn backward_sgd(
         &mut self,
