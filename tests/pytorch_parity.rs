@@ -19,7 +19,9 @@
 mod common;
 
 use bp::{Network, Tensor};
-use common::parity::{compare_backward, Fixture, Report, Tol, F32_TOL, F64_TOL};
+use common::parity::{
+    backward_and_compare, forward_and_compare, Fixture, Report, Tol, F32_TOL, F64_TOL,
+};
 use std::path::PathBuf;
 
 // ------------------------------------------------------------------------ the harness
@@ -40,32 +42,13 @@ fn check_network<N: Network>(net: &mut N, params: &str, data: &str, tol: Tol) ->
     let mut fx = Fixture::<N::Scalar>::open(fixture(data));
     let mut report = Report::default();
 
-    let inputs: Vec<Tensor<N::Scalar>> = N::INPUTS
-        .iter()
-        .map(|(name, _)| fx.get(&format!("input.{name}")).clone())
-        .collect();
-    let refs: Vec<&Tensor<N::Scalar>> = inputs.iter().collect();
-    net.forward_dyn(&refs).expect("forward");
-    for (i, (name, _)) in N::OUTPUTS.iter().enumerate() {
-        let want = fx.get(&format!("output.{name}")).clone();
-        report.compare(&format!("output {name}"), net.output(i), &want, tol);
-    }
-    for name in fx.names("value") {
-        let want = fx.get(&format!("value.{name}")).clone();
-        report.compare(&format!("value of {name}"), net.value(&name), &want, tol);
-    }
+    forward_and_compare(net, &mut fx, &mut report, "", tol);
 
     if fx.names("d_out").is_empty() {
         fx.all_used();
         return report;
     }
-    let d_outs: Vec<Tensor<N::Scalar>> = N::OUTPUTS
-        .iter()
-        .map(|(name, _)| fx.get(&format!("d_out.{name}")).clone())
-        .collect();
-    let refs: Vec<&Tensor<N::Scalar>> = d_outs.iter().collect();
-    net.backward_dyn(&refs).expect("backward");
-    compare_backward(net, &mut fx, &mut report, "", tol);
+    backward_and_compare(net, &mut fx, &mut report, "", tol);
     fx.all_used();
     report
 }

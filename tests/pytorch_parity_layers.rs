@@ -25,7 +25,7 @@
 mod common;
 
 use bp::{Float, Network, Tensor};
-use common::parity::{compare_backward, Fixture, Report, Tol, F64_TOL};
+use common::parity::{backward_and_compare, forward_and_compare, Fixture, Report, Tol, F64_TOL};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -51,25 +51,8 @@ fn load_params<N: Network>(net: &mut N, params: &str) {
 fn check_pass<N: Network>(net: &mut N, data: &str, pass: &str, tol: Tol, report: &mut Report) {
     let mut fx = Fixture::<N::Scalar>::open(fixture(data));
 
-    let inputs: Vec<Tensor<N::Scalar>> = N::INPUTS
-        .iter()
-        .map(|(name, _)| fx.get(&format!("input.{name}")).clone())
-        .collect();
-    let refs: Vec<&Tensor<N::Scalar>> = inputs.iter().collect();
-    net.forward_dyn(&refs).expect("forward");
-    for (i, (name, _)) in N::OUTPUTS.iter().enumerate() {
-        let want = fx.get(&format!("output.{name}")).clone();
-        report.compare(&format!("{pass}: output {name}"), net.output(i), &want, tol);
-    }
-    for name in fx.names("value") {
-        let want = fx.get(&format!("value.{name}")).clone();
-        report.compare(
-            &format!("{pass}: value of {name}"),
-            net.value(&name),
-            &want,
-            tol,
-        );
-    }
+    let prefix = format!("{pass}: ");
+    forward_and_compare(net, &mut fx, report, &prefix, tol);
     // Every buffer of bp's network is in the fixture (`get` panics otherwise) and every
     // buffer of PyTorch's module is compared (`all_used`): the same names both ways.
     for name in net.buffer_names() {
@@ -87,13 +70,7 @@ fn check_pass<N: Network>(net: &mut N, data: &str, pass: &str, tol: Tol, report:
         }
     }
 
-    let d_outs: Vec<Tensor<N::Scalar>> = N::OUTPUTS
-        .iter()
-        .map(|(name, _)| fx.get(&format!("d_out.{name}")).clone())
-        .collect();
-    let refs: Vec<&Tensor<N::Scalar>> = d_outs.iter().collect();
-    net.backward_dyn(&refs).expect("backward");
-    compare_backward(net, &mut fx, report, &format!("{pass}: "), tol);
+    backward_and_compare(net, &mut fx, report, &prefix, tol);
     fx.all_used();
 }
 

@@ -175,6 +175,53 @@ impl<T: Float> Fixture<T> {
     }
 }
 
+/// Runs forward on the fixture's inputs and compares every output and every node value
+/// it holds; `pass` prefixes each label (empty for none).
+pub fn forward_and_compare<N: Network>(
+    net: &mut N,
+    fx: &mut Fixture<N::Scalar>,
+    report: &mut Report,
+    pass: &str,
+    tol: Tol,
+) {
+    let inputs: Vec<Tensor<N::Scalar>> = N::INPUTS
+        .iter()
+        .map(|(name, _)| fx.get(&format!("input.{name}")).clone())
+        .collect();
+    let refs: Vec<&Tensor<N::Scalar>> = inputs.iter().collect();
+    net.forward_dyn(&refs).expect("forward");
+    for (i, (name, _)) in N::OUTPUTS.iter().enumerate() {
+        let want = fx.get(&format!("output.{name}")).clone();
+        report.compare(&format!("{pass}output {name}"), net.output(i), &want, tol);
+    }
+    for name in fx.names("value") {
+        let want = fx.get(&format!("value.{name}")).clone();
+        report.compare(
+            &format!("{pass}value of {name}"),
+            net.value(&name),
+            &want,
+            tol,
+        );
+    }
+}
+
+/// Runs backward with the fixture's `d_out`s and compares as [`compare_backward`].
+pub fn backward_and_compare<N: Network>(
+    net: &mut N,
+    fx: &mut Fixture<N::Scalar>,
+    report: &mut Report,
+    pass: &str,
+    tol: Tol,
+) {
+    let d_outs: Vec<Tensor<N::Scalar>> = N::OUTPUTS
+        .iter()
+        .map(|(name, _)| fx.get(&format!("d_out.{name}")).clone())
+        .collect();
+    let refs: Vec<&Tensor<N::Scalar>> = d_outs.iter().collect();
+    net.backward_dyn(&refs).expect("backward");
+    compare_backward(net, fx, report, pass, tol);
+}
+
 /// Compares every parameter gradient, the gradients of the fixture's `grad` inputs and
 /// the residuals it holds; `pass` prefixes each label (empty for none).
 pub fn compare_backward<N: Network>(
