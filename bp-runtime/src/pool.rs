@@ -61,6 +61,8 @@ struct Pool {
     busy: AtomicBool,
     /// Workers spawned so far.
     workers: AtomicUsize,
+    /// Workers that have started running [`worker`] (see [`grow`]).
+    started: AtomicUsize,
     /// The current job's part count and next part to claim.
     state: AtomicUsize,
     /// The current job: a pointer to the caller's `Job` (see the invariant above).
@@ -84,6 +86,7 @@ struct Pool {
 static POOL: Pool = Pool {
     busy: AtomicBool::new(false),
     workers: AtomicUsize::new(0),
+    started: AtomicUsize::new(0),
     state: AtomicUsize::new(0),
     job: AtomicPtr::new(std::ptr::null_mut()),
     pending: AtomicUsize::new(0),
@@ -231,6 +234,13 @@ impl Drop for Join<'_> {
 }
 
 /// Spawns workers until there are `workers`; false if the system refuses a thread.
+///
+/// Returns only once every new worker is running: a new thread allocates while it starts
+/// (the standard library's thread-local set-up), and that start must happen here, in the
+/// call that spawns it, not during some later `run` that promises not to allocate. Without
+/// this wait, on a loaded machine the caller could run a few jobs alone (it claims the
+/// parts no worker has claimed) before the new thread first ran, and the thread's start-up
+/// allocation then fell into a later, warm call.
 fn grow(workers: usize) -> bool {
     for index in POOL.workers.load(Relaxed) + 1..=workers {
         let name = format!("bp-worker-{index}");
@@ -238,12 +248,17 @@ fn grow(workers: usize) -> bool {
             return false;
         }
         POOL.workers.store(index, Relaxed);
+        while POOL.started.load(Acquire) < index {
+            thread::yield_now();
+        }
     }
     true
 }
 
 /// The loop of a worker: claim a part and run it, or wait for a job.
 fn worker() {
+    // The standard library's start-up of this thread is done; `grow` waits for this.
+    POOL.started.fetch_add(1, Release);
     loop {
         let Some(part) = claim() else {
             wait_for_job();
