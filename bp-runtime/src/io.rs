@@ -92,27 +92,56 @@ fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Serializes and writes through a temporary file renamed into place, so that a failed
-/// save never leaves a half-written file under `path`.
+/// Serializes and writes crash-safely: the bytes go to a temporary file in the same
+/// directory (named after `path`, this process and a counter, so concurrent saves do not
+/// share one), which is synced to disk and then renamed over `path`; last the directory is
+/// synced so the rename itself survives a power cut. A reader of `path` therefore sees the
+/// old version or the new one, complete, whenever the writer is killed.
 fn write_file(
     path: &Path,
     tensors: &BTreeMap<String, Raw>,
     metadata: Option<Vec<(String, String)>>,
 ) -> Result<(), Error> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SAVES: AtomicU64 = AtomicU64::new(0);
+
     let bytes = safetensors::serialize(tensors.iter(), metadata.map(|m| m.into_iter().collect()))
         .map_err(|e| Error::format(path_str(path), format!("cannot serialize: {e}")))?;
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        SAVES.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = std::path::PathBuf::from(tmp);
     let io = |source| Error::Io {
         path: path_str(path),
         source,
     };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(&bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = renamed {
         let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+        return Err(io(e));
+    }
+    sync_parent(path).map_err(io)
+}
+
+/// Syncs the directory holding `path`, so that a rename into it is durable (POSIX). Other
+/// systems cannot open a directory as a file; there the rename is as durable as they make it.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    if cfg!(unix) {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Saves the parameters and buffers of a network (see the module documentation).
