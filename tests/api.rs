@@ -255,3 +255,60 @@ fn forward_loaded_runs_on_the_input_buffer_without_a_copy() {
     let e = d.forward_loaded().unwrap_err().to_string();
     assert!(e.contains('x'), "{e}");
 }
+
+#[test]
+fn a_parameter_resized_through_param_mut_is_refused_before_use() {
+    let mut net = Two::new(0);
+    let (x, z) = inputs(3);
+    net.param_mut("fc1.weight").unwrap().resize(&[3, 4]); // transposed: same length
+    let expect = |e: bp::Error| {
+        let e = e.to_string();
+        assert!(
+            e.contains("parameter `fc1.weight` has shape") && e.contains("declares [4, 3]"),
+            "{e}"
+        );
+    };
+    let e = net.forward(&x, &z).unwrap_err().to_string();
+    assert!(e.contains("[3, 4]") && e.contains("`param_mut`"), "{e}");
+    expect(net.predict(&x, &z).unwrap_err());
+    let path = std::env::temp_dir().join(format!("bp-api-resized-{}.st", std::process::id()));
+    expect(net.save(&path).unwrap_err());
+    assert!(!path.exists(), "nothing is written");
+    net.param_mut("fc1.weight").unwrap().resize(&[4, 3]);
+    net.forward(&x, &z).unwrap();
+    net.param_mut("fc1.weight").unwrap().resize(&[2]); // too short
+    let (d_head, d_aux) = (Tensor::zeros(&[3, 2]), Tensor::zeros(&[3]));
+    expect(net.backward(&d_head, &d_aux).unwrap_err());
+}
+
+#[test]
+fn input_errors_show_the_batch_as_b() {
+    let net = Two::new(0);
+    let (_, z) = inputs(1);
+    // One sample without its batch dimension: no invented batch size.
+    let e = net
+        .predict(&Tensor::zeros(&[3]), &z)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input `x`") && e.contains("[B, 3]") && e.contains("[3]"),
+        "{e}"
+    );
+    let e = net
+        .predict(&Tensor::zeros(&[0, 3]), &Tensor::zeros(&[0, 2]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("input `x`") && e.contains("empty batch"), "{e}");
+}
+
+#[test]
+fn grad_is_none_before_any_backward() {
+    let mut net = Two::new(0);
+    assert!(net.grad("fc1.weight").is_none());
+    let (x, z) = inputs(2);
+    net.forward(&x, &z).unwrap();
+    assert!(net.grad("fc1.weight").is_none());
+    net.backward(&Tensor::zeros(&[2, 2]), &Tensor::zeros(&[2]))
+        .unwrap();
+    assert!(net.grad("fc1.weight").is_some());
+}

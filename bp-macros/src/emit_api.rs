@@ -103,7 +103,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 forward_training: true,
                 forward_done: false,
                 backward_done: false,
-                grads_spent: false,
+                grads_spent: true,
             }
         }
 
@@ -135,6 +135,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
         }
 
         fn run_forward(&mut self, #batch: usize) -> ::core::result::Result<#out_ty, ::bp::Error> {
+            ::bp::Network::check_state(self)?;
             let #training = self.training;
             #prepare
             Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #training);
@@ -176,6 +177,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
             if !self.forward_done {
                 return Err(::bp::Error::invalid("backward called before forward: run forward on a batch first"));
             }
+            ::bp::Network::check_state(self)?;
             #(#out_checks)*
             Self::backward_pass(&mut self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, sgd, self.forward_training);
             self.backward_done = true;
@@ -195,6 +197,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
         /// no allocation once the workspace has seen the largest batch. Needs only `&self`.
         pub fn predict_into<'w>(&self, #ws: &'w mut #m::Values, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty_w, ::bp::Error> {
             #check
+            ::bp::Network::check_state(self)?;
             #(#ws.#in_names.assign(#in_names);)*
             Self::forward_pass(&self.params, &self.buffers, #ws, #batch, false);
             Ok(#ws_ref)
@@ -274,6 +277,12 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
             .unzip();
     let bnames: Vec<&str> = c.g.buffers.iter().map(|b| b.torch_name.as_str()).collect();
     let bf: Vec<_> = c.g.buffers.iter().map(|b| &b.ident).collect();
+    let dims = |shape: &[usize]| {
+        let d = shape.iter().map(|&x| lit(x));
+        quote!(#(#d),*)
+    };
+    let pdims: Vec<_> = c.g.params.iter().map(|p| dims(&p.shape)).collect();
+    let bdims: Vec<_> = c.g.buffers.iter().map(|b| dims(&b.shape)).collect();
     let f = hyg("f");
     quote! {
         impl ::bp::Network for #name {
@@ -326,6 +335,11 @@ pub fn network_impl(c: &Ctx) -> TokenStream {
                     return None;
                 }
                 match name { #(#pnames => Some(&self.grads.#gf),)* _ => None }
+            }
+            fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
+                #(::bp::check_state_shape("parameter", #pnames, &self.params.#pf, &[#pdims])?;)*
+                #(::bp::check_state_shape("buffer", #bnames, &self.buffers.#bf, &[#bdims])?;)*
+                ::core::result::Result::Ok(())
             }
             fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
                 ::std::vec![#(#bnames),*]

@@ -148,6 +148,7 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 ///
 /// Errors: a name the network lists without a tensor, or the file cannot be written.
 pub fn save<N: Network>(net: &N, path: &Path) -> Result<(), Error> {
+    net.check_state()?;
     let mut tensors = BTreeMap::new();
     for name in net.param_names() {
         let t = net

@@ -112,6 +112,14 @@ pub trait Network {
         let _ = seed;
     }
 
+    /// Checks that every parameter and buffer still has its declared shape (a tensor
+    /// handed out by [`param_mut`](Network::param_mut) or
+    /// [`buffer_mut`](Network::buffer_mut) can be resized); the passes and `save` call it
+    /// before they read them. The error names the tensor and both shapes.
+    fn check_state(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Saves parameters and buffers as safetensors under their PyTorch names.
     fn save(&self, path: impl AsRef<Path>) -> Result<(), Error>
     where
@@ -131,20 +139,67 @@ pub trait Network {
 }
 
 /// Checks a batch handed to input `name` against its per-sample shape and returns the
-/// batch size. Called by generated `forward`.
+/// batch size. Called by generated `forward` and `predict`.
+///
+/// The errors show the expected shape with `B` for the batch (`[B, 1, 28, 28]`), and where
+/// the batch is known also the shape for it; an empty batch is an error too. NaN and
+/// infinite elements pass, as in PyTorch (`tests/pytorch_parity.rs` propagates them);
+/// the training loop refuses them in its data set.
 pub fn check_input<T: Float>(
     name: &str,
     tensor: &Tensor<T>,
     per_sample: &[usize],
 ) -> Result<usize, Error> {
     let shape = tensor.shape();
-    if shape.len() != per_sample.len() + 1 || &shape[1..] != per_sample || shape[0] == 0 {
-        let mut expected = Vec::with_capacity(per_sample.len() + 1);
-        expected.push(if shape.is_empty() { 1 } else { shape[0].max(1) });
-        expected.extend_from_slice(per_sample);
-        return Err(Error::shape(format!("input `{name}`"), &expected, shape));
+    let expected = || batch_shape(per_sample); // only on an error: no allocation otherwise
+    if shape.len() != per_sample.len() + 1 || &shape[1..] != per_sample {
+        let mut message = format!(
+            "input `{name}` has shape {shape:?} but {} was expected (B, the batch size, first)",
+            expected()
+        );
+        if shape.len() == per_sample.len() + 1 && shape[0] > 0 {
+            let mut this = vec![shape[0]];
+            this.extend_from_slice(per_sample);
+            message.push_str(&format!("; for this batch of {}: {this:?}", shape[0]));
+        }
+        return Err(Error::invalid(message));
+    }
+    if shape[0] == 0 {
+        return Err(Error::invalid(format!(
+            "input `{name}` has an empty batch (shape {shape:?}); {} with B ≥ 1 was expected",
+            expected()
+        )));
     }
     Ok(shape[0])
+}
+
+/// `[B, d1, d2, …]` for a per-sample shape.
+fn batch_shape(per_sample: &[usize]) -> String {
+    let mut s = String::from("[B");
+    for d in per_sample {
+        s.push_str(&format!(", {d}"));
+    }
+    s.push(']');
+    s
+}
+
+/// Checks that parameter or buffer `name` (`kind`) has its declared `shape`. Called by
+/// the generated `check_state`.
+pub fn check_state_shape<T: Float>(
+    kind: &str,
+    name: &str,
+    tensor: &Tensor<T>,
+    shape: &[usize],
+) -> Result<(), Error> {
+    if tensor.shape() != shape {
+        return Err(Error::invalid(format!(
+            "{kind} `{name}` has shape {:?} but the network declares {shape:?}; a tensor from \
+             `{}_mut` must keep its shape",
+            tensor.shape(),
+            if kind == "parameter" { "param" } else { kind }
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that two inputs agree on the batch size.

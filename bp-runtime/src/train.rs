@@ -94,6 +94,21 @@ fn check_classifier<N: Network>(net_name: &str, data: &Dataset<N::Scalar>) -> Re
             data.x.shape(),
         ));
     }
+    if data.is_empty() {
+        return Err(Error::invalid(format!(
+            "{net_name}: the data set is empty (shape {:?}); there is nothing to train on or measure",
+            data.x.shape()
+        )));
+    }
+    if let Some(at) = data.x.iter().position(|v| !v.to_f64().is_finite()) {
+        let per_sample = data.x.len() / data.len();
+        return Err(Error::invalid(format!(
+            "{net_name}: sample {} of the data set holds {} at feature {}; inputs must be finite",
+            at / per_sample,
+            data.x[at].to_f64(),
+            at % per_sample
+        )));
+    }
     let classes = N::OUTPUTS[0].1[0];
     if let Some(i) = data.y.iter().position(|&l| l >= classes) {
         return Err(Error::invalid(format!(
@@ -455,6 +470,16 @@ mod tests {
         assert!(e.unwrap_err().to_string().contains("learning rate"));
         let empty = Dataset::new(Tensor::zeros(&[0, 2]), vec![]).unwrap();
         assert!(evaluate_accuracy(&mut net, &empty, 2).is_err());
+        let e = fit_classifier(&mut net, &mut opt, &empty, &config(1)).unwrap_err();
+        assert!(e.to_string().contains("data set is empty"), "{e}");
+        let mut nan = blobs(4);
+        nan.x[5] = f64::NAN;
+        let e = fit_classifier(&mut net, &mut opt, &nan, &config(1)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("sample 2 of the data set holds NaN at feature 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl FanOut {
             forward_training: true,
             forward_done: false,
             backward_done: false,
-            grads_spent: false,
+            grads_spent: true,
         }
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
@@ -161,6 +161,7 @@ y = y_sum + y_mean         [B]
         &mut self,
         batch: usize,
     ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
+        ::bp::Network::check_state(self)?;
         let training = self.training;
         Self::forward_pass(
             &self.params,
@@ -237,6 +238,7 @@ d_a_bias = Σ_rows d_a
                 ),
             );
         }
+        ::bp::Network::check_state(self)?;
         ::bp::check_output_grad("y", d_y, self.batch, &[])?;
         self.residuals.d_y.assign(d_y);
         Self::backward_pass(
@@ -271,6 +273,7 @@ d_a_bias = Σ_rows d_a
         x: &::bp::Tensor<f64>,
     ) -> ::core::result::Result<&'w ::bp::Tensor<f64>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[3])?;
+        ::bp::Network::check_state(self)?;
         ws.x.assign(x);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
         Ok(&ws.y)
@@ -541,6 +544,17 @@ impl ::bp::Network for FanOut {
             "a.bias" => Some(&self.grads.d_a_bias),
             _ => None,
         }
+    }
+    fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::check_state_shape("parameter", "s", &self.params.s, &[])?;
+        ::bp::check_state_shape(
+            "parameter",
+            "a.weight",
+            &self.params.a_weight,
+            &[4, 3],
+        )?;
+        ::bp::check_state_shape("parameter", "a.bias", &self.params.a_bias, &[4])?;
+        ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]

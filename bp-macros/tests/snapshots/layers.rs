@@ -219,7 +219,7 @@ impl Layers {
             forward_training: true,
             forward_done: false,
             backward_done: false,
-            grads_spent: false,
+            grads_spent: true,
         }
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
@@ -282,6 +282,7 @@ out = d·out.weightᵀ + out.bias                                               
         &mut self,
         batch: usize,
     ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
+        ::bp::Network::check_state(self)?;
         let training = self.training;
         if training {
             Self::prepare_pass(&mut self.rng, &mut self.values, batch);
@@ -368,6 +369,7 @@ d_c_bias = Σ_(b, pixels) d_c
                 ),
             );
         }
+        ::bp::Network::check_state(self)?;
         ::bp::check_output_grad("out", d_out, self.batch, &[3])?;
         self.residuals.d_out.assign(d_out);
         Self::backward_pass(
@@ -405,6 +407,7 @@ d_c_bias = Σ_(b, pixels) d_c
     ) -> ::core::result::Result<&'w ::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
         ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
+        ::bp::Network::check_state(self)?;
         ws.img.assign(img);
         ws.seq.assign(seq);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
@@ -1078,6 +1081,67 @@ impl ::bp::Network for Layers {
             "out.bias" => Some(&self.grads.d_out_bias),
             _ => None,
         }
+    }
+    fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::check_state_shape(
+            "parameter",
+            "c.weight",
+            &self.params.c_weight,
+            &[4, 1, 3, 3],
+        )?;
+        ::bp::check_state_shape("parameter", "c.bias", &self.params.c_bias, &[4])?;
+        ::bp::check_state_shape("parameter", "bn.weight", &self.params.bn_weight, &[4])?;
+        ::bp::check_state_shape("parameter", "bn.bias", &self.params.bn_bias, &[4])?;
+        ::bp::check_state_shape(
+            "parameter",
+            "l.weight_ih_l0",
+            &self.params.l_weight_ih_l0,
+            &[20, 4],
+        )?;
+        ::bp::check_state_shape(
+            "parameter",
+            "l.weight_hh_l0",
+            &self.params.l_weight_hh_l0,
+            &[20, 5],
+        )?;
+        ::bp::check_state_shape(
+            "parameter",
+            "l.bias_ih_l0",
+            &self.params.l_bias_ih_l0,
+            &[20],
+        )?;
+        ::bp::check_state_shape(
+            "parameter",
+            "l.bias_hh_l0",
+            &self.params.l_bias_hh_l0,
+            &[20],
+        )?;
+        ::bp::check_state_shape(
+            "parameter",
+            "out.weight",
+            &self.params.out_weight,
+            &[3, 69],
+        )?;
+        ::bp::check_state_shape("parameter", "out.bias", &self.params.out_bias, &[3])?;
+        ::bp::check_state_shape(
+            "buffer",
+            "bn.running_mean",
+            &self.buffers.bn_running_mean,
+            &[4],
+        )?;
+        ::bp::check_state_shape(
+            "buffer",
+            "bn.running_var",
+            &self.buffers.bn_running_var,
+            &[4],
+        )?;
+        ::bp::check_state_shape(
+            "buffer",
+            "bn.num_batches_tracked",
+            &self.buffers.bn_num_batches_tracked,
+            &[],
+        )?;
+        ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]

@@ -121,7 +121,7 @@ impl Xor {
             forward_training: true,
             forward_done: false,
             backward_done: false,
-            grads_spent: false,
+            grads_spent: true,
         }
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
@@ -166,6 +166,7 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
         &mut self,
         batch: usize,
     ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
+        ::bp::Network::check_state(self)?;
         let training = self.training;
         Self::forward_pass(
             &self.params,
@@ -236,6 +237,7 @@ d_fc1_bias = Σ_rows d_fc1
                 ),
             );
         }
+        ::bp::Network::check_state(self)?;
         ::bp::check_output_grad("fc2", d_fc2, self.batch, &[1])?;
         self.residuals.d_fc2.assign(d_fc2);
         Self::backward_pass(
@@ -270,6 +272,7 @@ d_fc1_bias = Σ_rows d_fc1
         x: &::bp::Tensor<f32>,
     ) -> ::core::result::Result<&'w ::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[2])?;
+        ::bp::Network::check_state(self)?;
         ws.x.assign(x);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
         Ok(&ws.fc2)
@@ -486,6 +489,23 @@ impl ::bp::Network for Xor {
             "fc2.bias" => Some(&self.grads.d_fc2_bias),
             _ => None,
         }
+    }
+    fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::check_state_shape(
+            "parameter",
+            "fc1.weight",
+            &self.params.fc1_weight,
+            &[8, 2],
+        )?;
+        ::bp::check_state_shape("parameter", "fc1.bias", &self.params.fc1_bias, &[8])?;
+        ::bp::check_state_shape(
+            "parameter",
+            "fc2.weight",
+            &self.params.fc2_weight,
+            &[1, 8],
+        )?;
+        ::bp::check_state_shape("parameter", "fc2.bias", &self.params.fc2_bias, &[1])?;
+        ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]
