@@ -175,7 +175,7 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
             }
         }
     }
-    collect_aux(&mut b.graph);
+    collect_aux(&mut b.graph, cx);
     if !output_seen {
         cx.error(
             def.name.span(),
@@ -238,6 +238,20 @@ impl Builder<'_> {
         shape: Option<Vec<usize>>,
     ) -> NodeId {
         let span = ident.span();
+        let shape = shape.filter(|shape| {
+            let fits = elements(shape).is_some_and(|n| n <= MAX_ELEMENTS);
+            if !fits {
+                self.cx.error(
+                    span,
+                    format!(
+                        "`{name}` would have {} elements per sample (shape {shape:?}); \
+                         bp's limit is 2^32 (4294967296) elements per tensor",
+                        describe_elements(shape)
+                    ),
+                );
+            }
+            fits
+        });
         self.graph.nodes.push(Node {
             name,
             ident,
@@ -251,6 +265,16 @@ impl Builder<'_> {
 
     /// Registers a learnable tensor.
     pub fn add_param(&mut self, torch_name: String, shape: Vec<usize>, init: ParamInit) -> ParamId {
+        if elements(&shape).is_none_or(|n| n > MAX_ELEMENTS) {
+            self.cx.error(
+                Span::call_site(),
+                format!(
+                    "parameter `{torch_name}` would have {} elements (shape {shape:?}); \
+                     bp's limit is 2^32 (4294967296) elements per tensor",
+                    describe_elements(&shape)
+                ),
+            );
+        }
         let placeholder = Ident::new("__bp_unnamed", Span::call_site());
         self.graph.params.push(Param {
             torch_name,
@@ -371,10 +395,22 @@ fn check_all_used(g: &Graph, cx: &Ctxt) {
 }
 
 /// Gathers the workspaces every operation declares.
-fn collect_aux(g: &mut Graph) {
+fn collect_aux(g: &mut Graph, cx: &Ctxt) {
     for id in 0..g.nodes.len() {
         let Some(op) = g.nodes[id].op() else { continue };
         for spec in op.aux() {
+            if spec.per_sample > MAX_ELEMENTS || spec.fixed > MAX_ELEMENTS {
+                cx.error(
+                    g.nodes[id].span,
+                    format!(
+                        "`{}` needs a workspace `{}` of {} elements per sample; bp's limit is \
+                         2^32 (4294967296) elements per tensor",
+                        g.nodes[id].name,
+                        spec.name,
+                        spec.per_sample.max(spec.fixed)
+                    ),
+                );
+            }
             g.aux.push(Aux {
                 node: id,
                 name: spec.name,
@@ -401,4 +437,21 @@ pub fn trainable(g: &Graph) -> Vec<bool> {
         };
     }
     t
+}
+
+/// The most elements one tensor (per sample, or a parameter) may have: 2^32. Larger sizes
+/// are compile errors, so no size arithmetic in the macro or the runtime can overflow.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
+/// The number of elements of `shape`, or `None` if it overflows `usize`.
+pub fn elements(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The element count of `shape` as text, exact even where `usize` overflows.
+fn describe_elements(shape: &[usize]) -> String {
+    match elements(shape) {
+        Some(n) => n.to_string(),
+        None => "more than 2^64".to_string(),
+    }
 }

@@ -168,6 +168,13 @@ pub fn lower_tree(
                 b.cx.error_at(lit, "expected a number");
                 None
             })?;
+            if !v.is_finite() {
+                b.cx.error_at(
+                    lit,
+                    format!("the literal `{text}` is {v}: it must be finite"),
+                );
+                return None;
+            }
             Some(Low {
                 e: E::Const(v),
                 shape: vec![],

@@ -66,6 +66,23 @@ fn wrong_networks_are_errors_not_panics() -> Result<(), String> {
         "param w: [3] = uniform(1.0, 0.0); let y = x; output y;",
         "param w: [3] = normal(-1.0); let y = x; output y;",
         "let y = x; let y = x; output y;",
+        // Out-of-range numbers (issue 9): each an error at the token, no overflow panic.
+        "let y = x * 1e400; output y;",
+        "let y = x * -1e400; output y;",
+        "param w: [3] = 1e400; let y = x; output y;",
+        "param w: [3] = normal(1e400); let y = x; output y;",
+        "let y = leaky_relu(x, slope = 1e400); output y;",
+        "let y = pow(x, 1e400); output y;",
+        "let y = linear(x, 18446744073709551615); output y;",
+        "let y = linear(x, 4294967297); output y;",
+        "let y = linear(x, 4294967296); output y;",
+        "let y = conv2d(img, 4, kernel = 3, padding = 9223372036854775808); output y;",
+        "let y = conv2d(img, 4, kernel = 3, padding = 4294967296); output y;",
+        "let y = conv2d(img, 65536, kernel = 3, padding = 4294967295); output y;",
+        "let y = lstm(seq, hidden = 4294967296); output y;",
+        "let y = concat(x, x, dim = 18446744073709551615); output y;",
+        "let y = max_pool2d(img, 18446744073709551615); output y;",
+        "let y = dropout(x, 1e400); output y;",
     ];
     for items in cases {
         errors(&body(items))?;
@@ -80,6 +97,10 @@ fn wrong_networks_are_errors_not_panics() -> Result<(), String> {
         "struct Net { input x: [1, 1, 1, 1, 1, 1]; let y = x; output y; }",
         "struct Net",
         "",
+        "struct Net { input x: [4294967296, 4294967296]; let y = x; output y; }",
+        "struct Net { input x: [18446744073709551615]; let y = x; output y; }",
+        "struct Net { input x: [65536, 65536, 2]; let y = relu(x); output y; }",
+        "struct Net { input x: [100000]; let y = linear(x, 100000); output y; }",
     ] {
         errors(src)?;
     }

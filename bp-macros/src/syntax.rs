@@ -204,7 +204,16 @@ fn parse_dims(input: ParseStream) -> syn::Result<Vec<Dim>> {
     })?;
     lits.into_iter()
         .map(|lit| {
-            let value: usize = lit.base10_parse()?;
+            let value: usize = lit
+                .base10_parse()
+                .ok()
+                .filter(|&v| v <= 1 << 32)
+                .ok_or_else(|| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!("dimension `{lit}` is out of range: at most 2^32 (4294967296)"),
+                    )
+                })?;
             if value == 0 {
                 return Err(syn::Error::new(
                     lit.span(),

@@ -88,6 +88,7 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
 
 impl Conv {
     fn out_hw(&self) -> (usize, usize) {
+        // Each term is at most 2^32 (the literals are capped), so no sum overflows.
         (
             (self.h + 2 * self.pad - self.k) / self.stride + 1,
             (self.w + 2 * self.pad - self.k) / self.stride + 1,
@@ -95,7 +96,9 @@ impl Conv {
     }
     fn cols_len(&self) -> usize {
         let (ho, wo) = self.out_hw();
-        self.c * self.k * self.k * ho * wo
+        [self.k, self.k, ho, wo]
+            .iter()
+            .fold(self.c, |n, &d| n.saturating_mul(d))
     }
     fn geom(&self) -> TokenStream {
         let [c, h, w, o, k, s, p] = [

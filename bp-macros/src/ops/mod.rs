@@ -137,6 +137,10 @@ pub fn param_init(e: &Expr, cx: &Ctxt) -> ParamInit {
             }
         }
         _ => match signed_number(e) {
+            Some(v) if !v.is_finite() => {
+                cx.error_at(e, format!("the initial value is {v}: it must be finite"));
+                ParamInit::Const(0.0)
+            }
             Some(v) => ParamInit::Const(v),
             None => {
                 cx.error_at(e, USAGE);
@@ -164,8 +168,13 @@ fn signed_number(e: &Expr) -> Option<f64> {
 /// A float hyperparameter (an integer literal is accepted).
 pub fn float_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<f64> {
     let v = signed_number(e);
-    if v.is_none() {
-        cx.error_at(e, format!("{what} must be a number literal"));
+    match v {
+        None => cx.error_at(e, format!("{what} must be a number literal")),
+        Some(v) if !v.is_finite() => {
+            cx.error_at(e, format!("{what} is {v}: a number literal must be finite"));
+            return None;
+        }
+        Some(_) => {}
     }
     v
 }
@@ -177,12 +186,18 @@ pub fn int_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
     }) = e
     {
         if let Ok(v) = i.base10_parse::<usize>() {
-            if v > 0 {
+            if v > 0 && v <= crate::graph::MAX_ELEMENTS {
                 return Some(v);
             }
         }
     }
-    cx.error_at(e, format!("{what} must be a positive integer literal"));
+    cx.error_at(
+        e,
+        format!(
+            "{what} is `{}`; it must be a positive integer literal of at most 2^32",
+            quote::ToTokens::to_token_stream(e)
+        ),
+    );
     None
 }
 
@@ -193,10 +208,18 @@ pub fn index_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
     }) = e
     {
         if let Ok(v) = i.base10_parse::<usize>() {
-            return Some(v);
+            if v <= crate::graph::MAX_ELEMENTS {
+                return Some(v);
+            }
         }
     }
-    cx.error_at(e, format!("{what} must be a non-negative integer literal"));
+    cx.error_at(
+        e,
+        format!(
+            "{what} is `{}`; it must be a non-negative integer literal of at most 2^32",
+            quote::ToTokens::to_token_stream(e)
+        ),
+    );
     None
 }
 
@@ -547,7 +570,9 @@ impl<'a> Cx<'a> {
 
     /// Number of per-sample elements.
     pub fn numel(&self, id: NodeId) -> usize {
-        self.shape(id).iter().product()
+        self.shape(id)
+            .iter()
+            .fold(1usize, |n, &d| n.saturating_mul(d))
     }
 
     pub fn is_param(&self, id: NodeId) -> bool {
@@ -572,7 +597,9 @@ impl<'a> Cx<'a> {
     /// Tokens `batch * r` for the rows of a node when its last `keep` dims are the row.
     pub fn rows(&self, id: NodeId, keep: usize) -> TokenStream {
         let shape = self.shape(id);
-        let outer: usize = shape[..shape.len().saturating_sub(keep)].iter().product();
+        let outer: usize = shape[..shape.len().saturating_sub(keep)]
+            .iter()
+            .fold(1usize, |n, &d| n.saturating_mul(d));
         let batch = &self.batch;
         if outer == 1 {
             quote!(#batch)
