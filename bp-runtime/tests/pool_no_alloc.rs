@@ -4,6 +4,11 @@
 //!
 //! One test only: the allocation count is process-wide, and a second test running at the
 //! same time would allocate.
+//!
+//! The count is process-wide, so the file is a `harness = false` test with its own `main`:
+//! under libtest the harness's main thread keeps allocating (its bookkeeping of the
+//! running test) after it has spawned the test thread, and on a loaded machine that can
+//! fall inside the counted window (seen: 'left: 4' once in 20 runs beside a build).
 
 use bp_runtime::pool;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -44,7 +49,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
+/// Run by `main`: this file is a `harness = false` test (see the module docs).
 fn run_allocates_nothing_once_warm() {
     let sum = AtomicUsize::new(0);
     let add = |i: usize| _ = sum.fetch_add(i + 1, Relaxed);
@@ -101,4 +106,9 @@ fn print_round_trip(case: &str, calls: usize, idle: Duration, work: Duration) {
         quantile(0.99),
         on_worker.load(Relaxed),
     );
+}
+
+fn main() {
+    run_allocates_nothing_once_warm();
+    println!("test run_allocates_nothing_once_warm ... ok");
 }
