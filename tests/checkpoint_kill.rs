@@ -74,7 +74,10 @@ fn wait_for(path: &Path) {
 
 #[test]
 fn checkpoint_survives_kills() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("checkpoint_kill");
+    // One directory per process: two test runs at once (two `cargo test` in one target
+    // directory) must not remove each other's checkpoint.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("checkpoint_kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("net.safetensors");
