@@ -5,7 +5,7 @@
 
 use crate::ctxt::{did_you_mean, Ctxt};
 use crate::ops::{self, Op, ParamInit};
-use crate::syntax::{Dim, Dtype, Item, NetworkDef};
+use crate::syntax::{numel, Dim, Dtype, Item, NetworkDef, MAX_ELEMENTS};
 use proc_macro2::{Ident, Span};
 use std::collections::HashMap;
 
@@ -239,13 +239,12 @@ impl Builder<'_> {
     ) -> NodeId {
         let span = ident.span();
         let shape = shape.filter(|shape| {
-            let fits = elements(shape).is_some_and(|n| n <= MAX_ELEMENTS);
+            let fits = numel(shape) <= MAX_ELEMENTS;
             if !fits {
                 self.cx.error(
                     span,
                     format!(
-                        "`{name}` would have {} elements per sample (shape {shape:?}); \
-                         bp's limit is 2^32 (4294967296) elements per tensor",
+                        "`{name}` would have {} elements per sample (shape {shape:?}); {LIMIT}",
                         describe_elements(shape)
                     ),
                 );
@@ -265,12 +264,11 @@ impl Builder<'_> {
 
     /// Registers a learnable tensor.
     pub fn add_param(&mut self, torch_name: String, shape: Vec<usize>, init: ParamInit) -> ParamId {
-        if elements(&shape).is_none_or(|n| n > MAX_ELEMENTS) {
+        if numel(&shape) > MAX_ELEMENTS {
             self.cx.error(
                 Span::call_site(),
                 format!(
-                    "parameter `{torch_name}` would have {} elements (shape {shape:?}); \
-                     bp's limit is 2^32 (4294967296) elements per tensor",
+                    "parameter `{torch_name}` would have {} elements (shape {shape:?}); {LIMIT}",
                     describe_elements(&shape)
                 ),
             );
@@ -403,8 +401,7 @@ fn collect_aux(g: &mut Graph, cx: &Ctxt) {
                 cx.error(
                     g.nodes[id].span,
                     format!(
-                        "`{}` needs a workspace `{}` of {} elements per sample; bp's limit is \
-                         2^32 (4294967296) elements per tensor",
+                        "`{}` needs a workspace `{}` of {} elements per sample; {LIMIT}",
                         g.nodes[id].name,
                         spec.name,
                         spec.per_sample.max(spec.fixed)
@@ -439,18 +436,12 @@ pub fn trainable(g: &Graph) -> Vec<bool> {
     t
 }
 
-/// The most elements one tensor (per sample, or a parameter) may have: 2^32. Larger sizes
-/// are compile errors, so no size arithmetic in the macro or the runtime can overflow.
-pub const MAX_ELEMENTS: usize = 1 << 32;
+/// What an over-sized tensor's error says about the limit.
+const LIMIT: &str = "bp's limit is 2^32 (4294967296) elements per tensor";
 
-/// The number of elements of `shape`, or `None` if it overflows `usize`.
-pub fn elements(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
-}
-
-/// The element count of `shape` as text, exact even where `usize` overflows.
+/// The element count of `shape` as text ("more than 2^64" where `usize` overflows).
 fn describe_elements(shape: &[usize]) -> String {
-    match elements(shape) {
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
         Some(n) => n.to_string(),
         None => "more than 2^64".to_string(),
     }

@@ -207,7 +207,7 @@ fn parse_dims(input: ParseStream) -> syn::Result<Vec<Dim>> {
             let value: usize = lit
                 .base10_parse()
                 .ok()
-                .filter(|&v| v <= 1 << 32)
+                .filter(|&v| v <= MAX_ELEMENTS)
                 .ok_or_else(|| {
                     syn::Error::new(
                         lit.span(),
@@ -223,4 +223,14 @@ fn parse_dims(input: ParseStream) -> syn::Result<Vec<Dim>> {
             Ok(Dim { value })
         })
         .collect()
+}
+
+/// The most elements one tensor (per sample, or a parameter) may have, and the largest
+/// integer literal: 2^32. Larger sizes are compile errors, so no size arithmetic in the
+/// macro or the runtime can overflow.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
+/// The number of elements of `shape`, saturating at `usize::MAX` (always over the limit).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
 }

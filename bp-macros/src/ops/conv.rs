@@ -96,9 +96,7 @@ impl Conv {
     }
     fn cols_len(&self) -> usize {
         let (ho, wo) = self.out_hw();
-        [self.k, self.k, ho, wo]
-            .iter()
-            .fold(self.c, |n, &d| n.saturating_mul(d))
+        crate::syntax::numel(&[self.c, self.k, self.k, ho, wo])
     }
     fn geom(&self) -> TokenStream {
         let [c, h, w, o, k, s, p] = [

@@ -47,7 +47,7 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
     }
     let x = x?;
     let shape = b.node(x).shape.clone()?;
-    let n = shape.iter().fold(1usize, |n, &d| n.saturating_mul(d));
+    let n = crate::syntax::numel(&shape);
     Some((Box::new(Dropout { x: [x], p, n }), shape))
 }
 

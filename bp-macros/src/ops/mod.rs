@@ -186,7 +186,7 @@ pub fn int_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
     }) = e
     {
         if let Ok(v) = i.base10_parse::<usize>() {
-            if v > 0 && v <= crate::graph::MAX_ELEMENTS {
+            if v > 0 && v <= crate::syntax::MAX_ELEMENTS {
                 return Some(v);
             }
         }
@@ -208,7 +208,7 @@ pub fn index_lit(cx: &Ctxt, e: &Expr, what: &str) -> Option<usize> {
     }) = e
     {
         if let Ok(v) = i.base10_parse::<usize>() {
-            if v <= crate::graph::MAX_ELEMENTS {
+            if v <= crate::syntax::MAX_ELEMENTS {
                 return Some(v);
             }
         }
@@ -570,9 +570,7 @@ impl<'a> Cx<'a> {
 
     /// Number of per-sample elements.
     pub fn numel(&self, id: NodeId) -> usize {
-        self.shape(id)
-            .iter()
-            .fold(1usize, |n, &d| n.saturating_mul(d))
+        crate::syntax::numel(self.shape(id))
     }
 
     pub fn is_param(&self, id: NodeId) -> bool {
@@ -597,9 +595,7 @@ impl<'a> Cx<'a> {
     /// Tokens `batch * r` for the rows of a node when its last `keep` dims are the row.
     pub fn rows(&self, id: NodeId, keep: usize) -> TokenStream {
         let shape = self.shape(id);
-        let outer: usize = shape[..shape.len().saturating_sub(keep)]
-            .iter()
-            .fold(1usize, |n, &d| n.saturating_mul(d));
+        let outer: usize = crate::syntax::numel(&shape[..shape.len().saturating_sub(keep)]);
         let batch = &self.batch;
         if outer == 1 {
             quote!(#batch)

@@ -71,7 +71,7 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
         );
         return None;
     };
-    let numel: usize = shape.iter().fold(1usize, |n, &d| n.saturating_mul(d));
+    let numel: usize = crate::syntax::numel(&shape);
     let (outer, inner, c) = if batch_norm {
         (first, numel / first, first)
     } else {

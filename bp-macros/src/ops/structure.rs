@@ -71,9 +71,7 @@ impl Concat {
     /// (outer, part, total, offset) per operand: the kernels' view of the data.
     fn views(&self, cx: &Cx, out: NodeId) -> Vec<(TokenStream, Literal, Literal, Literal)> {
         let shape = cx.shape(out);
-        let inner: usize = shape[self.dim + 1..]
-            .iter()
-            .fold(1usize, |n, &d| n.saturating_mul(d));
+        let inner: usize = crate::syntax::numel(&shape[self.dim + 1..]);
         let total = shape[self.dim] * inner;
         let mut offset = 0;
         self.parts
@@ -164,12 +162,7 @@ pub fn build_flatten(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Buil
         return None;
     }
     let x = node_arg(b, l, call.args[0], "flatten")?;
-    let n = b
-        .node(x)
-        .shape
-        .as_ref()?
-        .iter()
-        .fold(1usize, |n, &d| n.saturating_mul(d));
+    let n = crate::syntax::numel(b.node(x).shape.as_ref()?);
     Some((Box::new(Flatten { x: [x] }), vec![n]))
 }
 
