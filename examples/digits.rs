@@ -95,7 +95,7 @@ pub fn run(seed: u64, epochs: usize) -> Result<f64, bp::Error> {
             let logits = net.forward(&x)?;
             let loss = softmax_cross_entropy(logits, &labels, &mut d_logits)?;
             net.backward(&d_logits)?;
-            opt.step(&mut net);
+            opt.step(&mut net)?;
             total += f64::from(loss) * labels.len() as f64;
             seen += labels.len();
         }

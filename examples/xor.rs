@@ -49,7 +49,7 @@ fn train(seed: u64, epochs: usize, x: &Tensor, y: &Tensor) -> Result<Xor, bp::Er
         let logits = net.forward(x)?;
         let loss = binary_cross_entropy_with_logits(logits, y, &mut d_logits)?;
         net.backward(&d_logits)?; // every parameter's gradient, by the chain rule
-        opt.step(&mut net);
+        opt.step(&mut net)?;
         if epoch % 100 == 0 || epoch == 1 {
             println!("epoch {epoch:>4}: loss {loss:.6}");
         }

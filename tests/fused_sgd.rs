@@ -51,7 +51,7 @@ fn same_steps<N: Network<Scalar = f64>>(
     for step in 0..3 {
         two.forward_dyn(&refs).unwrap();
         two.backward_dyn(&[d_out]).unwrap();
-        sgd.step(&mut two);
+        sgd.step(&mut two).unwrap();
         fused.forward_dyn(&refs).unwrap();
         // Through the optimizer, as the training loop calls it.
         sgd.backward_step(&mut fused, &[d_out]).unwrap();
@@ -117,7 +117,7 @@ fn momentum_or_weight_decay_take_the_two_step_path() {
         for _ in 0..2 {
             a.forward(&x).unwrap();
             a.backward(&d).unwrap();
-            oa.step(&mut a);
+            oa.step(&mut a).unwrap();
             b.forward(&x).unwrap();
             ob.backward_step(&mut b, &[&d]).unwrap();
         }

@@ -33,7 +33,7 @@ fn main() -> Result<(), bp::Error> {
         let logits = net.forward(&x)?; // keeps what backward needs
         binary_cross_entropy_with_logits(logits, &y, &mut d_logits)?;
         net.backward(&d_logits)?; // the gradient of every parameter
-        opt.step(&mut net);
+        opt.step(&mut net)?;
     }
     let logits = net.predict(&x)?; // inference with `&self` only
     let class: Vec<bool> = logits.iter().map(|&l| l > 0.0).collect();

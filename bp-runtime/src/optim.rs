@@ -23,8 +23,18 @@
 //! given. [`Optimizer::check`] (and the `checked` builder that ends a chain with it)
 //! validates the values with PyTorch's rules and messages (`lr ≥ 0`, `momentum ≥ 0`,
 //! `weight_decay ≥ 0`, betas in [0, 1), `eps ≥ 0`, Nesterov needs momentum > 0 and zero
-//! dampening; and every value finite). `step` cannot fail: it applies the stored values as
-//! they are, so call `check` once before training (the training loop helper does).
+//! dampening; and every value finite). [`Optimizer::step`] runs the same check first, on
+//! every step, and on an invalid value returns its error before it touches a parameter, so
+//! a bad learning rate set by a schedule through `set_lr` is caught at the next step. The
+//! check is a few comparisons and allocates nothing unless it fails. Calling `check` once
+//! before training still pays: it fails before any work is done.
+//!
+//! ```
+//! use bp_runtime::optim::{Adam, Optimizer};
+//! let mut adam = Adam::<f32>::new(1e-3);
+//! adam.set_lr(f64::NAN);
+//! assert_eq!(adam.check().unwrap_err().to_string(), "Invalid learning rate: NaN");
+//! ```
 //!
 //! # State
 //!
@@ -48,11 +58,16 @@ use crate::{Error, Float, Network, Tensor};
 pub trait Optimizer<T: Float> {
     /// θ ← θ − update(∇θ) for every parameter the network's visitor yields, using the
     /// gradients of the last `backward`.
-    fn step<N: Network<Scalar = T>>(&mut self, net: &mut N);
+    ///
+    /// Errors: a hyperparameter that [`check`](Self::check) refuses, with its message
+    /// (`Invalid learning rate: -1`); the check runs first, so on error no parameter and
+    /// no state has changed.
+    fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) -> Result<(), Error>;
     /// The backward pass from the output gradients `d_outputs` and then the update:
     /// the same result as `net.backward_dyn(d_outputs)` followed by
     /// [`step`](Self::step) (up to rounding), and what the training loop calls. The
-    /// default is exactly that; plain [`Sgd`] overrides it with the network's fused
+    /// default is exactly that, with the hyperparameters checked before the backward pass;
+    /// plain [`Sgd`] overrides it with the network's fused
     /// [`Network::backward_sgd_dyn`], which updates the parameters during the backward
     /// pass and leaves no gradients behind.
     fn backward_step<N: Network<Scalar = T>>(
@@ -60,16 +75,16 @@ pub trait Optimizer<T: Float> {
         net: &mut N,
         d_outputs: &[&Tensor<T>],
     ) -> Result<(), Error> {
+        self.check()?;
         net.backward_dyn(d_outputs)?;
-        self.step(net);
-        Ok(())
+        self.step(net)
     }
     /// The learning rate.
     fn lr(&self) -> f64;
     /// Sets the learning rate (for schedules); the state is kept.
     fn set_lr(&mut self, lr: f64);
     /// Validates the hyperparameters with PyTorch's rules; the error says which value is
-    /// invalid. The default accepts everything.
+    /// invalid. [`step`](Self::step) calls it first. The default accepts everything.
     fn check(&self) -> Result<(), Error> {
         Ok(())
     }

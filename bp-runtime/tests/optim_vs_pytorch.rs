@@ -5,7 +5,8 @@
 //! Asserted: in f64 every parameter after every step agrees with PyTorch's to 1e-10
 //! relative, and so does the change θ_t − θ_0 (the updates themselves); the f32 runs agree
 //! with PyTorch's f32 runs to 1e-5 relative. Also: a warm `step` does not allocate, state
-//! follows the parameters' names, and `set_lr` takes effect.
+//! follows the parameters' names, `set_lr` takes effect, and `step` and `backward_step`
+//! refuse invalid hyperparameters with PyTorch's message before changing anything.
 
 use bp_runtime::optim::{Adam, AdamW, Optimizer, Sgd};
 use bp_runtime::{loss, Error, Float, Network, Port, Tensor};
@@ -253,7 +254,7 @@ impl Fixture {
         (1..=self.steps)
             .map(|step| {
                 self.set_grads(&mut net, step);
-                opt.step(&mut net);
+                opt.step(&mut net).unwrap();
                 let params = net.params.iter();
                 params
                     .map(|p| p.iter().map(|v| v.to_f64()).collect())
@@ -367,15 +368,15 @@ fn warm_steps_do_not_allocate() {
     let mut adam = Adam::new(1e-3).weight_decay(1e-2);
     let mut adamw = AdamW::new(1e-3);
     let mut plain = Sgd::new(0.1);
-    sgd.step(&mut net);
-    adam.step(&mut net);
-    adamw.step(&mut net);
+    sgd.step(&mut net).unwrap();
+    adam.step(&mut net).unwrap();
+    adamw.step(&mut net).unwrap();
     let n = allocations(|| {
         for _ in 0..3 {
-            sgd.step(&mut net);
-            adam.step(&mut net);
-            adamw.step(&mut net);
-            plain.step(&mut net);
+            sgd.step(&mut net).unwrap();
+            adam.step(&mut net).unwrap();
+            adamw.step(&mut net).unwrap();
+            plain.step(&mut net).unwrap();
         }
     });
     assert_eq!(n, 0, "warm optimizer steps allocated {n} times");
@@ -396,7 +397,7 @@ fn warm_steps_do_not_allocate() {
 /// One step of a fresh optimizer on `net`, with the fixture's first gradients.
 fn fresh_step(fx: &Fixture, opt: &mut Adam<f64>, net: &mut ParamsNet<f64>) -> Vec<f64> {
     fx.set_grads(net, 1);
-    opt.step(net);
+    opt.step(net).unwrap();
     net.params.iter().flat_map(|p| p.iter().copied()).collect()
 }
 
@@ -432,8 +433,99 @@ fn set_lr_takes_effect_and_inference_picks_the_scalar() {
     opt.set_lr(0.25);
     assert_eq!(opt.lr(), 0.25);
     let before = net.params[1].as_slice().to_vec();
-    opt.step(&mut net);
+    opt.step(&mut net).unwrap();
     for ((a, b), g) in net.params[1].iter().zip(&before).zip(net.grads[1].iter()) {
         assert_eq!(*a, b - 0.25 * g);
     }
+}
+
+/// `opt` holds an invalid hyperparameter: `step` and `backward_step` return `message` and
+/// leave every parameter as it was.
+fn refused<O: Optimizer<f64>>(mut opt: O, message: &str) {
+    let fx = fixture();
+    let mut net = fx.net::<f64>();
+    fx.set_grads(&mut net, 1);
+    let before = net.params.clone();
+    let e = opt.step(&mut net).expect_err(message);
+    assert_eq!(e.to_string(), message);
+    assert_eq!(net.params, before, "{message}: step changed a parameter");
+    let e = opt.backward_step(&mut net, &[]).expect_err(message);
+    assert_eq!(e.to_string(), message);
+    assert_eq!(
+        net.params, before,
+        "{message}: backward_step changed a parameter"
+    );
+}
+
+#[test]
+fn invalid_hyperparameters_fail_at_step_and_change_nothing() {
+    refused(Adam::new(-1.0), "Invalid learning rate: -1");
+    refused(Sgd::new(f64::NAN), "Invalid learning rate: NaN");
+    refused(AdamW::new(f64::INFINITY), "Invalid learning rate: inf");
+    let betas = |b1, b2| AdamW::new(1e-3).betas(b1, b2);
+    refused(betas(0.9, 1.0), "Invalid beta parameter at index 1: 1");
+    refused(
+        betas(-0.1, 0.999),
+        "Invalid beta parameter at index 0: -0.1",
+    );
+    refused(
+        betas(f64::NAN, 0.999),
+        "Invalid beta parameter at index 0: NaN",
+    );
+    refused(Adam::new(1e-3).eps(-1.0), "Invalid epsilon value: -1");
+    refused(
+        Adam::new(1e-3).weight_decay(f64::INFINITY),
+        "Invalid weight_decay value: inf",
+    );
+    refused(
+        AdamW::new(1e-3).weight_decay(-0.01),
+        "Invalid weight_decay value: -0.01",
+    );
+    refused(Sgd::new(0.1).momentum(-0.9), "Invalid momentum value: -0.9");
+    refused(
+        Sgd::new(0.1).weight_decay(-1e-4),
+        "Invalid weight_decay value: -0.0001",
+    );
+    refused(
+        Sgd::new(0.1).momentum(0.9).dampening(f64::NAN),
+        "Invalid dampening value: NaN",
+    );
+    // Plain SGD otherwise: `backward_step` takes the fused path, which checks only the
+    // learning rate by itself.
+    refused(
+        Sgd::new(0.1).nesterov(true),
+        "Nesterov momentum requires a momentum and zero dampening",
+    );
+    refused(
+        Sgd::new(0.1).dampening(f64::NAN),
+        "Invalid dampening value: NaN",
+    );
+}
+
+#[test]
+fn a_refused_step_keeps_the_state() {
+    // A schedule sets a bad learning rate after two good steps: the step fails, and once
+    // the rate is good again the run goes on exactly as if the failed step never was.
+    let fx = fixture();
+    let (mut a, mut b) = (fx.net::<f64>(), fx.net::<f64>());
+    let (mut oa, mut ob) = (Adam::new(1e-2), Adam::new(1e-2));
+    for step in 1..=2 {
+        fx.set_grads(&mut a, step);
+        fx.set_grads(&mut b, step);
+        oa.step(&mut a).unwrap();
+        ob.step(&mut b).unwrap();
+    }
+    fx.set_grads(&mut a, 3);
+    fx.set_grads(&mut b, 3);
+    oa.set_lr(-1e-2);
+    let before = a.params.clone();
+    assert!(oa.step(&mut a).is_err());
+    assert_eq!(a.params, before);
+    oa.set_lr(1e-2);
+    oa.step(&mut a).unwrap();
+    ob.step(&mut b).unwrap();
+    assert_eq!(
+        a.params, b.params,
+        "the failed step changed the moments or counts"
+    );
 }

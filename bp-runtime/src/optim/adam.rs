@@ -60,7 +60,8 @@ impl<T: Float> Core<T> {
         }
     }
 
-    fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) {
+    fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) -> Result<(), Error> {
+        self.check()?;
         let (lr, beta1, beta2) = (self.lr, self.beta1, self.beta2);
         let decay = self.weight_decay != 0.0;
         let shrink = T::from_f64(1.0 - lr * self.weight_decay);
@@ -98,6 +99,7 @@ impl<T: Float> Core<T> {
             update(&c, p, g, m, v);
         });
         state.finish(i);
+        Ok(())
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -149,8 +151,8 @@ macro_rules! adam_like {
         }
 
         impl<T: Float> Optimizer<T> for $name<T> {
-            fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) {
-                self.0.step(net);
+            fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) -> Result<(), Error> {
+                self.0.step(net)
             }
 
             fn lr(&self) -> f64 {

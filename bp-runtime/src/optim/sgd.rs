@@ -164,7 +164,8 @@ fn with_momentum<T: Float>(c: &Coeffs<T>, first: bool, p: &mut [T], g: &[T], buf
 }
 
 impl<T: Float> Optimizer<T> for Sgd<T> {
-    fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) {
+    fn step<N: Network<Scalar = T>>(&mut self, net: &mut N) -> Result<(), Error> {
+        self.check()?;
         let c = Coeffs {
             lr: T::from_f64(self.lr),
             momentum: T::from_f64(self.momentum),
@@ -178,7 +179,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
                 same_len(name, p.len(), g.len());
                 plain_split(&c, p, g);
             });
-            return;
+            return Ok(());
         }
         let state = &mut self.state;
         let mut i = 0;
@@ -190,23 +191,26 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             slot.steps += 1;
         });
         state.finish(i);
+        Ok(())
     }
 
     /// Plain SGD (no momentum, no weight decay) runs the network's fused
     /// [`Network::backward_sgd_dyn`]: each dense layer's weight is updated inside its
     /// weight-gradient product, and no gradient is stored or read again. With momentum or
-    /// weight decay it is `backward_dyn` followed by [`step`](Optimizer::step).
+    /// weight decay it is `backward_dyn` followed by [`step`](Optimizer::step). Either
+    /// way the hyperparameters are checked first (the fused pass alone would check only
+    /// the learning rate, and let a stray Nesterov flag or dampening through).
     fn backward_step<N: Network<Scalar = T>>(
         &mut self,
         net: &mut N,
         d_outputs: &[&Tensor<T>],
     ) -> Result<(), Error> {
+        self.check()?;
         if self.momentum == 0.0 && self.weight_decay == 0.0 {
             return net.backward_sgd_dyn(d_outputs, self.lr);
         }
         net.backward_dyn(d_outputs)?;
-        self.step(net);
-        Ok(())
+        self.step(net)
     }
 
     fn lr(&self) -> f64 {
