@@ -34,8 +34,21 @@ pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
         .into()
 }
 
-/// parse → lower → check → plan → name → emit.
+/// The stack the stages run on. Parsing, lowering, differentiation and emission recurse
+/// once per level of an expression's nesting, and a macro gets whatever stack its caller
+/// has left (a test thread's 2 MiB overflowed before 1,000 levels). `stacker` switches to
+/// a fresh stack of this size (reserved, committed only as touched) on the same thread,
+/// so the compiler's proc-macro bridge stays valid; `syntax::check_nesting` bounds the
+/// depth, so no description can exhaust it.
+const STACK: usize = 256 << 20;
+
+/// parse → lower → check → plan → name → emit, after the nesting limit is checked.
 fn expand(input: TokenStream) -> syn::Result<TokenStream> {
+    syntax::check_nesting(&input)?;
+    stacker::grow(STACK, || expand_stages(input))
+}
+
+fn expand_stages(input: TokenStream) -> syn::Result<TokenStream> {
     let def: syntax::NetworkDef = syn::parse2(input)?;
     let cx = ctxt::Ctxt::default();
     let mut g = graph::lower(&def, &cx);

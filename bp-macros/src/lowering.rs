@@ -22,13 +22,19 @@ pub struct LetCx<'e> {
 }
 
 /// A lowered elementwise expression.
-pub struct Low {
+pub struct Low<'e> {
     pub e: E,
     pub shape: Vec<usize>,
     /// Whether it depends on a batched node (an input or a node computed from one).
     pub batched: bool,
-    /// The source text, for error messages.
-    pub text: String,
+    /// The source expression, printed only for an error message (printing it at every
+    /// level of a long sum would make lowering quadratic in its length).
+    pub src: &'e Expr,
+}
+
+/// The source text of `e`, for error messages.
+fn text(e: &Expr) -> String {
+    e.to_token_stream().to_string()
 }
 
 /// Lowers `let name = expr;`.
@@ -137,7 +143,7 @@ fn fused_node_named(
             ident.span(),
             format!(
                 "`{}` depends on no input, only on params and literals",
-                low.text
+                text(low.src)
             ),
         );
         return None;
@@ -153,13 +159,12 @@ fn fused_node_named(
 }
 
 /// Lowers an elementwise expression; `operands` collects the nodes it reads.
-pub fn lower_tree(
+pub fn lower_tree<'e>(
     b: &mut Builder,
     l: &mut LetCx,
     operands: &mut Vec<NodeId>,
-    e: &Expr,
-) -> Option<Low> {
-    let text = e.to_token_stream().to_string();
+    e: &'e Expr,
+) -> Option<Low<'e>> {
     match e {
         Expr::Paren(p) => lower_tree(b, l, operands, &p.expr),
         Expr::Group(g) => lower_tree(b, l, operands, &g.expr),
@@ -171,7 +176,7 @@ pub fn lower_tree(
             if !v.is_finite() {
                 b.cx.error_at(
                     lit,
-                    format!("the literal `{text}` is {v}: it must be finite"),
+                    format!("the literal `{}` is {v}: it must be finite", text(e)),
                 );
                 return None;
             }
@@ -179,20 +184,20 @@ pub fn lower_tree(
                 e: E::Const(v),
                 shape: vec![],
                 batched: false,
-                text,
+                src: e,
             })
         }
         Expr::Path(p) if p.path.get_ident().is_some() => {
             let ident = p.path.get_ident()?;
             let id = b.resolve(ident)?;
             l.reads.push(id);
-            var_of(b, operands, id, text)
+            var_of(b, operands, id, e)
         }
         Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
             let a = lower_tree(b, l, operands, &u.expr)?;
             Some(Low {
                 e: s::neg(a.e),
-                text,
+                src: e,
                 ..a
             })
         }
@@ -209,14 +214,14 @@ pub fn lower_tree(
             };
             let lhs = lower_tree(b, l, operands, &bin.left);
             let rhs = lower_tree(b, l, operands, &bin.right);
-            combine(b, lhs?, rhs?, &bin.right, |x, y| s::bin(op, x, y), text)
+            combine(b, lhs?, rhs?, &bin.right, |x, y| s::bin(op, x, y), e)
         }
         Expr::Call(call) => {
             if let Some(parsed) = structural_call(b, e) {
                 let id = ops::build(b, l, &parsed?, None)?;
-                return var_of(b, operands, id, text);
+                return var_of(b, operands, id, e);
             }
-            lower_call(b, l, operands, call, text)
+            lower_call(b, l, operands, call, e)
         }
         _ => {
             b.cx.error_at(
@@ -229,7 +234,12 @@ pub fn lower_tree(
 }
 
 /// The operand `Var` for node `id`.
-fn var_of(b: &Builder, operands: &mut Vec<NodeId>, id: NodeId, text: String) -> Option<Low> {
+fn var_of<'e>(
+    b: &Builder,
+    operands: &mut Vec<NodeId>,
+    id: NodeId,
+    src: &'e Expr,
+) -> Option<Low<'e>> {
     let node = b.node(id);
     let shape = node.shape.clone()?;
     let batched = !node.is_param();
@@ -241,7 +251,7 @@ fn var_of(b: &Builder, operands: &mut Vec<NodeId>, id: NodeId, text: String) -> 
         e: E::Var(k),
         shape,
         batched,
-        text,
+        src,
     })
 }
 
@@ -254,14 +264,14 @@ fn literal_value(lit: &Lit) -> Option<f64> {
 }
 
 /// The broadcasting rule: equal per-sample shapes, or one side a scalar.
-pub fn combine(
+pub fn combine<'e>(
     b: &Builder,
     lhs: Low,
     rhs: Low,
     at: &dyn ToTokens,
     f: impl FnOnce(E, E) -> E,
-    text: String,
-) -> Option<Low> {
+    src: &'e Expr,
+) -> Option<Low<'e>> {
     let shape = if lhs.shape == rhs.shape || rhs.shape.is_empty() {
         lhs.shape.clone()
     } else if lhs.shape.is_empty() {
@@ -271,7 +281,10 @@ pub fn combine(
             at,
             format!(
                 "shape mismatch: `{}` is {:?} but `{}` is {:?}; elementwise operands need equal shapes or one scalar",
-                lhs.text, lhs.shape, rhs.text, rhs.shape
+                text(lhs.src),
+                lhs.shape,
+                text(rhs.src),
+                rhs.shape
             ),
         );
         return None;
@@ -280,7 +293,7 @@ pub fn combine(
         e: f(lhs.e, rhs.e),
         shape,
         batched: lhs.batched || rhs.batched,
-        text,
+        src,
     })
 }
 
@@ -296,13 +309,13 @@ pub fn elementwise_fn(name: &str) -> Option<(usize, &'static [(&'static str, f64
     })
 }
 
-fn lower_call(
+fn lower_call<'e>(
     b: &mut Builder,
     l: &mut LetCx,
     operands: &mut Vec<NodeId>,
-    call: &syn::ExprCall,
-    text: String,
-) -> Option<Low> {
+    call: &'e syn::ExprCall,
+    src: &'e Expr,
+) -> Option<Low<'e>> {
     let Some(name) = call_name(call) else {
         b.cx.error_at(
             &call.func,
@@ -345,7 +358,7 @@ fn lower_call(
         let p = ops::float_lit(b.cx, parsed.args[1], "the exponent of pow")?;
         return Some(Low {
             e: s::pow(x.e, p),
-            text,
+            src,
             ..x
         });
     }
@@ -353,11 +366,11 @@ fn lower_call(
         let x = lower_tree(b, l, operands, parsed.args[0]);
         let y = lower_tree(b, l, operands, parsed.args[1]);
         let op = if key == "min" { Bin::Min } else { Bin::Max };
-        return combine(b, x?, y?, parsed.args[1], |x, y| s::bin(op, x, y), text);
+        return combine(b, x?, y?, parsed.args[1], |x, y| s::bin(op, x, y), src);
     }
     let x = lower_tree(b, l, operands, parsed.args[0])?;
     let e = activation(&key, x.e, &hv);
-    Some(Low { e, text, ..x })
+    Some(Low { e, src, ..x })
 }
 
 fn usage(name: &str, arity: usize, hyper: &[(&str, f64)]) -> String {

@@ -106,3 +106,127 @@ fn wrong_networks_are_errors_not_panics() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Expands `src` (a network body over inputs `x: [4]` and `a: [4]`) and returns the time
+/// it took; panics if it does not expand to a network.
+fn expand_time(body: &str) -> std::time::Duration {
+    let src = format!("struct Net {{ input x: [4]; input a: [4]; {body} }}");
+    let input: TokenStream = src.parse().expect("lexes");
+    let t = std::time::Instant::now();
+    let out = crate::expand(input).expect("parses").to_string();
+    let took = t.elapsed();
+    assert!(
+        !out.contains("compile_error"),
+        "{}: {}",
+        &body[..body.len().min(80)],
+        &out[..out.len().min(400)]
+    );
+    took
+}
+
+/// Expansion is linear in the description: deep nesting and long sums expand in well under
+/// a second (each takes 5–40 ms here; printing the source text at every level, hash-
+/// consing by printed subtrees and splicing token streams per level each made them
+/// quadratic, and a nested `max` copied its operand three times per level).
+#[test]
+fn long_and_deep_descriptions_expand_in_linear_time() {
+    let deep =
+        |open: &str, close: &str, n: usize| format!("{}x{}", open.repeat(n), close.repeat(n));
+    let cases = [
+        (
+            "relu nested 1,000 deep",
+            format!("let y = {} * a; output y;", deep("relu(", ")", 1000)),
+        ),
+        (
+            "sigmoid/tanh nested 1,000 deep",
+            format!(
+                "let y = {} * a; output y;",
+                deep("sigmoid(tanh(", "))", 500)
+            ),
+        ),
+        (
+            "softmax nested 1,000 deep",
+            format!("let y = {} * a; output y;", deep("softmax(", ")", 1000)),
+        ),
+        (
+            "max nested 300 deep",
+            format!("let y = {}; output y;", deep("max(", ", a)", 300)),
+        ),
+        (
+            "parentheses 4,000 deep",
+            format!("let y = {} * a; output y;", deep("(", ")", 4000)),
+        ),
+        (
+            "a sum of 2,000 terms",
+            format!("let y = {}; output y;", ["x", "a"].repeat(1000).join(" + ")),
+        ),
+        // Quadratic expansion took 0.65 s for 2,000 terms: at 8,000 it would take 10 s.
+        (
+            "a sum of 8,000 terms",
+            format!("let y = {}; output y;", ["x", "a"].repeat(4000).join(" + ")),
+        ),
+        (
+            "a sum of 2,000 mixed terms",
+            format!(
+                "let y = {}; output y;",
+                ["relu(x) * 0.5", "sigmoid(a)", "x * a", "max(x, a)"]
+                    .repeat(500)
+                    .join(" + ")
+            ),
+        ),
+        (
+            "2,000 lets in a chain",
+            (1..2000)
+                .map(|i| format!("let y{i} = relu(y{}) - a;", i - 1))
+                .collect::<String>()
+                + "output y1999;",
+        ),
+    ];
+    for (what, body) in cases {
+        let body = if what.contains("lets") {
+            format!("let y0 = x * 1.0; {body}")
+        } else {
+            body
+        };
+        let took = expand_time(&body);
+        assert!(took.as_secs_f64() < 1.0, "{what}: expansion took {took:?}");
+    }
+}
+
+/// Past the nesting and length limits the macro gives an error at the first token over
+/// the limit instead of recursing until the stack overflows.
+#[test]
+fn nesting_and_length_limits_are_errors() -> Result<(), String> {
+    let n = crate::syntax::MAX_NESTING + 1;
+    let out = errors(&format!(
+        "struct Net {{ input x: [4]; let y = {}x{}; output y; }}",
+        "(".repeat(n),
+        ")".repeat(n)
+    ))?;
+    assert!(out.contains("nested deeper than 4096"), "{out}");
+    let out = errors(&format!(
+        "struct Net {{ input x: [4]; let y = {}x; output y; }}",
+        "- ".repeat(n)
+    ))?;
+    assert!(out.contains("more than 4096 operators in a row"), "{out}");
+    let long = vec!["x"; crate::syntax::MAX_TOKENS / 2 + 1].join(" + ");
+    let out = errors(&format!(
+        "struct Net {{ input x: [4]; let y = {long}; output y; }}"
+    ))?;
+    assert!(out.contains("longer than 65536 tokens"), "{out}");
+    // Just under the limits, the same shapes are fine.
+    let n = crate::syntax::MAX_NESTING - 8;
+    expand_time(&format!(
+        "let y = {}x{} * a; output y;",
+        "(".repeat(n),
+        ")".repeat(n)
+    ));
+    expand_time(&format!("let y = {}x * a; output y;", "- ".repeat(n)));
+    // A right-associative chain is parsed recursively by syn: long, it is an error, not an
+    // overflow.
+    let chain = vec!["x"; 30_000].join(" = ");
+    errors(&format!(
+        "struct Net {{ input x: [4]; let y = {chain}; output y; }}"
+    ))?;
+    Ok(())
+}

@@ -194,27 +194,68 @@ fn derive_fun(f: Fun, a: &E) -> E {
 pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
 
 /// Replaces every occurrence of `pattern` by `by`.
+///
+/// Each subtree's size and structural hash are computed bottom-up, and a subtree is
+/// compared with `pattern` only when both agree: linear in the size of `e` (comparing
+/// every subtree would be quadratic in a long sum).
 pub fn substitute(e: &E, pattern: &E, by: &E) -> E {
-    if e == pattern {
-        return by.clone();
-    }
-    match e {
-        E::Var(_) | E::Out | E::Grad | E::Const(_) => e.clone(),
-        E::Neg(a) => neg(substitute(a, pattern, by)),
-        E::Un(f, a) => un(*f, substitute(a, pattern, by)),
-        E::Pow(a, p) => pow(substitute(a, pattern, by), *p),
-        E::Bin(op, a, b) => bin(*op, substitute(a, pattern, by), substitute(b, pattern, by)),
-        E::Where(cmp, p) => {
-            let [l, r, t, f] = &**p;
-            where_(
-                *cmp,
-                substitute(l, pattern, by),
-                substitute(r, pattern, by),
-                substitute(t, pattern, by),
-                substitute(f, pattern, by),
-            )
+    let want = subst(pattern, pattern, None, by).1;
+    subst(e, pattern, Some(want), by).0
+}
+
+/// A subtree's size and structural hash.
+type Fingerprint = (usize, u64);
+
+/// `e` with `pattern` replaced (when `want` is its fingerprint), and `e`'s fingerprint.
+fn subst(e: &E, pattern: &E, want: Option<Fingerprint>, by: &E) -> (E, Fingerprint) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::mem::discriminant(e).hash(&mut h);
+    let mut size = 1;
+    let mut kid = |k: &E, h: &mut std::collections::hash_map::DefaultHasher| {
+        let (new, (n, kh)) = subst(k, pattern, want, by);
+        size += n;
+        kh.hash(h);
+        new
+    };
+    let new = match e {
+        E::Var(k) => {
+            k.hash(&mut h);
+            e.clone()
         }
+        E::Out | E::Grad => e.clone(),
+        E::Const(v) => {
+            v.to_bits().hash(&mut h);
+            e.clone()
+        }
+        E::Neg(a) => neg(kid(a, &mut h)),
+        E::Un(f, a) => {
+            f.hash(&mut h);
+            un(*f, kid(a, &mut h))
+        }
+        E::Pow(a, p) => {
+            p.to_bits().hash(&mut h);
+            pow(kid(a, &mut h), *p)
+        }
+        E::Bin(op, a, b) => {
+            op.hash(&mut h);
+            let a = kid(a, &mut h);
+            bin(*op, a, kid(b, &mut h))
+        }
+        E::Where(cmp, p) => {
+            cmp.hash(&mut h);
+            let [l, r, t, f] = &**p;
+            let l = kid(l, &mut h);
+            let r = kid(r, &mut h);
+            let t = kid(t, &mut h);
+            where_(*cmp, l, r, t, kid(f, &mut h))
+        }
+    };
+    let fp = (size, h.finish());
+    if Some(fp) == want && e == pattern {
+        return (by.clone(), fp);
     }
+    (new, fp)
 }
 
 /// Simplifies bottom-up: folds constants, drops `·1`, `+0`, `·0`, `/1`, `^1`, and pushes
@@ -359,39 +400,78 @@ pub fn emit_all(exprs: &[E], leaves: &Leaves) -> (Vec<TokenStream>, Vec<TokenStr
         bound: HashMap::new(),
         lets: Vec::new(),
     };
-    let out = roots.iter().map(|&r| em.emit(r).0).collect();
+    let out = roots
+        .iter()
+        .map(|&r| {
+            let mut ts = TokenStream::new();
+            em.emit(r, &mut ts);
+            ts
+        })
+        .collect();
     (em.lets, out)
 }
 
 /// Hash-consed expressions: equal subtrees are one node, with a count of their users.
 #[derive(Default)]
 struct Dag {
+    /// Each node with its children replaced by placeholders: emission reads only the
+    /// variant and its scalars here, and the children through `kids`.
     nodes: Vec<E>,
     /// The ids of each node's children, in the order of `E`'s fields.
     kids: Vec<Vec<usize>>,
-    ids: HashMap<String, usize>,
+    ids: HashMap<Key, usize>,
     uses: Vec<usize>,
+}
+
+/// A node's identity: its variant, its scalars and its children's ids. Equal subtrees get
+/// equal keys bottom-up, so interning costs O(1) per node and the whole tree is linear.
+#[derive(PartialEq, Eq, Hash)]
+enum Key {
+    Var(usize),
+    Out,
+    Grad,
+    Const(u64),
+    Neg(usize),
+    Bin(Bin, usize, usize),
+    Un(Fun, usize),
+    Pow(usize, u64),
+    Where(Cmp, [usize; 4]),
 }
 
 impl Dag {
     fn intern(&mut self, e: &E) -> usize {
-        let key = format!("{e:?}");
-        if let Some(&id) = self.ids.get(&key) {
-            return id;
-        }
         let children: Vec<&E> = match e {
             E::Var(_) | E::Out | E::Grad | E::Const(_) => vec![],
             E::Neg(a) | E::Un(_, a) | E::Pow(a, _) => vec![a],
             E::Bin(_, a, b) => vec![a, b],
             E::Where(_, p) => p.iter().collect(),
         };
-        let mut kids = Vec::with_capacity(children.len());
-        for ch in children {
-            let id = self.intern(ch);
-            self.uses[id] += 1;
-            kids.push(id);
+        let kids: Vec<usize> = children.into_iter().map(|ch| self.intern(ch)).collect();
+        let placeholder = || Box::new(c(0.0));
+        let (key, shallow) = match e {
+            E::Var(k) => (Key::Var(*k), e.clone()),
+            E::Out => (Key::Out, E::Out),
+            E::Grad => (Key::Grad, E::Grad),
+            E::Const(v) => (Key::Const(v.to_bits()), e.clone()),
+            E::Neg(_) => (Key::Neg(kids[0]), E::Neg(placeholder())),
+            E::Un(f, _) => (Key::Un(*f, kids[0]), E::Un(*f, placeholder())),
+            E::Pow(_, p) => (Key::Pow(kids[0], p.to_bits()), E::Pow(placeholder(), *p)),
+            E::Bin(op, _, _) => (
+                Key::Bin(*op, kids[0], kids[1]),
+                E::Bin(*op, placeholder(), placeholder()),
+            ),
+            E::Where(cmp, _) => (
+                Key::Where(*cmp, [kids[0], kids[1], kids[2], kids[3]]),
+                where_(*cmp, c(0.0), c(0.0), c(0.0), c(0.0)),
+            ),
+        };
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
         }
-        self.nodes.push(e.clone());
+        for &k in &kids {
+            self.uses[k] += 1;
+        }
+        self.nodes.push(shallow);
         self.kids.push(kids);
         self.uses.push(0);
         self.ids.insert(key, self.nodes.len() - 1);
@@ -409,124 +489,195 @@ struct Emitter<'a> {
 /// Precedence of an emitted expression: 0 `if`, 1 `+ -`, 2 `* /`, 3 unary, 4 atom.
 type Prec = u8;
 
+/// Emission appends to one output stream (a parenthesized child is its own group), so
+/// the tokens of a deep expression are written once: returning a stream per node and
+/// splicing it into its parent would copy them at every level, quadratic in the depth.
 impl Emitter<'_> {
-    fn emit(&mut self, id: usize) -> (TokenStream, Prec) {
-        if let Some(name) = self.bound.get(&id) {
-            return (quote!(#name), 4);
-        }
-        let e = &self.dag.nodes[id];
-        let trivial = matches!(e, E::Var(_) | E::Out | E::Grad | E::Const(_));
-        let (ts, prec) = self.emit_node(e, &self.dag.kids[id]);
-        if trivial || self.dag.uses[id] < 2 {
-            return (ts, prec);
-        }
-        let name = format_ident!("t{}", self.bound.len(), span = Span::mixed_site());
-        self.lets.push(quote!(let #name = #ts;));
-        self.bound.insert(id, name.clone());
-        (quote!(#name), 4)
+    /// Whether node `id` is written as a `let` the first time it is used: it is used more
+    /// than once and is more than a leaf.
+    fn shared(&self, id: usize) -> bool {
+        let trivial = matches!(
+            self.dag.nodes[id],
+            E::Var(_) | E::Out | E::Grad | E::Const(_)
+        );
+        !trivial && self.dag.uses[id] >= 2
     }
 
-    fn child(&mut self, id: usize, min: Prec) -> TokenStream {
-        let (ts, prec) = self.emit(id);
-        if prec < min {
-            quote!((#ts))
+    /// The precedence of node `id` as it will be written.
+    fn prec(&self, id: usize) -> Prec {
+        if self.bound.contains_key(&id) || self.shared(id) {
+            return 4;
+        }
+        match &self.dag.nodes[id] {
+            E::Const(v) if *v < 0.0 => 3,
+            E::Var(_) | E::Out | E::Grad | E::Const(_) | E::Un(..) | E::Pow(..) => 4,
+            E::Neg(_) => 3,
+            E::Bin(Bin::Add | Bin::Sub, ..) => 1,
+            E::Bin(Bin::Mul | Bin::Div, ..) => 2,
+            E::Bin(Bin::Min | Bin::Max, ..) | E::Where(..) => 0,
+        }
+    }
+
+    /// Writes node `id` (or the name bound to it) to `out`.
+    fn emit(&mut self, id: usize, out: &mut TokenStream) {
+        if !self.bound.contains_key(&id) && self.shared(id) {
+            self.bind(id);
+        }
+        if let Some(name) = self.bound.get(&id) {
+            out.extend(quote!(#name));
+            return;
+        }
+        let dag = self.dag;
+        self.emit_node(&dag.nodes[id], &dag.kids[id], out);
+    }
+
+    /// Writes `let tN = <node id>;` and binds the node to `tN`.
+    fn bind(&mut self, id: usize) {
+        let dag = self.dag;
+        let mut ts = TokenStream::new();
+        self.emit_node(&dag.nodes[id], &dag.kids[id], &mut ts);
+        let name = format_ident!("t{}", self.bound.len(), span = Span::mixed_site());
+        self.lets.push(quote!(let #name = #ts;));
+        self.bound.insert(id, name);
+    }
+
+    /// Writes child `id`, in parentheses when it binds less tightly than `min`.
+    fn child(&mut self, id: usize, min: Prec, out: &mut TokenStream) {
+        if self.prec(id) < min {
+            let mut inner = TokenStream::new();
+            self.emit(id, &mut inner);
+            let group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, inner);
+            out.extend([proc_macro2::TokenTree::Group(group)]);
         } else {
-            ts
+            self.emit(id, out);
         }
     }
 
     /// A method receiver: a bare literal gets its type suffix.
-    fn receiver(&mut self, id: usize) -> TokenStream {
+    fn receiver(&mut self, id: usize, out: &mut TokenStream) {
         if let E::Const(v) = &self.dag.nodes[id] {
             let ty = &self.leaves.ty;
             let lit = literal(v.abs());
-            return if *v < 0.0 {
+            out.extend(if *v < 0.0 {
                 quote!((-#lit as #ty))
             } else {
                 quote!((#lit as #ty))
-            };
+            });
+            return;
         }
-        self.child(id, 4)
+        self.child(id, 4, out);
     }
 
-    fn emit_node(&mut self, e: &E, kids: &[usize]) -> (TokenStream, Prec) {
+    /// An operand written several times in its parent's code (`if x < 0.0 { 0.0 } else
+    /// { x }`): a leaf or a name, never a subexpression copied (nested `max` would
+    /// otherwise grow as 3^depth).
+    fn operand(&mut self, id: usize) -> TokenStream {
+        let leaf = matches!(
+            self.dag.nodes[id],
+            E::Var(_) | E::Out | E::Grad | E::Const(_)
+        );
+        if !leaf && !self.bound.contains_key(&id) {
+            self.bind(id);
+        }
+        let mut ts = TokenStream::new();
+        self.receiver(id, &mut ts);
+        ts
+    }
+
+    fn emit_node(&mut self, e: &E, kids: &[usize], out: &mut TokenStream) {
         match e {
-            E::Var(k) => ((self.leaves.var)(*k), 4),
-            E::Out => (self.leaves.out.clone(), 4),
-            E::Grad => (self.leaves.grad.clone(), 4),
+            E::Var(k) => out.extend((self.leaves.var)(*k)),
+            E::Out => out.extend(self.leaves.out.clone()),
+            E::Grad => out.extend(self.leaves.grad.clone()),
             E::Const(v) if *v < 0.0 => {
                 let lit = literal(-v);
-                (quote!(-#lit), 3)
+                out.extend(quote!(-#lit));
             }
-            E::Const(v) => (literal(*v), 4),
+            E::Const(v) => out.extend(literal(*v)),
             E::Neg(_) => {
-                let a = self.child(kids[0], 3);
-                (quote!(-#a), 3)
+                out.extend(quote!(-));
+                self.child(kids[0], 3, out);
             }
-            E::Bin(op, _, _) => self.emit_bin(*op, kids[0], kids[1]),
-            E::Un(f, _) => (self.emit_fun(*f, kids[0]), 4),
+            E::Bin(op, _, _) => self.emit_bin(*op, kids[0], kids[1], out),
+            E::Un(f, _) => self.emit_fun(*f, kids[0], out),
             E::Pow(_, p) => {
-                let a = self.receiver(kids[0]);
+                self.receiver(kids[0], out);
                 if p.fract() == 0.0 && p.abs() < 1e6 {
                     let p = proc_macro2::Literal::i32_unsuffixed(*p as i32);
-                    (quote!(#a.powi(#p)), 4)
+                    out.extend(quote!(.powi(#p)));
                 } else {
                     let lit = literal(*p);
-                    (quote!(#a.powf(#lit)), 4)
+                    out.extend(quote!(.powf(#lit)));
                 }
             }
             E::Where(cmp, _) => {
-                let (l, r) = (self.child(kids[0], 1), self.child(kids[1], 1));
-                let (t, f) = (self.child(kids[2], 0), self.child(kids[3], 0));
-                let op = match cmp {
+                out.extend(quote!(if));
+                self.child(kids[0], 1, out);
+                out.extend(match cmp {
                     Cmp::Gt => quote!(>),
                     Cmp::Lt => quote!(<),
                     Cmp::Eq => quote!(==),
-                };
-                (quote!(if #l #op #r { #t } else { #f }), 0)
+                });
+                self.child(kids[1], 1, out);
+                let (mut t, mut f) = (TokenStream::new(), TokenStream::new());
+                self.child(kids[2], 0, &mut t);
+                self.child(kids[3], 0, &mut f);
+                out.extend(quote!({ #t } else { #f }));
             }
         }
     }
 
-    fn emit_bin(&mut self, op: Bin, a: usize, b: usize) -> (TokenStream, Prec) {
+    fn emit_bin(&mut self, op: Bin, a: usize, b: usize, out: &mut TokenStream) {
         match op {
             Bin::Add | Bin::Sub => {
-                let a = self.child(a, 1);
-                let b = self.child(b, 2);
-                let op = if op == Bin::Add { quote!(+) } else { quote!(-) };
-                (quote!(#a #op #b), 1)
+                self.child(a, 1, out);
+                out.extend(if op == Bin::Add { quote!(+) } else { quote!(-) });
+                self.child(b, 2, out);
             }
             Bin::Mul | Bin::Div => {
-                let a = self.child(a, 2);
-                let b = self.child(b, 3);
-                let op = if op == Bin::Mul { quote!(*) } else { quote!(/) };
-                (quote!(#a #op #b), 2)
+                self.child(a, 2, out);
+                out.extend(if op == Bin::Mul { quote!(*) } else { quote!(/) });
+                self.child(b, 3, out);
             }
             // torch.minimum/maximum propagate a NaN from either side; f32::min/max do not.
             Bin::Min | Bin::Max => {
-                let (x, y) = (self.receiver(a), self.child(b, 1));
+                let (x, y) = (self.operand(a), self.operand(b));
                 let cmp = if op == Bin::Min { quote!(<) } else { quote!(>) };
-                (quote!(if #x #cmp #y || #x.is_nan() { #x } else { #y }), 0)
+                out.extend(quote!(if #x #cmp #y || #x.is_nan() { #x } else { #y }));
             }
         }
     }
 
-    fn emit_fun(&mut self, f: Fun, a: usize) -> TokenStream {
-        let x = self.receiver(a);
-        match f {
-            Fun::Exp => quote!(#x.exp()),
-            Fun::Ln => quote!(#x.ln()),
-            Fun::Sqrt => quote!(#x.sqrt()),
-            Fun::Abs => quote!(#x.abs()),
-            Fun::Tanh => quote!(#x.tanh()),
-            Fun::Sigmoid => quote!((1.0 / (1.0 + (-#x).exp()))),
+    fn emit_fun(&mut self, f: Fun, a: usize, out: &mut TokenStream) {
+        let ts = match f {
+            Fun::Exp | Fun::Ln | Fun::Sqrt | Fun::Abs | Fun::Tanh => {
+                self.receiver(a, out);
+                out.extend(match f {
+                    Fun::Exp => quote!(.exp()),
+                    Fun::Ln => quote!(.ln()),
+                    Fun::Sqrt => quote!(.sqrt()),
+                    Fun::Abs => quote!(.abs()),
+                    _ => quote!(.tanh()),
+                });
+                return;
+            }
+            Fun::Sigmoid => {
+                let mut x = TokenStream::new();
+                self.receiver(a, &mut x);
+                quote!((1.0 / (1.0 + (-#x).exp())))
+            }
             // relu(NaN) = NaN, as in PyTorch (f32::max would give 0).
-            Fun::Relu => quote!((if #x < 0.0 { 0.0 } else { #x })),
+            Fun::Relu => {
+                let x = self.operand(a);
+                quote!((if #x < 0.0 { 0.0 } else { #x }))
+            }
             Fun::Softplus => {
+                let x = self.operand(a);
                 let t = literal(SOFTPLUS_THRESHOLD);
                 quote!((if #x > #t { #x } else { #x.exp().ln_1p() }))
             }
-        }
+        };
+        out.extend(ts);
     }
 }
 

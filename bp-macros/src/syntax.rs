@@ -234,3 +234,60 @@ pub const MAX_ELEMENTS: usize = 1 << 32;
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
 }
+
+/// The deepest nesting of brackets and the longest run of operator tokens a description
+/// may have. Every stage recurses once per level; these bound the recursion (with the
+/// stack `expand` runs on) so that no description can overflow it.
+pub const MAX_NESTING: usize = 4096;
+
+/// The most tokens a description may have (64 Ki: a sum of 2,000 terms is 4,000). Every
+/// stage is linear in it.
+pub const MAX_TOKENS: usize = 1 << 16;
+
+/// Checks the nesting and token limits before anything recursive runs, walking the
+/// tokens with an explicit stack; the error points at the first token over a limit.
+pub fn check_nesting(input: &proc_macro2::TokenStream) -> syn::Result<()> {
+    use proc_macro2::TokenTree;
+    let mut stack = vec![input.clone().into_iter()];
+    let (mut tokens, mut run) = (0usize, 0usize);
+    while let Some(top) = stack.last_mut() {
+        let Some(tt) = top.next() else {
+            stack.pop();
+            continue;
+        };
+        tokens += 1;
+        if tokens > MAX_TOKENS {
+            return Err(syn::Error::new(
+                tt.span(),
+                format!(
+                    "the description is longer than {MAX_TOKENS} tokens, the limit of `network!`"
+                ),
+            ));
+        }
+        match tt {
+            TokenTree::Group(g) => {
+                run = 0;
+                if stack.len() > MAX_NESTING {
+                    return Err(syn::Error::new(
+                        g.span_open(),
+                        format!("brackets nested deeper than {MAX_NESTING} levels, the limit of `network!`"),
+                    ));
+                }
+                stack.push(g.stream().into_iter());
+            }
+            TokenTree::Punct(p) => {
+                run += 1;
+                if run > MAX_NESTING {
+                    return Err(syn::Error::new(
+                        p.span(),
+                        format!(
+                            "more than {MAX_NESTING} operators in a row, the limit of `network!`"
+                        ),
+                    ));
+                }
+            }
+            _ => run = 0,
+        }
+    }
+    Ok(())
+}
