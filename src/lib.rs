@@ -4,6 +4,7 @@
 //! by the compiler, and `cargo expand` shows the derivation written out.
 //!
 //! See the README for the language, the generated API and the runtime.
+#![forbid(unsafe_code)]
 
 pub use bp_macros::network;
 pub use bp_runtime::*;

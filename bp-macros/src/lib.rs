@@ -4,6 +4,7 @@
 //! The stages, chained in `expand`: parse (`syntax`) → lower and check shapes
 //! (`graph`, `lowering`, `ops`) → plan the reverse sweep (`autodiff`) → name
 //! (`names`) → emit (`emit`, `emit_api`, `docs`).
+#![forbid(unsafe_code)]
 
 mod autodiff;
 mod ctxt;

@@ -38,6 +38,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 use crate::{Error, Network, Tensor};
 use std::fmt;

@@ -1,4 +1,5 @@
 //! The one error type of the runtime and of generated code.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
 //! The two element types a network can be built for: `f32` (the default) and `f64`.
+#![forbid(unsafe_code)]
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;

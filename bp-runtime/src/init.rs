@@ -27,6 +27,7 @@
 //! let bound = 1.0 / 784f32.sqrt();
 //! assert!(w.iter().chain(b.iter()).all(|v| v.abs() <= bound));
 //! ```
+#![forbid(unsafe_code)]
 
 use crate::rng::Rng;
 use crate::Float;

@@ -9,6 +9,7 @@
 //! [`load`] is strict and all-or-nothing: it checks the whole file against the network
 //! (names both ways, shapes, dtypes, the structure hash) before it writes one element, so a
 //! failed load leaves the network as it was.
+#![forbid(unsafe_code)]
 
 use crate::{Error, Float, Network, Tensor};
 use safetensors::{Dtype, SafeTensors, View};

@@ -2,9 +2,24 @@
 //! seeded initialization, data loading, serialization and a gradient checker.
 //!
 //! Users depend on the `bp` crate, which re-exports everything here.
+//!
+//! # Unsafe code
+//!
+//! Three modules hold `unsafe`, each block with a `// SAFETY:` comment and a safe twin
+//! the tests compare it with on random inputs (proptest): the GEMM's micro-kernel and
+//! its dispatch to `#[target_feature]` code (`kernels/packed.rs`), the dispatch of the
+//! fixed-size dense kernels (`kernels/linear/fixed.rs`), and the job pointer of the
+//! worker pool ([`pool`]). The crate denies `unsafe_code`, those three modules alone
+//! allow it, and every other module forbids it: `forbid`, unlike `deny`, cannot be
+//! lifted by an `allow` further in, so no function of a safe module can opt out. The
+//! crate itself cannot forbid, since a crate-level `forbid` would refuse the three
+//! `allow`s as well; the two modules that only contain an unsafe one (`kernels`,
+//! `kernels::linear`) rest on the crate's `deny`, and any new module starts under it.
+#![deny(unsafe_code)]
 
 mod error;
 mod float;
+#[forbid(unsafe_code)]
 mod network;
 mod tensor;
 
@@ -15,7 +30,10 @@ pub mod io;
 pub mod kernels;
 pub mod loss;
 pub mod optim;
+#[allow(unsafe_code)] // the job pointer handed to the workers; see the module's docs
 pub mod pool;
+#[cfg(test)]
+mod prop;
 pub mod rng;
 pub mod train;
 

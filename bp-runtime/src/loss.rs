@@ -19,6 +19,7 @@
 //! assert_eq!(grad.shape(), &[2, 3]);
 //! assert_eq!(loss::accuracy(&logits, &[0, 1]).unwrap(), 0.5);
 //! ```
+#![forbid(unsafe_code)]
 
 use crate::{Error, Float, Tensor};
 

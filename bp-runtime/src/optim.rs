@@ -45,6 +45,7 @@
 //! a new PyTorch optimizer would give it; this is not an error and never panics. So one
 //! optimizer per network: alternating two networks through one optimizer restarts their
 //! moments at every step.
+#![forbid(unsafe_code)]
 
 mod adam;
 mod sgd;

@@ -388,6 +388,7 @@ pub fn chunk_start(len: usize, parts: usize, p: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
 
     /// Runs `run(parts, …)` and returns how many times each part ran.
     fn counts(parts: usize) -> Vec<usize> {
@@ -468,6 +469,85 @@ mod tests {
             run(2, &|i| _ = sum.fetch_add(i + 1, Relaxed));
         }
         assert_eq!(sum.load(Relaxed), 30_000);
+    }
+
+    /// A part's work: `spins` rounds of a hash of `(seed, part)`, so parts take different
+    /// times and a result read from the wrong part or job shows.
+    fn work(seed: u64, part: usize, spins: u32) -> u64 {
+        let mut h = seed ^ (part as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..=spins {
+            h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        }
+        h
+    }
+
+    /// What `f(i)` of the random job computes, per part (0 where it did not run) and
+    /// nested part, and how many times each part ran.
+    struct Outcome {
+        values: Vec<u64>,
+        nested: Vec<u64>,
+        runs: Vec<usize>,
+    }
+
+    /// Runs the random job with `runner` (`run` or its safe twin `sequential`): part `i`
+    /// computes `work(seed, i, spins[i])`, and when `nest` also runs a 3-part job inside.
+    fn job(
+        runner: fn(usize, Job<'_>),
+        parts: usize,
+        spins: &[u32],
+        nest: bool,
+        seed: u64,
+    ) -> Outcome {
+        let values: Vec<AtomicU64> = (0..parts).map(|_| AtomicU64::new(0)).collect();
+        let nested: Vec<AtomicU64> = (0..3 * parts).map(|_| AtomicU64::new(0)).collect();
+        let runs: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+        runner(parts, &|i| {
+            runs[i].fetch_add(1, SeqCst);
+            values[i].store(work(seed, i, spins[i]), SeqCst);
+            if nest {
+                run(3, &|j| {
+                    nested[3 * i + j].store(work(seed, 100 + 3 * i + j, 5), SeqCst)
+                });
+            }
+        });
+        let take = |v: Vec<AtomicU64>| v.into_iter().map(AtomicU64::into_inner).collect();
+        Outcome {
+            values: take(values),
+            nested: take(nested),
+            runs: runs.into_iter().map(AtomicUsize::into_inner).collect(),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::prop::config(96))]
+
+        /// `run`, whose workers call the caller's closure through the lifetime-erased job
+        /// pointer (the module's one `unsafe`), against its safe twin `sequential`: the same
+        /// results, every part once, with parts of random lengths, nested jobs, and another
+        /// thread using the pool at the same time.
+        #[test]
+        fn run_is_its_sequential_twin(
+            parts in 0..=MAX_CHUNKS + 1,
+            spins in proptest::collection::vec(0..3000u32, MAX_CHUNKS + 1),
+            nest in proptest::bool::ANY,
+            concurrent in proptest::bool::ANY,
+            seed in proptest::num::u64::ANY,
+        ) {
+            let want = job(sequential, parts, &spins, nest, seed);
+            let got = thread::scope(|s| {
+                let other = concurrent.then(|| s.spawn(|| job(run, parts, &spins, nest, !seed)));
+                let got = job(run, parts, &spins, nest, seed);
+                if let Some(other) = other {
+                    let other = other.join().expect("the other caller's job");
+                    let twin = job(sequential, parts, &spins, nest, !seed);
+                    assert_eq!((other.values, other.nested), (twin.values, twin.nested));
+                }
+                got
+            });
+            proptest::prop_assert_eq!(&got.runs, &vec![1; parts]);
+            proptest::prop_assert_eq!(got.values, want.values);
+            proptest::prop_assert_eq!(got.nested, want.nested);
+        }
     }
 
     #[test]

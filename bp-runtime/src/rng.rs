@@ -26,6 +26,7 @@
 //! sorted.sort();
 //! assert_eq!(sorted, [1, 2, 3, 4, 5]);
 //! ```
+#![forbid(unsafe_code)]
 
 use rand_chacha::rand_core::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;

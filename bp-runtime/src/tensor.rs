@@ -1,4 +1,5 @@
 //! `Tensor`: a row-major array of `f32` or `f64` with its shape.
+#![forbid(unsafe_code)]
 
 use crate::{Error, Float};
 use std::fmt;

@@ -14,6 +14,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 use crate::data::{Batcher, Dataset};
 use crate::loss::{accuracy, softmax_cross_entropy};

@@ -1,6 +1,7 @@
 //! The gradient checker must bite: a hand-written network `y = W2·relu(W1·x + b1)` whose
 //! backward pass takes relu' and the bias-gradient factor as parameters passes with the
 //! right ones and fails, naming the right tensors, with wrong ones.
+#![forbid(unsafe_code)]
 
 use bp_runtime::check::{GradCheck, Role};
 use bp_runtime::{Error, Network, ParamVisitor, Port, Tensor};

@@ -1,4 +1,5 @@
 //! The data loaders on the real files shipped in `data/`, and on corrupt copies of them.
+#![forbid(unsafe_code)]
 
 use bp_runtime::data::{self, read_csv, read_idx_images, read_idx_labels, Batcher, CsvOptions};
 use bp_runtime::{Error, Tensor};

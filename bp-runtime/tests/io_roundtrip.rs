@@ -1,6 +1,7 @@
 //! Safetensors save and load of a hand-written network: round trip, strictness (names
 //! both ways, shapes, dtypes, structure hash), garbage files, all-or-nothing loading, and
 //! files laid out as PyTorch's `safetensors.torch.save_file` writes them.
+#![forbid(unsafe_code)]
 
 use bp_runtime::{io, Error, Float, Network, ParamVisitor, Port, Tensor};
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
 //! Shuffled mini-batches copied into reusable tensors.
+#![forbid(unsafe_code)]
 
 use super::Dataset;
 use crate::rng::Rng;

@@ -1,5 +1,6 @@
 //! Numeric CSV: one sample per line, every field a number, one field the class label.
 //! No quoting (a numeric table needs none).
+#![forbid(unsafe_code)]
 
 use super::{read_maybe_gz, Dataset};
 use crate::{Error, Float, Tensor};

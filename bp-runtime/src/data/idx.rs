@@ -1,6 +1,7 @@
 //! The IDX format of MNIST: a big-endian header (magic, then one u32 per dimension) and
 //! unsigned bytes. Only the two kinds MNIST uses are read: images (`0x00000803`: count,
 //! rows, cols) and labels (`0x00000801`: count).
+#![forbid(unsafe_code)]
 
 use super::read_maybe_gz;
 use crate::Error;

@@ -20,6 +20,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 
 mod batches;
 mod csv;

@@ -6,6 +6,7 @@
 //! ox·s + j − p]` (0 outside the image). The weight `[out, C, k, k]` read as
 //! `[out, C·k·k]` times `cols` is the output `[out, ho·wo]`; `col2im` is the adjoint of
 //! `im2col` (it adds each column entry back to the pixel it came from).
+#![forbid(unsafe_code)]
 
 use super::gemm::gemm;
 use super::reduce::sum_of;

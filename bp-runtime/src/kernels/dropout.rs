@@ -3,6 +3,7 @@
 //!
 //! The mask comes from the runtime's seeded [`Rng`], so it is reproducible across
 //! versions and platforms, but it is not PyTorch's mask.
+#![forbid(unsafe_code)]
 
 use super::put;
 use crate::rng::Rng;

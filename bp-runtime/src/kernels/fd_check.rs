@@ -1,6 +1,7 @@
 //! Helpers for the gradient tests of the convolution, pooling, normalization, dropout
 //! and recurrent kernels: random data, a fourth-order central difference and the
 //! comparison `|a − b| ≤ 1e-6·|b| + 1e-9·max|b|`.
+#![forbid(unsafe_code)]
 
 use crate::rng::Rng;
 

@@ -8,6 +8,7 @@
 //! bands of rows (or columns, for a column-major C), one per thread, on the
 //! allocation-free worker pool of [`crate::pool`]. The threshold is measured by
 //! `cargo run --release -p bp-runtime --example gemm_pick -- sweep`.
+#![forbid(unsafe_code)]
 
 use crate::Float;
 use std::sync::atomic::{AtomicUsize, Ordering};

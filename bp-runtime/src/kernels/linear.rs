@@ -4,6 +4,7 @@
 use super::gemm::gemm;
 use crate::Float;
 
+#[allow(unsafe_code)] // `#[target_feature]` calls after the CPU check
 mod fixed;
 pub use fixed::{
     linear_backward_input_fixed, linear_backward_weight_fixed, linear_fixed, FIXED_MAX,

@@ -10,11 +10,12 @@
 //!   `true` adds to it — the first contribution to a residual writes, later ones add.
 //! - Lengths are guaranteed by the generated code and checked exactly only in debug
 //!   builds; in release a wrong length can give a wrong result or a panic, never
-//!   undefined behaviour (everything but the [`gemm`] call is safe code, and the
-//!   [`gemm`] wrapper checks its bounds before calling the crate).
-//! - Large products go through [`gemm`] (the faer project's `gemm` crates), which may
-//!   use [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else
-//!   is single-threaded loops written so the compiler vectorizes them.
+//!   undefined behaviour (every module but `packed` and `linear::fixed` forbids
+//!   `unsafe`; [`gemm`] checks every operand's extent before the packed product runs,
+//!   and the fixed-size kernels index with bounds checks).
+//! - Large products go through [`gemm`] (bp's own, `packed.rs`), which may use
+//!   [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else is
+//!   single-threaded loops written so the compiler vectorizes them.
 
 mod conv;
 mod dropout;
@@ -22,7 +23,9 @@ mod dropout;
 mod fd_check;
 mod gemm;
 mod linear;
+#[forbid(unsafe_code)]
 mod norm;
+#[allow(unsafe_code)] // unchecked loads in the micro-kernel, `#[target_feature]` calls
 mod packed;
 mod pool;
 mod recurrent;

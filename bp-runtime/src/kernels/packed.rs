@@ -28,7 +28,12 @@
 //! fastest the CPU supports is chosen at run time. The `unsafe` here is of two kinds,
 //! each argued where it stands: calling a `#[target_feature]` function after the feature
 //! check, and the micro-kernel's unchecked loads, whose extent is checked once per tile.
-//! The tests compare every path with a naive triple loop, the safe twin.
+//! Each has a safe twin (`packed/safe.rs`): a micro-kernel doing the same sums in the
+//! same order with every load bounds-checked, a scalar transpose, and the same kernels
+//! compiled for the baseline target. The tests
+//! (`packed/tests.rs`) run the whole product through the twins (`safe::run`) and require
+//! the same bits on random shapes, strides and tails, and compare every path with a
+//! naive triple loop.
 
 use crate::Float;
 
@@ -87,7 +92,7 @@ impl Elem for f64 {}
 impl Elem for f32 {
     fn transpose16(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if best_isa() == Isa::Avx512 {
+        if best_isa() == Isa::Avx512 && !safe::active() {
             assert!(src.len() > 15 * srs + 15 && dst.len() > 15 * drs + 15);
             // SAFETY: the CPU has avx512f (best_isa), and the assert bounds every row
             // `transpose16_avx512` reads and writes.
@@ -212,17 +217,22 @@ fn tile<T: Elem, const R: usize, const NR: usize, const FMA: bool>(
         kc >= 1 && a_last < a.d.len() && b_last < b.d.len(),
         "gemm tile out of bounds"
     );
-    // SAFETY: the asserts above bound every offset the kernel reads (all terms are
-    // non-negative and increasing in i, j, p), and both slices are live and initialized.
-    let acc = unsafe {
-        micro::<T, R, NR, FMA>(
-            kc,
-            a.d.as_ptr().add(a0),
-            a.rs,
-            a.cs,
-            b.d.as_ptr().add(b0),
-            b.rs,
-        )
+    let acc = if safe::active() {
+        safe::micro::<T, R, NR, FMA>(kc, (a.d, a0, a.rs, a.cs), (b.d, b0, b.rs))
+    } else {
+        // SAFETY: the asserts above bound every offset the kernel reads (all terms are
+        // non-negative and increasing in i, j, p), and both slices are live and
+        // initialized.
+        unsafe {
+            micro::<T, R, NR, FMA>(
+                kc,
+                a.d.as_ptr().add(a0),
+                a.rs,
+                a.cs,
+                b.d.as_ptr().add(b0),
+                b.rs,
+            )
+        }
     };
     let put = |o: &mut T, v: T| {
         *o = if !first || beta == T::ONE {
@@ -607,16 +617,29 @@ macro_rules! entry {
                 &'a mut Vec<$t>,
             );
 
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx2,fma")]
-            fn avx512((mnk, al, a, b, be, c, cs, s): Args) {
+            /// The AVX-512 tiles; compiled for AVX-512 by `avx512`, for the baseline
+            /// target as its safe twin.
+            #[inline(always)]
+            fn avx512_tiles((mnk, al, a, b, be, c, cs, s): Args) {
                 blocked::<$t, { $avx512.0 }, { $avx512.1 }, true>(mnk, al, a, b, be, c, cs, s)
             }
 
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2((mnk, al, a, b, be, c, cs, s): Args) {
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512(args: Args) {
+                avx512_tiles(args)
+            }
+
+            /// The AVX2 tiles, as `avx512_tiles`.
+            #[inline(always)]
+            fn avx2_tiles((mnk, al, a, b, be, c, cs, s): Args) {
                 blocked::<$t, { $avx2.0 }, { $avx2.1 }, true>(mnk, al, a, b, be, c, cs, s)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(args: Args) {
+                avx2_tiles(args)
             }
 
             fn baseline((mnk, al, a, b, be, c, cs, s): Args) {
@@ -626,6 +649,12 @@ macro_rules! entry {
             fn run(isa: Isa, args: Args) {
                 match isa {
                     Isa::Baseline => baseline(args),
+                    // The safe twins (tests only): the same tiles and multiply-adds
+                    // compiled for the baseline target, so the same bits.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 if safe::active() => avx512_tiles(args),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 if safe::active() => avx2_tiles(args),
                     // SAFETY: `isa` is Avx512 only when `best_isa` saw avx512f, avx2 and
                     // fma on this CPU (or a test forced a path it checked the CPU has).
                     #[cfg(target_arch = "x86_64")]
@@ -675,5 +704,6 @@ macro_rules! entry {
 entry!(f32, gemm_f32, (12, 32), (6, 16), (4, 8));
 entry!(f64, gemm_f64, (12, 16), (6, 8), (4, 4));
 
+mod safe;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 //!
 //! Each of the `batch·C` channel planes `[H, W]` is pooled on its own; window `(oy, ox)`
 //! covers rows `oy·s .. oy·s + k` and columns `ox·s .. ox·s + k`.
+#![forbid(unsafe_code)]
 
 use crate::Float;
 

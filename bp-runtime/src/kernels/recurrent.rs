@@ -3,6 +3,7 @@
 //! plus `last` (the final step of a sequence).
 //!
 //! The layouts and the calling protocol are documented on [`RnnGeom`].
+#![forbid(unsafe_code)]
 
 mod gru;
 mod lstm;

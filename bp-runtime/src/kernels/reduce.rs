@@ -1,6 +1,7 @@
 //! Reductions over the `n` elements of each row (`sum`, `mean`) and their backward
 //! broadcasts, plus the vectorizable row helpers (sum, dot, max) that the softmax
 //! kernels share.
+#![forbid(unsafe_code)]
 
 use super::put;
 use crate::Float;

@@ -1,6 +1,7 @@
 //! `softmax` and `log_softmax` over the last dimension (`n` elements per row), both
 //! computed after subtracting the row maximum so that no `exp` overflows, and their
 //! backward formulas.
+#![forbid(unsafe_code)]
 
 use super::put;
 use super::reduce::{dot_of, max_of, sum_of};

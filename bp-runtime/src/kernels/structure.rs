@@ -1,5 +1,6 @@
 //! Kernels that move values without arithmetic (beyond the additions of accumulated
 //! gradients): copies (`flatten`, output-gradient copies) and concatenation.
+#![forbid(unsafe_code)]
 
 use super::put;
 use crate::Float;

@@ -1,5 +1,6 @@
 //! Helpers shared by the kernels' unit tests: deterministic data, comparisons and
 //! central finite differences.
+#![forbid(unsafe_code)]
 
 /// `len` deterministic values in [-1, 1) that are not all alike; `seed` picks the set.
 pub(crate) fn data(len: usize, seed: usize) -> Vec<f64> {

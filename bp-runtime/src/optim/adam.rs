@@ -1,4 +1,5 @@
 //! Adam and AdamW, `torch.optim.Adam` and `torch.optim.AdamW`.
+#![forbid(unsafe_code)]
 
 use super::{invalid, non_negative, same_len, Optimizer, State};
 use crate::{Error, Float, Network};

@@ -1,4 +1,5 @@
 //! Stochastic gradient descent, `torch.optim.SGD`.
+#![forbid(unsafe_code)]
 
 use super::{invalid, non_negative, same_len, Optimizer, State};
 use crate::{Error, Float, Network, Tensor};

@@ -1,4 +1,6 @@
 //! Tests of the GEMM wrapper against a naive product.
+#![forbid(unsafe_code)]
+
 use super::*;
 
 /// Reference: C[i,j] = alpha·Σ_p A[i,p]·B[p,j] + beta·C[i,j], in f64, safe indexing.

@@ -6,8 +6,12 @@
 //! layer does 16 of them per row).
 //!
 //! Each function is compiled for AVX-512, AVX2+FMA and the baseline target, and the best
-//! the CPU runs is picked at run time (as the GEMM's micro-kernels are). Plain safe Rust;
-//! the tests compare each with the general kernels.
+//! the CPU runs is picked at run time (as the GEMM's micro-kernels are). The one `unsafe`
+//! is that call of a `#[target_feature]` function after the CPU check; the bodies are
+//! safe Rust. The safe twin of each is its body with the same fused or separate
+//! multiply-add, compiled for the baseline target: the tests require the same bits from
+//! both on random row counts, data and slice tails, and compare each with the general
+//! kernels.
 
 use super::super::packed::{best_isa, Isa};
 use crate::Float;
@@ -217,6 +221,7 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
 mod tests {
     use super::*;
     use crate::kernels::{linear, linear_backward_input, linear_backward_weight};
+    use proptest::prelude::*;
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
         let mut r = crate::rng::Rng::new(seed);
@@ -260,6 +265,99 @@ mod tests {
             check::<32, 10>(rows);
             check::<1, 1>(rows);
             check::<7, 13>(rows);
+        }
+    }
+
+    /// Whether the kernels `best_isa` picks fuse their multiply-adds; their safe twins are
+    /// the bodies with the same choice.
+    fn fma() -> bool {
+        best_isa() != Isa::Baseline
+    }
+
+    /// `v` in f32 or f64, with `extra` values past the end that a kernel must not touch.
+    fn values<T: Float>(n: usize, extra: usize, seed: u64) -> Vec<T> {
+        data(n + extra, seed).into_iter().map(T::from_f64).collect()
+    }
+
+    fn same_bits<T: Float>(what: &str, got: &[T], twin: &[T]) -> Result<(), TestCaseError> {
+        let p = got
+            .iter()
+            .zip(twin)
+            .position(|(g, t)| g.to_f64().to_bits() != t.to_f64().to_bits());
+        match p {
+            Some(p) => Err(TestCaseError::fail(format!(
+                "{what}[{p}]: {} vs the twin's {}",
+                got[p].to_f64(),
+                twin[p].to_f64()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The three dispatching kernels against their safe twins, bit for bit.
+    fn twins<T: Float, const INP: usize, const OUT: usize>(
+        rows: usize,
+        bias: bool,
+        accumulate: bool,
+        extra: usize,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let (x, w, b) = (
+            values::<T>(rows * INP, extra, seed),
+            values::<T>(OUT * INP, extra, seed ^ 1),
+            values::<T>(OUT, extra, seed ^ 2),
+        );
+        let b = bias.then_some(&b[..]);
+        let y0 = values::<T>(rows * OUT, extra, seed ^ 3);
+        let (mut y, mut y_twin) = (y0.clone(), y0);
+        linear_fixed::<T, INP, OUT>(rows, &x, &w, b, &mut y);
+        if fma() {
+            forward::<T, INP, OUT, true>(rows, &x, &w, b, &mut y_twin);
+        } else {
+            forward::<T, INP, OUT, false>(rows, &x, &w, b, &mut y_twin);
+        }
+        same_bits("y", &y, &y_twin)?;
+        let dy = values::<T>(rows * OUT, extra, seed ^ 4);
+        let dx0 = values::<T>(rows * INP, extra, seed ^ 5);
+        let (mut dx, mut dx_twin) = (dx0.clone(), dx0);
+        linear_backward_input_fixed::<T, INP, OUT>(rows, &dy, &w, &mut dx, accumulate);
+        if fma() {
+            input::<T, INP, OUT, true>(rows, &dy, &w, &mut dx_twin, accumulate);
+        } else {
+            input::<T, INP, OUT, false>(rows, &dy, &w, &mut dx_twin, accumulate);
+        }
+        same_bits("dx", &dx, &dx_twin)?;
+        let dw0 = values::<T>(OUT * INP, extra, seed ^ 6);
+        let (mut dw, mut dw_twin) = (dw0.clone(), dw0);
+        linear_backward_weight_fixed::<T, INP, OUT>(rows, &dy, &x, &mut dw, accumulate);
+        if fma() {
+            weight::<T, INP, OUT, true>(rows, &dy, &x, &mut dw_twin, accumulate);
+        } else {
+            weight::<T, INP, OUT, false>(rows, &dy, &x, &mut dw_twin, accumulate);
+        }
+        same_bits("dw", &dw, &dw_twin)
+    }
+
+    proptest! {
+        #![proptest_config(crate::prop::config(64))]
+
+        #[test]
+        fn dispatched_kernels_are_their_safe_twins(
+            rows in 0..=37usize,
+            bias in any::<bool>(),
+            accumulate in any::<bool>(),
+            extra in 0..=3usize,
+            seed in any::<u64>(),
+        ) {
+            // Rows not a multiple of 4 (the forward's row blocks), outputs not a multiple
+            // of 4 (the weight gradient's), widths not a multiple of any vector.
+            twins::<f32, 2, 8>(rows, bias, accumulate, extra, seed)?;
+            twins::<f32, 7, 13>(rows, bias, accumulate, extra, seed)?;
+            twins::<f32, 33, 17>(rows, bias, accumulate, extra, seed)?;
+            twins::<f32, 1, 1>(rows, bias, accumulate, extra, seed)?;
+            twins::<f64, 3, 5>(rows, bias, accumulate, extra, seed)?;
+            twins::<f64, 64, 32>(rows, bias, accumulate, extra, seed)?;
+            twins::<f64, 9, 1>(rows, bias, accumulate, extra, seed)?;
         }
     }
 

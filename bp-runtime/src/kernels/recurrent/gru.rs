@@ -8,6 +8,7 @@
 //! r and z (shared by both sides), of the input side of n (`W_in x + b_in`) and of
 //! `W_hn h + b_hn`, so the input side reads its residuals from columns `0..3H` and the
 //! hidden side from columns `0..2H` and `3H..4H`.
+#![forbid(unsafe_code)]
 
 use super::{a_w, add_a_wt, adds_params, at_v, col_sums, tail, tail_mut};
 use super::{check_backward, check_bias, check_forward, sigmoid, RnnGeom, RnnKind};

@@ -3,6 +3,7 @@
 //! b_hh` (the rows of each gate), `c_t = f⊙c_{t−1} + i⊙g`, `h_t = o⊙tanh(c_t)`.
 //! The `gates` workspace keeps `i, f, g, o` after activation (width `4H`), `cell` keeps
 //! `c_t`.
+#![forbid(unsafe_code)]
 
 use super::{
     backward_tail, check_backward, check_bias, check_forward, preactivate, sigmoid, RnnGeom,

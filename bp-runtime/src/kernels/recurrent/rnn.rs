@@ -1,6 +1,7 @@
 //! The Elman RNN with tanh (PyTorch's `nn.RNN`): `h_t = tanh(W_ih x_t + b_ih +
 //! W_hh h_{t−1} + b_hh)`. Its `gates` workspace keeps `h_t` (width `H`), so backward
 //! needs only `1 − h_t²`.
+#![forbid(unsafe_code)]
 
 use super::{
     backward_tail, check_backward, check_bias, check_forward, preactivate, RnnGeom, RnnKind,

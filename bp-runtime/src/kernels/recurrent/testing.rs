@@ -1,6 +1,7 @@
 //! The test harness shared by the three cells: run a kernel's forward over all steps,
 //! run full BPTT, and compare with a naive reference of PyTorch's equations and with
 //! central finite differences of `J = Σ R⊙y`.
+#![forbid(unsafe_code)]
 
 use super::{
     gru_step, gru_step_backward, lstm_step, lstm_step_backward, rnn_step, rnn_step_backward,
