@@ -17,16 +17,23 @@ pub fn methods(c: &Ctx) -> TokenStream {
         let f = &c.g.params[p].ident;
         init_param(c, p, quote!(&mut #params.#f), &seed)
     });
-    let zeros = |f: &proc_macro2::Ident, shape: &[usize]| {
+    // Every tensor the network owns, allocated fallibly and named for the error.
+    let alloc = |f: &proc_macro2::Ident, what: String, shape: &[usize], v: f64| {
         let dims = shape.iter().map(|&d| lit(d));
-        quote!(#f: ::bp::Tensor::zeros(&[#(#dims),*]))
+        let v = crate::symbolic::literal(v);
+        quote!(#f: ::bp::alloc_tensor(#what, &[#(#dims),*], #v)?)
     };
-    let pz = c.g.params.iter().map(|p| zeros(&p.ident, &p.shape));
-    let gz = c.g.params.iter().map(|p| zeros(&p.grad_ident, &p.shape));
+    let pz = c.g.params.iter().map(|p| {
+        let what = format!("parameter `{}`", p.torch_name);
+        alloc(&p.ident, what, &p.shape, 0.0)
+    });
+    let gz = c.g.params.iter().map(|p| {
+        let what = format!("the gradient of `{}`", p.torch_name);
+        alloc(&p.grad_ident, what, &p.shape, 0.0)
+    });
     let bz = c.g.buffers.iter().map(|b| {
-        let (f, v) = (&b.ident, crate::symbolic::literal(b.init));
-        let dims = b.shape.iter().map(|&d| lit(d));
-        quote!(#f: ::bp::Tensor::full(&[#(#dims),*], #v))
+        let what = format!("buffer `{}`", b.torch_name);
+        alloc(&b.ident, what, &b.shape, b.init)
     });
 
     let inputs = c.inputs();
@@ -88,10 +95,24 @@ pub fn methods(c: &Ctx) -> TokenStream {
     let new_doc = docs::new_doc(c);
     quote! {
         #[doc = #new_doc]
+        ///
+        /// # Panics
+        /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
+        /// returns that as an error instead.
         pub fn new(#seed: u64) -> Self {
+            match Self::try_new(#seed) {
+                ::core::result::Result::Ok(net) => net,
+                ::core::result::Result::Err(e) => ::core::panic!("{}", e),
+            }
+        }
+
+        /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
+        /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
+        /// tensor, instead of aborting the process.
+        pub fn try_new(#seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
             let mut #params = #m::Params { #(#pz,)* };
             #(#inits)*
-            Self {
+            ::core::result::Result::Ok(Self {
                 params: #params,
                 grads: #m::Grads { #(#gz,)* },
                 values: ::core::default::Default::default(),
@@ -104,7 +125,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 forward_done: false,
                 backward_done: false,
                 grads_spent: true,
-            }
+            })
         }
 
         #[doc = #fdoc]

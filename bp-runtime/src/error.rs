@@ -35,6 +35,14 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Memory for a tensor could not be allocated (reported by the fallible constructors,
+    /// such as a network's `try_new`, instead of aborting the process).
+    Alloc {
+        /// The tensor, e.g. "parameter `fc1.weight` [1000000, 4096]".
+        what: String,
+        /// The bytes asked for (`usize::MAX` when the size itself overflows).
+        bytes: usize,
+    },
     /// A file was read but its content is malformed or does not fit the network.
     Format {
         /// The path or a description of the source.
@@ -89,6 +97,9 @@ impl fmt::Display for Error {
             ),
             Error::Invalid(message) => f.write_str(message),
             Error::Io { path, source } => write!(f, "{path}: {source}"),
+            Error::Alloc { what, bytes } => {
+                write!(f, "could not allocate {bytes} bytes for {what}")
+            }
             Error::Format { path, message } => write!(f, "{path}: {message}"),
         }
     }

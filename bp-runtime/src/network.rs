@@ -138,6 +138,18 @@ pub trait Network {
     }
 }
 
+/// A tensor of `shape` filled with `value` for a network's fallible constructor; an
+/// allocation failure is an error naming `what` (a parameter, gradient or buffer).
+pub fn alloc_tensor<T: Float>(what: &str, shape: &[usize], value: T) -> Result<Tensor<T>, Error> {
+    Tensor::try_full(shape, value).map_err(|e| match e {
+        Error::Alloc { bytes, .. } => Error::Alloc {
+            what: format!("{what} {shape:?}"),
+            bytes,
+        },
+        e => e,
+    })
+}
+
 /// Checks a batch handed to input `name` against its per-sample shape and returns the
 /// batch size. Called by generated `forward` and `predict`.
 ///

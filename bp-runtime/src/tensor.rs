@@ -99,6 +99,30 @@ impl<T: Float> Tensor<T> {
         }
     }
 
+    /// [`Tensor::full`] that reports a failed allocation (or a rank over [`MAX_RANK`]) as
+    /// an error instead of aborting the process: what a network's `try_new` builds its
+    /// parameters with.
+    pub fn try_full(shape: &[usize], value: T) -> Result<Tensor<T>, Error> {
+        let dims = inline_dims(shape)?;
+        let fail = |bytes| Error::Alloc {
+            what: format!("a tensor of shape {shape:?}"),
+            bytes,
+        };
+        let n = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| fail(usize::MAX))?;
+        let bytes = n.saturating_mul(std::mem::size_of::<T>());
+        let mut data = Vec::new();
+        data.try_reserve_exact(n).map_err(|_| fail(bytes))?;
+        data.resize(n, value);
+        Ok(Tensor {
+            dims,
+            rank: shape.len(),
+            data,
+        })
+    }
+
     /// A tensor holding a copy of `data`.
     pub fn from_slice(shape: &[usize], data: &[T]) -> Result<Tensor<T>, Error> {
         Tensor::from_vec(shape, data.to_vec())

@@ -77,11 +77,24 @@ impl FanOut {
 - `a.weight` [4, 3]: Uniform(-0.5773502691896258, 0.5773502691896258)
 - `a.bias` [4]: Uniform(-0.5773502691896258, 0.5773502691896258)
 */
+    ///
+    /// # Panics
+    /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
+    /// returns that as an error instead.
     pub fn new(seed: u64) -> Self {
+        match Self::try_new(seed) {
+            ::core::result::Result::Ok(net) => net,
+            ::core::result::Result::Err(e) => ::core::panic!("{}", e),
+        }
+    }
+    /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
+    /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
+    /// tensor, instead of aborting the process.
+    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
         let mut params = __bp_FanOut::Params {
-            s: ::bp::Tensor::zeros(&[]),
-            a_weight: ::bp::Tensor::zeros(&[4, 3]),
-            a_bias: ::bp::Tensor::zeros(&[4]),
+            s: ::bp::alloc_tensor("parameter `s`", &[], 0.0)?,
+            a_weight: ::bp::alloc_tensor("parameter `a.weight`", &[4, 3], 0.0)?,
+            a_bias: ::bp::alloc_tensor("parameter `a.bias`", &[4], 0.0)?,
         };
         ::bp::init::constant(&mut params.s, 0.5);
         ::bp::init::uniform(
@@ -96,12 +109,16 @@ impl FanOut {
             0.5773502691896258,
             &mut ::bp::rng::Rng::for_name(seed, "a.bias"),
         );
-        Self {
+        ::core::result::Result::Ok(Self {
             params: params,
             grads: __bp_FanOut::Grads {
-                d_s: ::bp::Tensor::zeros(&[]),
-                d_a_weight: ::bp::Tensor::zeros(&[4, 3]),
-                d_a_bias: ::bp::Tensor::zeros(&[4]),
+                d_s: ::bp::alloc_tensor("the gradient of `s`", &[], 0.0)?,
+                d_a_weight: ::bp::alloc_tensor(
+                    "the gradient of `a.weight`",
+                    &[4, 3],
+                    0.0,
+                )?,
+                d_a_bias: ::bp::alloc_tensor("the gradient of `a.bias`", &[4], 0.0)?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
@@ -113,7 +130,7 @@ impl FanOut {
             forward_done: false,
             backward_done: false,
             grads_spent: true,
-        }
+        })
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 

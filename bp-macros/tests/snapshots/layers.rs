@@ -129,18 +129,39 @@ impl Layers {
 - `out.weight` [3, 69]: Uniform(-0.1203858530857692, 0.1203858530857692)
 - `out.bias` [3]: Uniform(-0.1203858530857692, 0.1203858530857692)
 */
+    ///
+    /// # Panics
+    /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
+    /// returns that as an error instead.
     pub fn new(seed: u64) -> Self {
+        match Self::try_new(seed) {
+            ::core::result::Result::Ok(net) => net,
+            ::core::result::Result::Err(e) => ::core::panic!("{}", e),
+        }
+    }
+    /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
+    /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
+    /// tensor, instead of aborting the process.
+    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
         let mut params = __bp_Layers::Params {
-            c_weight: ::bp::Tensor::zeros(&[4, 1, 3, 3]),
-            c_bias: ::bp::Tensor::zeros(&[4]),
-            bn_weight: ::bp::Tensor::zeros(&[4]),
-            bn_bias: ::bp::Tensor::zeros(&[4]),
-            l_weight_ih_l0: ::bp::Tensor::zeros(&[20, 4]),
-            l_weight_hh_l0: ::bp::Tensor::zeros(&[20, 5]),
-            l_bias_ih_l0: ::bp::Tensor::zeros(&[20]),
-            l_bias_hh_l0: ::bp::Tensor::zeros(&[20]),
-            out_weight: ::bp::Tensor::zeros(&[3, 69]),
-            out_bias: ::bp::Tensor::zeros(&[3]),
+            c_weight: ::bp::alloc_tensor("parameter `c.weight`", &[4, 1, 3, 3], 0.0)?,
+            c_bias: ::bp::alloc_tensor("parameter `c.bias`", &[4], 0.0)?,
+            bn_weight: ::bp::alloc_tensor("parameter `bn.weight`", &[4], 0.0)?,
+            bn_bias: ::bp::alloc_tensor("parameter `bn.bias`", &[4], 0.0)?,
+            l_weight_ih_l0: ::bp::alloc_tensor(
+                "parameter `l.weight_ih_l0`",
+                &[20, 4],
+                0.0,
+            )?,
+            l_weight_hh_l0: ::bp::alloc_tensor(
+                "parameter `l.weight_hh_l0`",
+                &[20, 5],
+                0.0,
+            )?,
+            l_bias_ih_l0: ::bp::alloc_tensor("parameter `l.bias_ih_l0`", &[20], 0.0)?,
+            l_bias_hh_l0: ::bp::alloc_tensor("parameter `l.bias_hh_l0`", &[20], 0.0)?,
+            out_weight: ::bp::alloc_tensor("parameter `out.weight`", &[3, 69], 0.0)?,
+            out_bias: ::bp::alloc_tensor("parameter `out.bias`", &[3], 0.0)?,
         };
         ::bp::init::uniform(
             &mut params.c_weight,
@@ -192,26 +213,66 @@ impl Layers {
             0.1203858530857692,
             &mut ::bp::rng::Rng::for_name(seed, "out.bias"),
         );
-        Self {
+        ::core::result::Result::Ok(Self {
             params: params,
             grads: __bp_Layers::Grads {
-                d_c_weight: ::bp::Tensor::zeros(&[4, 1, 3, 3]),
-                d_c_bias: ::bp::Tensor::zeros(&[4]),
-                d_bn_weight: ::bp::Tensor::zeros(&[4]),
-                d_bn_bias: ::bp::Tensor::zeros(&[4]),
-                d_l_weight_ih_l0: ::bp::Tensor::zeros(&[20, 4]),
-                d_l_weight_hh_l0: ::bp::Tensor::zeros(&[20, 5]),
-                d_l_bias_ih_l0: ::bp::Tensor::zeros(&[20]),
-                d_l_bias_hh_l0: ::bp::Tensor::zeros(&[20]),
-                d_out_weight: ::bp::Tensor::zeros(&[3, 69]),
-                d_out_bias: ::bp::Tensor::zeros(&[3]),
+                d_c_weight: ::bp::alloc_tensor(
+                    "the gradient of `c.weight`",
+                    &[4, 1, 3, 3],
+                    0.0,
+                )?,
+                d_c_bias: ::bp::alloc_tensor("the gradient of `c.bias`", &[4], 0.0)?,
+                d_bn_weight: ::bp::alloc_tensor(
+                    "the gradient of `bn.weight`",
+                    &[4],
+                    0.0,
+                )?,
+                d_bn_bias: ::bp::alloc_tensor("the gradient of `bn.bias`", &[4], 0.0)?,
+                d_l_weight_ih_l0: ::bp::alloc_tensor(
+                    "the gradient of `l.weight_ih_l0`",
+                    &[20, 4],
+                    0.0,
+                )?,
+                d_l_weight_hh_l0: ::bp::alloc_tensor(
+                    "the gradient of `l.weight_hh_l0`",
+                    &[20, 5],
+                    0.0,
+                )?,
+                d_l_bias_ih_l0: ::bp::alloc_tensor(
+                    "the gradient of `l.bias_ih_l0`",
+                    &[20],
+                    0.0,
+                )?,
+                d_l_bias_hh_l0: ::bp::alloc_tensor(
+                    "the gradient of `l.bias_hh_l0`",
+                    &[20],
+                    0.0,
+                )?,
+                d_out_weight: ::bp::alloc_tensor(
+                    "the gradient of `out.weight`",
+                    &[3, 69],
+                    0.0,
+                )?,
+                d_out_bias: ::bp::alloc_tensor("the gradient of `out.bias`", &[3], 0.0)?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
             buffers: __bp_Layers::Buffers {
-                bn_running_mean: ::bp::Tensor::full(&[4], 0.0),
-                bn_running_var: ::bp::Tensor::full(&[4], 1.0),
-                bn_num_batches_tracked: ::bp::Tensor::full(&[], 0.0),
+                bn_running_mean: ::bp::alloc_tensor(
+                    "buffer `bn.running_mean`",
+                    &[4],
+                    0.0,
+                )?,
+                bn_running_var: ::bp::alloc_tensor(
+                    "buffer `bn.running_var`",
+                    &[4],
+                    1.0,
+                )?,
+                bn_num_batches_tracked: ::bp::alloc_tensor(
+                    "buffer `bn.num_batches_tracked`",
+                    &[],
+                    0.0,
+                )?,
             },
             rng: ::bp::rng::Rng::for_name(seed, "dropout"),
             batch: 0,
@@ -220,7 +281,7 @@ impl Layers {
             forward_done: false,
             backward_done: false,
             grads_spent: true,
-        }
+        })
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 

@@ -73,12 +73,25 @@ impl Xor {
 - `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
 - `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
 */
+    ///
+    /// # Panics
+    /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
+    /// returns that as an error instead.
     pub fn new(seed: u64) -> Self {
+        match Self::try_new(seed) {
+            ::core::result::Result::Ok(net) => net,
+            ::core::result::Result::Err(e) => ::core::panic!("{}", e),
+        }
+    }
+    /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
+    /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
+    /// tensor, instead of aborting the process.
+    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
         let mut params = __bp_Xor::Params {
-            fc1_weight: ::bp::Tensor::zeros(&[8, 2]),
-            fc1_bias: ::bp::Tensor::zeros(&[8]),
-            fc2_weight: ::bp::Tensor::zeros(&[1, 8]),
-            fc2_bias: ::bp::Tensor::zeros(&[1]),
+            fc1_weight: ::bp::alloc_tensor("parameter `fc1.weight`", &[8, 2], 0.0)?,
+            fc1_bias: ::bp::alloc_tensor("parameter `fc1.bias`", &[8], 0.0)?,
+            fc2_weight: ::bp::alloc_tensor("parameter `fc2.weight`", &[1, 8], 0.0)?,
+            fc2_bias: ::bp::alloc_tensor("parameter `fc2.bias`", &[1], 0.0)?,
         };
         ::bp::init::uniform(
             &mut params.fc1_weight,
@@ -104,13 +117,21 @@ impl Xor {
             0.35355339059327373,
             &mut ::bp::rng::Rng::for_name(seed, "fc2.bias"),
         );
-        Self {
+        ::core::result::Result::Ok(Self {
             params: params,
             grads: __bp_Xor::Grads {
-                d_fc1_weight: ::bp::Tensor::zeros(&[8, 2]),
-                d_fc1_bias: ::bp::Tensor::zeros(&[8]),
-                d_fc2_weight: ::bp::Tensor::zeros(&[1, 8]),
-                d_fc2_bias: ::bp::Tensor::zeros(&[1]),
+                d_fc1_weight: ::bp::alloc_tensor(
+                    "the gradient of `fc1.weight`",
+                    &[8, 2],
+                    0.0,
+                )?,
+                d_fc1_bias: ::bp::alloc_tensor("the gradient of `fc1.bias`", &[8], 0.0)?,
+                d_fc2_weight: ::bp::alloc_tensor(
+                    "the gradient of `fc2.weight`",
+                    &[1, 8],
+                    0.0,
+                )?,
+                d_fc2_bias: ::bp::alloc_tensor("the gradient of `fc2.bias`", &[1], 0.0)?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
@@ -122,7 +143,7 @@ impl Xor {
             forward_done: false,
             backward_done: false,
             grads_spent: true,
-        }
+        })
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
