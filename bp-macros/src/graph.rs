@@ -159,7 +159,7 @@ pub fn lower(def: &NetworkDef, cx: &Ctxt) -> Graph {
             Item::Param { name, dims, init } => {
                 let shape = b.dims(name, dims);
                 let init = ops::param_init(init, cx);
-                let pid = b.add_param(name.to_string(), shape.clone(), init);
+                let pid = b.add_param(name.to_string(), shape.clone(), init, name.span());
                 b.define(name, Kind::Param(pid), Some(shape));
             }
             Item::Let { name, expr } => crate::lowering::lower_let(&mut b, name, expr),
@@ -262,11 +262,18 @@ impl Builder<'_> {
         self.graph.nodes.len() - 1
     }
 
-    /// Registers a learnable tensor.
-    pub fn add_param(&mut self, torch_name: String, shape: Vec<usize>, init: ParamInit) -> ParamId {
+    /// Registers a learnable tensor; an over-sized one is an error at `span` (the `param`
+    /// item's name or the layer's call).
+    pub fn add_param(
+        &mut self,
+        torch_name: String,
+        shape: Vec<usize>,
+        init: ParamInit,
+        span: Span,
+    ) -> ParamId {
         if numel(&shape) > MAX_ELEMENTS {
             self.cx.error(
-                Span::call_site(),
+                span,
                 format!(
                     "parameter `{torch_name}` would have {} elements (shape {shape:?}); {LIMIT}",
                     describe_elements(&shape)

@@ -19,6 +19,8 @@ mod symbolic;
 mod syntax;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod robustness;
 #[cfg(test)]
 mod snapshot;

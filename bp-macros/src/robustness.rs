@@ -174,6 +174,17 @@ fn long_and_deep_descriptions_expand_in_linear_time() {
                     .join(" + ")
             ),
         ),
+        // Found by the fuzz test: a chain over a parameter inside a node with fan-out took
+        // 30 s at 160 deep (derivatives of unrelated operands built as trees of zeros, and
+        // simplification redone at every level).
+        (
+            "relu nested 300 deep over a parameter, with fan-out",
+            format!(
+                "param o: [4] = ones; let b = x * sigmoid(a); let c = relu(a) - b * 2.0 + {}; \
+                 let y = sum(pow(c, 2.0)) + mean(b); output y, c;",
+                deep("relu(", ")", 300).replace('x', "o")
+            ),
+        ),
         (
             "2,000 lets in a chain",
             (1..2000)

@@ -125,35 +125,77 @@ impl E {
 /// ∂e/∂Var(k), unsimplified. At ties and kinks the rules follow PyTorch: relu'(0) = 0,
 /// |x|'(0) = 0, min/max split the residual evenly on a tie.
 pub fn derive(e: &E, k: usize) -> E {
+    nonzero(e, k).unwrap_or(c(0.0))
+}
+
+/// ∂e/∂Var(k), or `None` where it is identically zero: subtrees that do not read operand
+/// `k` are never differentiated into trees of zeros (for a deep chain over another
+/// operand those trees were quadratic in its depth).
+fn nonzero(e: &E, k: usize) -> Option<E> {
     match e {
-        E::Var(j) => c(if *j == k { 1.0 } else { 0.0 }),
-        E::Out | E::Grad | E::Const(_) => c(0.0),
-        E::Neg(a) => neg(derive(a, k)),
+        E::Var(j) => (*j == k).then(|| c(1.0)),
+        E::Out | E::Grad | E::Const(_) => None,
+        E::Neg(a) => nonzero(a, k).map(neg),
         E::Bin(op, a, b) => derive_bin(*op, a, b, k),
-        E::Un(f, a) => mul(derive_fun(*f, a), derive(a, k)),
-        E::Pow(a, p) => mul(mul(c(*p), pow((**a).clone(), p - 1.0)), derive(a, k)),
+        E::Un(f, a) => nonzero(a, k).map(|d| mul(derive_fun(*f, a), d)),
+        E::Pow(a, p) => nonzero(a, k).map(|d| mul(mul(c(*p), pow((**a).clone(), p - 1.0)), d)),
         E::Where(cmp, p) => {
             let [l, r, t, f] = &**p;
-            where_(*cmp, l.clone(), r.clone(), derive(t, k), derive(f, k))
+            let (dt, df) = (nonzero(t, k), nonzero(f, k));
+            if dt.is_none() && df.is_none() {
+                return None;
+            }
+            let zero = || c(0.0);
+            Some(where_(
+                *cmp,
+                l.clone(),
+                r.clone(),
+                dt.unwrap_or_else(zero),
+                df.unwrap_or_else(zero),
+            ))
         }
     }
 }
 
-fn derive_bin(op: Bin, a: &E, b: &E, k: usize) -> E {
-    let (da, db) = (derive(a, k), derive(b, k));
+/// The sum of the terms present.
+fn sum_of(a: Option<E>, b: Option<E>) -> Option<E> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(add(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn derive_bin(op: Bin, a: &E, b: &E, k: usize) -> Option<E> {
+    let (da, db) = (nonzero(a, k), nonzero(b, k));
+    if da.is_none() && db.is_none() {
+        return None;
+    }
     let (a, b) = (a.clone(), b.clone());
-    match op {
-        Bin::Add => add(da, db),
-        Bin::Sub => sub(da, db),
-        Bin::Mul => add(mul(da, b), mul(a, db)),
-        Bin::Div => sub(div(da, b.clone()), div(mul(a, db), mul(b.clone(), b))),
+    Some(match op {
+        Bin::Add => sum_of(da, db)?,
+        Bin::Sub => match (da, db) {
+            (Some(da), Some(db)) => sub(da, db),
+            (Some(da), None) => da,
+            (None, db) => neg(db?),
+        },
+        Bin::Mul => sum_of(da.map(|d| mul(d, b.clone())), db.map(|d| mul(a, d)))?,
+        Bin::Div => {
+            let first = da.map(|d| div(d, b.clone()));
+            let second = db.map(|d| div(mul(a, d), mul(b.clone(), b)));
+            match (first, second) {
+                (Some(f), Some(s)) => sub(f, s),
+                (Some(f), None) => f,
+                (None, s) => neg(s?),
+            }
+        }
         Bin::Min | Bin::Max => {
+            let (da, db) = (da.unwrap_or(c(0.0)), db.unwrap_or(c(0.0)));
             let first = if op == Bin::Min { Cmp::Lt } else { Cmp::Gt };
             let tie = mul(c(0.5), add(da.clone(), db.clone()));
             let rest = where_(Cmp::Eq, a.clone(), b.clone(), tie, db);
             where_(first, a, b, da, rest)
         }
-    }
+    })
 }
 
 /// f'(a) for a unary function.
@@ -330,7 +372,7 @@ fn simplify_bin(op: Bin, a: E, b: E) -> E {
             E::Neg(nb) => sub(a, *nb),
             b => add(a, b),
         },
-        Bin::Sub if a.is_const(0.0) => simplify(&neg(b)),
+        Bin::Sub if a.is_const(0.0) => neg_simplified(b),
         Bin::Sub => match b {
             E::Neg(nb) => add(a, *nb),
             b => sub(a, b),
@@ -338,8 +380,8 @@ fn simplify_bin(op: Bin, a: E, b: E) -> E {
         Bin::Mul if a.is_const(0.0) || b.is_const(0.0) => c(0.0),
         Bin::Mul if a.is_const(1.0) => b,
         Bin::Mul if b.is_const(1.0) => a,
-        Bin::Mul if a.is_const(-1.0) => simplify(&neg(b)),
-        Bin::Mul if b.is_const(-1.0) => simplify(&neg(a)),
+        Bin::Mul if a.is_const(-1.0) => neg_simplified(b),
+        Bin::Mul if b.is_const(-1.0) => neg_simplified(a),
         Bin::Mul => simplify_mul(a, b),
         Bin::Div if b.is_const(1.0) => a,
         Bin::Div if a.is_const(0.0) => c(0.0),
@@ -368,9 +410,26 @@ fn simplify_mul(a: E, b: E) -> E {
         return mul(other, w);
     };
     let [l, r, t, f] = *p;
-    let t = simplify(&mul(other.clone(), t));
-    let f = simplify(&mul(other, f));
+    // The operands are simplified already: only the new products are, and a zero branch
+    // stays zero without a copy of `other`.
+    let times = |other: E, branch: E| simplify_bin(Bin::Mul, other, branch);
+    let (t, f) = match (t.is_const(0.0), f.is_const(0.0)) {
+        (true, true) => (t, f),
+        (true, false) => (t, times(other, f)),
+        (false, true) => (times(other, t), f),
+        (false, false) => (times(other.clone(), t), times(other, f)),
+    };
     where_(cmp, l, r, t, f)
+}
+
+/// −a for an `a` that is simplified already (what `simplify(&neg(a))` gives, without
+/// simplifying `a` again).
+fn neg_simplified(a: E) -> E {
+    match a {
+        E::Const(v) => c(-v),
+        E::Neg(inner) => *inner,
+        a => neg(a),
+    }
 }
 
 /// How an emitted expression names its leaves.
@@ -688,8 +747,37 @@ pub fn literal(v: f64) -> TokenStream {
 }
 
 /// The formula in math notation for the `///` docs, operands named by `name`.
+///
+/// A formula of more than [`DOC_TERMS`] terms is not written out: unshared, a derivative
+/// through a deep chain grows quadratically with its depth, while the emitted code binds
+/// every repeated subexpression once.
 pub fn doc(e: &E, name: &dyn Fn(usize) -> String, out: &str, grad: &str) -> String {
+    if !at_most(e, DOC_TERMS) {
+        return format!("(a formula of more than {DOC_TERMS} terms: see the code)");
+    }
     doc_prec(e, name, out, grad).0
+}
+
+/// The most terms a formula in the docs has.
+pub const DOC_TERMS: usize = 400;
+
+/// Whether `e` has at most `limit` nodes (stops counting past the limit).
+fn at_most(e: &E, limit: usize) -> bool {
+    let mut stack = vec![e];
+    let mut n = 0;
+    while let Some(e) = stack.pop() {
+        n += 1;
+        if n > limit {
+            return false;
+        }
+        match e {
+            E::Var(_) | E::Out | E::Grad | E::Const(_) => {}
+            E::Neg(a) | E::Un(_, a) | E::Pow(a, _) => stack.push(a),
+            E::Bin(_, a, b) => stack.extend([&**a, &**b]),
+            E::Where(_, p) => stack.extend(p.iter()),
+        }
+    }
+    true
 }
 
 fn doc_prec(e: &E, name: &dyn Fn(usize) -> String, out: &str, grad: &str) -> (String, u8) {

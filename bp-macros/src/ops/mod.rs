@@ -444,7 +444,10 @@ pub fn layer_params(
     Some(
         params
             .into_iter()
-            .map(|(suffix, shape, init)| b.add_param(format!("{}.{suffix}", l.name), shape, init))
+            .map(|(suffix, shape, init)| {
+                let name = format!("{}.{suffix}", l.name);
+                b.add_param(name, shape, init, call.func.span())
+            })
             .collect(),
     )
 }
