@@ -40,18 +40,18 @@ fn child_allocates() {
     };
     // SAFETY: setrlimit reads the struct we pass and changes only this process's limit.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) }, 0);
-    let e = Huge::try_new(0)
-        .err()
-        .expect("a 4 GiB weight under a 1 GiB limit");
+    let Err(e) = Huge::try_new(0) else {
+        panic!("a 4 GiB weight allocated under a 1 GiB limit");
+    };
     println!("try_new: {e}");
     let small = Small::try_new(0).expect("a small network still allocates");
     println!(
         "small: {} weights",
         bp::Network::param(&small, "fc.weight").unwrap().len()
     );
-    let panic = std::panic::catch_unwind(|| Huge::new(0))
-        .err()
-        .expect("new panics");
+    let Err(panic) = std::panic::catch_unwind(|| Huge::new(0)) else {
+        panic!("new did not panic");
+    };
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     println!("new: {message}");
 }

@@ -312,3 +312,56 @@ fn grad_is_none_before_any_backward() {
         .unwrap();
     assert!(net.grad("fc1.weight").is_some());
 }
+
+bp::network! {
+    struct Bn {
+        input x: [3];
+        input img: [2, 1, 1];
+        let a = batch_norm(x);
+        let b = batch_norm(img);
+        let y = sum(a) + sum(b);
+        output y;
+    }
+}
+
+bp::network! {
+    struct BnImage {
+        input img: [2, 2, 1];
+        let b = batch_norm(img);
+        output b;
+    }
+}
+
+/// PyTorch's rule and message: batch norm in training needs more than one value per
+/// channel; in evaluation a single sample is fine.
+#[test]
+fn batch_norm_refuses_one_value_per_channel_in_training() {
+    let mut net = Bn::new(0);
+    let (x, img) = (
+        random_f32(&[1, 3], -1.0, 1.0, 1),
+        random_f32(&[1, 2, 1, 1], -1.0, 1.0, 2),
+    );
+    let e = net.forward(&x, &img).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "batch norm `a`: Expected more than 1 value per channel when training, got input size [1, 3]"
+    );
+    // Nothing changed: the running statistics are untouched.
+    assert_eq!(
+        net.buffer("a.num_batches_tracked").unwrap().as_slice()[0],
+        0.0
+    );
+    net.set_training(false);
+    net.forward(&x, &img).unwrap();
+    net.set_training(true);
+    let (x2, img2) = (
+        random_f32(&[2, 3], -1.0, 1.0, 3),
+        random_f32(&[2, 2, 1, 1], -1.0, 1.0, 4),
+    );
+    net.forward(&x2, &img2).unwrap();
+    // Images count H·W values per channel and sample: one sample of 2×1 is enough.
+    let mut image = BnImage::new(0);
+    image
+        .forward(&random_f32(&[1, 2, 2, 1], -1.0, 1.0, 5))
+        .unwrap();
+}

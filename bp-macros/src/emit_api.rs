@@ -84,6 +84,22 @@ pub fn methods(c: &Ctx) -> TokenStream {
     let prepare = c.has_prepare().then(
         || quote!(if #training { Self::prepare_pass(&mut self.rng, &mut self.values, #batch); }),
     );
+    // PyTorch's rule: batch norm in training needs more than one value per channel.
+    let bn_checks = c.g.nodes.iter().filter_map(|node| {
+        let op = node.op()?;
+        if op.name() != "batch_norm" {
+            return None;
+        }
+        let shape = c.g.shape(op.operands()[0]);
+        let per_channel = lit(crate::syntax::numel(shape) / shape[0].max(1));
+        let dims = shape.iter().map(|&d| lit(d));
+        let name = node.name.as_str();
+        Some(quote! {
+            ::bp::check_batch_norm(#name, #batch, #per_channel, &[#(#dims),*])?;
+        })
+    });
+    let bn_checks: Vec<TokenStream> = bn_checks.collect();
+    let bn_checks = (!bn_checks.is_empty()).then(|| quote!(if #training { #(#bn_checks)* }));
     let update = c.has_update().then(
         || quote!(if #training { Self::update_pass(&mut self.buffers, &self.values, #batch); }),
     );
@@ -158,6 +174,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
         fn run_forward(&mut self, #batch: usize) -> ::core::result::Result<#out_ty, ::bp::Error> {
             ::bp::Network::check_state(self)?;
             let #training = self.training;
+            #bn_checks
             #prepare
             Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #training);
             #update

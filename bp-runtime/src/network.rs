@@ -214,6 +214,25 @@ pub fn check_state_shape<T: Float>(
     Ok(())
 }
 
+/// Batch norm `name` in training mode needs more than one value per channel (the batch
+/// times `per_channel`, the spatial size), as in PyTorch, whose message this is: the
+/// variance of a single value is zero and its normalized output is 0.
+pub fn check_batch_norm(
+    name: &str,
+    batch: usize,
+    per_channel: usize,
+    per_sample: &[usize],
+) -> Result<(), Error> {
+    if batch.saturating_mul(per_channel) > 1 {
+        return Ok(());
+    }
+    let mut size = vec![batch];
+    size.extend_from_slice(per_sample);
+    Err(Error::invalid(format!(
+        "batch norm `{name}`: Expected more than 1 value per channel when training, got input size {size:?}"
+    )))
+}
+
 /// Checks that two inputs agree on the batch size.
 pub fn check_batch(first: &str, batch: usize, name: &str, other: usize) -> Result<(), Error> {
     if batch != other {

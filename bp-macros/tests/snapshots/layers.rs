@@ -346,6 +346,9 @@ out = d·out.weightᵀ + out.bias                                               
         ::bp::Network::check_state(self)?;
         let training = self.training;
         if training {
+            ::bp::check_batch_norm("bn", batch, 64, &[4, 8, 8])?;
+        }
+        if training {
             Self::prepare_pass(&mut self.rng, &mut self.values, batch);
         }
         Self::forward_pass(
