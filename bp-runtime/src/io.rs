@@ -9,6 +9,12 @@
 //! [`load`] is strict and all-or-nothing: it checks the whole file against the network
 //! (names both ways, shapes, dtypes, the structure hash) before it writes one element, so a
 //! failed load leaves the network as it was.
+//!
+//! Both loaders read a hostile file safely: the sizes in its header (the header's length,
+//! each tensor's shape and byte range) are checked against the bytes the file holds
+//! before anything is built from them, and a lie is an error naming the tensor and the
+//! numbers, never an allocation of what the header declares, nor a panic
+//! (`tests/loaders_hostile.rs`).
 #![forbid(unsafe_code)]
 
 use crate::{Error, Float, Network, Tensor};
@@ -198,8 +204,104 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, Error> {
-    SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::format(path_str(path), format!("not a valid safetensors file: {e}")))
+    let invalid =
+        |m: String| Error::format(path_str(path), format!("not a valid safetensors file: {m}"));
+    check_header(bytes).map_err(invalid)?;
+    SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))
+}
+
+/// Checks the sizes a safetensors header declares against the file before the
+/// `safetensors` crate reads it, with errors that name the tensor and the numbers: the
+/// header's length against the bytes that follow it, and each tensor's element count,
+/// byte size (for `F32` and `F64`) and byte range against the data the file holds. The
+/// crate checks the rest (dtypes, contiguous ranges, the metadata). Nothing is allocated
+/// in proportion to a declared size.
+///
+/// Beyond clearer messages, this keeps the crate's arithmetic in range: it adds the end
+/// of the data to the header's length unchecked, which overflows (a panic in a debug
+/// build) for a header whose tensors claim about 2^64 bytes.
+fn check_header(bytes: &[u8]) -> Result<(), String> {
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(format!(
+            "the file holds {} bytes, less than the 8 bytes of a safetensors header length",
+            bytes.len()
+        ));
+    };
+    let n = u64::from_le_bytes(*len);
+    let header = usize::try_from(n)
+        .ok()
+        .and_then(|n| rest.get(..n))
+        .ok_or_else(|| {
+            format!(
+                "the header is {n} bytes long but only {} bytes follow its length",
+                rest.len()
+            )
+        })?;
+    let data_len = (rest.len() - header.len()) as u64;
+    let json: serde_json::Value =
+        serde_json::from_slice(header).map_err(|e| format!("the header is not valid JSON: {e}"))?;
+    let serde_json::Value::Object(entries) = json else {
+        return Err("the header is not a JSON object of tensors".to_string());
+    };
+    for (name, info) in entries.iter().filter(|(name, _)| *name != "__metadata__") {
+        check_entry(name, info, data_len)?;
+    }
+    Ok(())
+}
+
+/// One tensor's entry of a safetensors header: `{"dtype", "shape", "data_offsets"}`.
+fn check_entry(name: &str, info: &serde_json::Value, data_len: u64) -> Result<(), String> {
+    let numbers = |key: &str| -> Option<Vec<u64>> {
+        info.get(key)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_u64())
+            .collect()
+    };
+    let (Some(shape), Some(offsets), Some(dtype)) = (
+        numbers("shape"),
+        numbers("data_offsets"),
+        info.get("dtype").and_then(|d| d.as_str()),
+    ) else {
+        return Err(format!(
+            "tensor `{name}`: its entry is not {{\"dtype\": string, \"shape\": [sizes], \
+             \"data_offsets\": [start, end]}}: {info}"
+        ));
+    };
+    let &[start, end] = &offsets[..] else {
+        return Err(format!(
+            "tensor `{name}` has data_offsets {offsets:?}; a start and an end were expected"
+        ));
+    };
+    let count = shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            format!("tensor `{name}` has shape {shape:?}, whose element count overflows")
+        })?;
+    if end < start {
+        return Err(format!(
+            "tensor `{name}` has data_offsets [{start}, {end}], which end before they start"
+        ));
+    }
+    if end > data_len {
+        return Err(format!(
+            "tensor `{name}` declares bytes {start}..{end} but the file holds {data_len} bytes of data"
+        ));
+    }
+    let element = match dtype {
+        "F32" => 4,
+        "F64" => 8,
+        _ => return Ok(()),
+    };
+    if count.checked_mul(element) != Some(end - start) {
+        return Err(format!(
+            "tensor `{name}` has shape {shape:?} of {dtype} ({} bytes) but its data_offsets span {} bytes",
+            count.saturating_mul(element),
+            end - start
+        ));
+    }
+    Ok(())
 }
 
 /// Loads parameters and buffers into a network, strictly and all-or-nothing.

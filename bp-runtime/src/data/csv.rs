@@ -32,9 +32,13 @@ impl Default for CsvOptions {
 /// `F` non-label columns in their order, `y` the labels (non-negative integers, `3` or
 /// `3.0`). Blank lines are skipped; fields may be padded with spaces.
 ///
-/// Errors name the file, the line and the column: a field that is not a number, a label
-/// that is not a non-negative integer, a line with a different number of fields than the
-/// first, a label column past the last column, a file with no row.
+/// Features must be finite: `nan`, `inf` and a number beyond the range of `T` (`1e39` for
+/// `f32`) are refused, not read, since one NaN in a batch turns every gradient into NaN.
+///
+/// Errors name the file, the line and the column: a field that is not a number, a feature
+/// that is not finite in `T`, a label that is not a non-negative integer, a line with a
+/// different number of fields than the first, rows of one field (a label and no feature),
+/// a label column past the last column, a file with no row.
 pub fn read_csv<T: Float>(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset<T>, Error> {
     let path = path.as_ref();
     let bytes = read_maybe_gz(path)?;
@@ -62,6 +66,11 @@ fn parse<T: Float>(text: &str, opts: &CsvOptions) -> Result<Parsed<T>, String> {
     for (i, line) in lines {
         let line_no = i + 1;
         let fields = line.split(delimiter).count();
+        if fields < 2 {
+            return Err(format!(
+                "line {line_no} has one field: a row needs at least one feature and the label"
+            ));
+        }
         let width = *width.get_or_insert(fields);
         if fields != width {
             return Err(format!(
@@ -83,11 +92,16 @@ fn parse<T: Float>(text: &str, opts: &CsvOptions) -> Result<Parsed<T>, String> {
             if col == label_col {
                 y.push(label(value).ok_or_else(|| {
                     format!(
-                        "line {line_no}, column {col}: the label `{field}` is not a non-negative integer"
+                        "line {line_no}, column {col}: the label `{field}` is not a non-negative integer below 10^15"
                     )
                 })?);
             } else {
-                x.push(T::from_f64(value));
+                x.push(feature(value).ok_or_else(|| {
+                    format!(
+                        "line {line_no}, column {col}: the feature `{field}` is not a finite {} number",
+                        T::DTYPE.to_lowercase()
+                    )
+                })?);
             }
         }
     }
@@ -95,6 +109,12 @@ fn parse<T: Float>(text: &str, opts: &CsvOptions) -> Result<Parsed<T>, String> {
         Some(w) => Ok((x, y, w - 1)),
         None => Err("no data row".to_string()),
     }
+}
+
+/// `v` in `T` if it is finite there (an `f64` like `1e39` is not, in `f32`).
+fn feature<T: Float>(v: f64) -> Option<T> {
+    let t = T::from_f64(v);
+    t.is_finite().then_some(t)
 }
 
 fn label(v: f64) -> Option<usize> {
@@ -135,5 +155,23 @@ mod tests {
             .unwrap_err()
             .contains("label column is 5"));
         assert_eq!(parse::<f32>("\n\n", &opts).unwrap_err(), "no data row");
+        let e = parse::<f32>("1,2\n3\n", &opts).unwrap_err();
+        assert!(e.contains("line 2 has one field"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_features_are_refused() {
+        let opts = CsvOptions::default();
+        let e = parse::<f64>("1,2,0\n3,NaN,1\n", &opts).unwrap_err();
+        assert_eq!(
+            e,
+            "line 2, column 1: the feature `NaN` is not a finite f64 number"
+        );
+        let e = parse::<f64>("-inf,2,0\n", &opts).unwrap_err();
+        assert!(e.starts_with("line 1, column 0: the feature `-inf`"), "{e}");
+        // Finite in f64, infinite in f32.
+        assert!(parse::<f64>("1e39,2,0\n", &opts).is_ok());
+        let e = parse::<f32>("1e39,2,0\n", &opts).unwrap_err();
+        assert!(e.ends_with("is not a finite f32 number"), "{e}");
     }
 }

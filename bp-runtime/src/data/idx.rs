@@ -3,8 +3,9 @@
 //! rows, cols) and labels (`0x00000801`: count).
 #![forbid(unsafe_code)]
 
-use super::read_maybe_gz;
+use super::{read_file, GZIP_MAGIC};
 use crate::Error;
+use std::io::Read;
 use std::path::Path;
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -24,33 +25,70 @@ pub struct IdxImages {
 }
 
 /// Reads an IDX3 image file (gzip or plain). Errors name the file and say what is wrong:
-/// a bad magic number, a truncated header or body, or bytes left after the last image.
+/// a bad magic number, a truncated header or body, or bytes after the last image.
+///
+/// Only what the header announces is read, and no buffer is sized by the header: a body
+/// grows as its bytes arrive, so a header that announces more than the file holds costs
+/// nothing, and a gzip stream is decompressed no further than one byte past the body (a
+/// small file that inflates to gigabytes is an error, not an allocation).
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<IdxImages, Error> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
-    parse_images(&bytes).map_err(|m| Error::format(path.display().to_string(), m))
+    let raw = read_file(path)?;
+    let mut r = reader(&raw);
+    parse_images(&mut r).map_err(|m| Error::format(path.display().to_string(), m))
 }
 
-/// Reads an IDX1 label file (gzip or plain). Errors as for [`read_idx_images`].
+/// Reads an IDX1 label file (gzip or plain). Errors and reading as for
+/// [`read_idx_images`].
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
-    parse_labels(&bytes).map_err(|m| Error::format(path.display().to_string(), m))
+    let raw = read_file(path)?;
+    let mut r = reader(&raw);
+    parse_labels(&mut r).map_err(|m| Error::format(path.display().to_string(), m))
 }
 
-/// The header's u32 number `i` (0 is the magic), or a message saying the header is cut.
-fn header_u32(bytes: &[u8], i: usize, header_len: usize) -> Result<u32, String> {
-    match bytes.get(4 * i..4 * i + 4) {
-        Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(format!(
-            "truncated: the IDX header needs {header_len} bytes but the file holds {}",
-            bytes.len()
-        )),
+/// The bytes of a file, or its decompressed bytes when it starts with the gzip magic.
+fn reader(raw: &[u8]) -> Box<dyn Read + '_> {
+    if raw.starts_with(&GZIP_MAGIC) {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
     }
 }
 
-fn check_magic(bytes: &[u8], expected: u32, what: &str, header_len: usize) -> Result<(), String> {
-    let magic = header_u32(bytes, 0, header_len)?;
+/// Fills `buf` from `r` as far as it goes; the number of bytes read (less than the
+/// length only at the end of the stream).
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize, String> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("not a valid gzip stream: {e}")),
+        }
+    }
+    Ok(n)
+}
+
+/// The `N`-byte header, as big-endian u32s (the first is the magic).
+fn header<const N: usize>(r: &mut dyn Read) -> Result<[u8; N], String> {
+    let mut h = [0; N];
+    let n = read_up_to(r, &mut h)?;
+    if n < N {
+        return Err(format!(
+            "truncated: the IDX header needs {N} bytes but the file holds {n}"
+        ));
+    }
+    Ok(h)
+}
+
+fn header_u32(h: &[u8], i: usize) -> u32 {
+    u32::from_be_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]])
+}
+
+fn check_magic(h: &[u8], expected: u32, what: &str) -> Result<(), String> {
+    let magic = header_u32(h, 0);
     if magic != expected {
         return Err(format!(
             "bad magic number 0x{magic:08x}: an IDX file of {what} starts with 0x{expected:08x}"
@@ -59,10 +97,17 @@ fn check_magic(bytes: &[u8], expected: u32, what: &str, header_len: usize) -> Re
     Ok(())
 }
 
-/// Checks that the body after a header of `header_len` bytes holds exactly `expected`
-/// bytes.
-fn check_body(bytes: &[u8], header_len: usize, expected: usize, what: &str) -> Result<(), String> {
-    let found = bytes.len() - header_len;
+/// The body after the header: exactly `expected` bytes, read as they come (one byte more
+/// at most, to see that the file does not go on).
+fn body(r: &mut dyn Read, expected: usize, what: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(expected)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    r.take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not a valid gzip stream: {e}"))?;
+    let found = out.len();
     if found < expected {
         return Err(format!(
             "truncated: the header announces {what} ({expected} bytes) but only {found} bytes follow it"
@@ -70,39 +115,37 @@ fn check_body(bytes: &[u8], header_len: usize, expected: usize, what: &str) -> R
     }
     if found > expected {
         return Err(format!(
-            "{} bytes left over after {what} the header announces",
-            found - expected
+            "the file goes on after the {expected} bytes of {what} the header announces"
         ));
     }
-    Ok(())
+    Ok(out)
 }
 
-fn parse_images(bytes: &[u8]) -> Result<IdxImages, String> {
-    const HEADER: usize = 16;
-    check_magic(bytes, IMAGES_MAGIC, "u8 images (IDX3)", HEADER)?;
-    let count = header_u32(bytes, 1, HEADER)? as usize;
-    let rows = header_u32(bytes, 2, HEADER)? as usize;
-    let cols = header_u32(bytes, 3, HEADER)? as usize;
+fn parse_images(r: &mut dyn Read) -> Result<IdxImages, String> {
+    let h = header::<16>(r)?;
+    check_magic(&h, IMAGES_MAGIC, "u8 images (IDX3)")?;
+    let [count, rows, cols] = [1, 2, 3].map(|i| header_u32(&h, i) as usize);
     let what = format!("{count} images of {rows}x{cols}");
-    let expected = count
-        .checked_mul(rows)
-        .and_then(|n| n.checked_mul(cols))
+    // Checked on its own too: `mnist` multiplies rows by cols, and with no image the
+    // product with the count is 0 whatever they are.
+    let expected = rows
+        .checked_mul(cols)
+        .and_then(|n| n.checked_mul(count))
         .ok_or_else(|| format!("the header announces {what}, too many to address"))?;
-    check_body(bytes, HEADER, expected, &what)?;
+    let pixels = body(r, expected, &what)?;
     Ok(IdxImages {
         count,
         rows,
         cols,
-        pixels: bytes[HEADER..].to_vec(),
+        pixels,
     })
 }
 
-fn parse_labels(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    const HEADER: usize = 8;
-    check_magic(bytes, LABELS_MAGIC, "u8 labels (IDX1)", HEADER)?;
-    let count = header_u32(bytes, 1, HEADER)? as usize;
-    check_body(bytes, HEADER, count, &format!("{count} labels"))?;
-    Ok(bytes[HEADER..].to_vec())
+fn parse_labels(r: &mut dyn Read) -> Result<Vec<u8>, String> {
+    let h = header::<8>(r)?;
+    check_magic(&h, LABELS_MAGIC, "u8 labels (IDX1)")?;
+    let count = header_u32(&h, 1) as usize;
+    body(r, count, &format!("{count} labels"))
 }
 
 #[cfg(test)]
@@ -120,7 +163,7 @@ mod tests {
 
     #[test]
     fn parses_a_small_file() {
-        let img = parse_images(&images(2, 2, 3, 12)).unwrap();
+        let img = parse_images(&mut &images(2, 2, 3, 12)[..]).unwrap();
         assert_eq!(
             (img.count, img.rows, img.cols, img.pixels.len()),
             (2, 2, 3, 12)
@@ -129,18 +172,23 @@ mod tests {
 
     #[test]
     fn names_what_is_wrong() {
-        let e = parse_images(&images(2, 2, 3, 11)).unwrap_err();
+        let e = parse_images(&mut &images(2, 2, 3, 11)[..]).unwrap_err();
         assert!(
             e.contains("truncated") && e.contains("2 images of 2x3"),
             "{e}"
         );
-        let e = parse_images(&images(2, 2, 3, 13)).unwrap_err();
-        assert!(e.contains("1 bytes left over"), "{e}");
-        let e = parse_images(&images(2, 2, 3, 12)[..10]).unwrap_err();
-        assert!(e.contains("IDX header needs 16 bytes"), "{e}");
-        let e = parse_labels(&images(2, 2, 3, 12)).unwrap_err();
+        let e = parse_images(&mut &images(2, 2, 3, 13)[..]).unwrap_err();
+        assert!(e.contains("goes on after the 12 bytes"), "{e}");
+        let e = parse_images(&mut &images(2, 2, 3, 12)[..10]).unwrap_err();
+        assert!(
+            e.contains("IDX header needs 16 bytes but the file holds 10"),
+            "{e}"
+        );
+        let e = parse_labels(&mut &images(2, 2, 3, 12)[..]).unwrap_err();
         assert!(e.contains("bad magic number 0x00000803"), "{e}");
-        let e = parse_images(&images(u32::MAX, u32::MAX, u32::MAX, 0)).unwrap_err();
-        assert!(e.contains("truncated") || e.contains("too many"), "{e}");
+        let e = parse_images(&mut &images(u32::MAX, u32::MAX, u32::MAX, 0)[..]).unwrap_err();
+        assert!(e.contains("too many to address"), "{e}");
+        let e = parse_images(&mut &images(u32::MAX, 1 << 16, 1 << 16, 5)[..]).unwrap_err();
+        assert!(e.contains("but only 5 bytes follow it"), "{e}");
     }
 }

@@ -174,6 +174,8 @@ pub fn mnist<T: Float>(
 
 /// scikit-learn's 8x8 digits from CSV (gzip or plain): 64 pixel columns 0..16 then the
 /// label, no header. `x` is `[N, 64]` scaled to [0, 1] (divided by 16).
+///
+/// Errors as [`read_csv`], and rows of another width or a label above 9, naming the file.
 pub fn digits<T: Float>(path: impl AsRef<Path>) -> Result<Dataset<T>, Error> {
     let path = path.as_ref();
     let opts = CsvOptions {
@@ -191,17 +193,31 @@ pub fn digits<T: Float>(path: impl AsRef<Path>) -> Result<Dataset<T>, Error> {
             ),
         ));
     }
+    if let Some(i) = ds.y.iter().position(|&l| l > 9) {
+        return Err(Error::format(
+            path.display().to_string(),
+            format!("label {} of sample {i} is not a digit 0..9", ds.y[i]),
+        ));
+    }
     ds.scale(T::ONE / T::from_f64(16.0));
     Ok(ds)
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic `1f 8b`.
-pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, Error> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
+/// The first two bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads a whole file.
+fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
         path: path.display().to_string(),
         source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
+    })
+}
+
+/// Reads a whole file, decompressing it when it starts with the gzip magic `1f 8b`.
+pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, Error> {
+    let raw = read_file(path)?;
+    if raw.starts_with(&GZIP_MAGIC) {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(raw.as_slice())
             .read_to_end(&mut out)
