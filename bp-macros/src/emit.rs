@@ -58,7 +58,7 @@ impl Ctx<'_> {
     }
 
     /// Nodes whose value is stored in `Values` (everything but free params).
-    fn valued(&self) -> impl Iterator<Item = &crate::graph::Node> {
+    pub fn valued(&self) -> impl Iterator<Item = &crate::graph::Node> {
         self.g.nodes.iter().filter(|n| !n.is_param())
     }
 
@@ -168,6 +168,8 @@ fn main_struct(c: &Ctx) -> TokenStream {
             backward_done: bool,
             /// The last backward was `backward_sgd`, which keeps no gradients.
             grads_spent: bool,
+            /// `set_check_finite`: every pass checks its values for NaN and infinities.
+            check_finite: bool,
         }
     }
 }

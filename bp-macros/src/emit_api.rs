@@ -109,6 +109,52 @@ pub fn methods(c: &Ctx) -> TokenStream {
         docs::predict_doc(c),
     );
     let new_doc = docs::new_doc(c);
+    // The finite-value check: the tensors of each pass, in the order the pass completes
+    // them (no call where a pass has none, so the element type is always inferred).
+    let finite_call = |pass: &str, items: Vec<TokenStream>| {
+        (!items.is_empty()).then(|| quote!(::bp::check_finite(#pass, &[#(#items),*])?;))
+    };
+    let values_in = |at: TokenStream| -> Vec<TokenStream> {
+        c.valued()
+            .map(|n| {
+                let (what, v) = (format!("`{}`", n.name), &n.ident);
+                quote!((#what, &#at.#v))
+            })
+            .collect()
+    };
+    let fwd_finite = finite_call("forward", values_in(quote!(self.values)));
+    let predict_finite = finite_call("predict", values_in(quote!(#ws)));
+    let bwd_finite = finite_call(
+        "backward",
+        (0..c.g.nodes.len())
+            .rev()
+            .filter_map(|id| {
+                let r = c.residuals[id].as_ref()?;
+                let what = format!("the residual of `{}`", c.g.nodes[id].name);
+                Some(quote!((#what, &self.residuals.#r)))
+            })
+            .collect(),
+    );
+    let grad_finite = finite_call(
+        "backward",
+        c.g.params
+            .iter()
+            .map(|p| {
+                let (what, g) = (format!("the gradient of `{}`", p.torch_name), &p.grad_ident);
+                quote!((#what, &self.grads.#g))
+            })
+            .collect(),
+    );
+    let param_finite = finite_call(
+        "backward (SGD step)",
+        c.g.params
+            .iter()
+            .map(|p| {
+                let (what, f) = (format!("parameter `{}`", p.torch_name), &p.ident);
+                quote!((#what, &self.params.#f))
+            })
+            .collect(),
+    );
     quote! {
         #[doc = #new_doc]
         ///
@@ -141,7 +187,22 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 forward_done: false,
                 backward_done: false,
                 grads_spent: true,
+                check_finite: false,
             })
+        }
+
+        /// Turns the finite-value check on or off (off by default). When on, `forward`,
+        /// `predict` and `backward` check every node's value, residual and gradient
+        /// after the pass and return [`bp::Error::NonFinite`](::bp::Error::NonFinite)
+        /// naming the first NaN or infinity in the order the pass computes them: its
+        /// tensor, the pass and the element. Off, it costs one branch per pass.
+        pub fn set_check_finite(&mut self, on: bool) {
+            self.check_finite = on;
+        }
+
+        /// Whether the finite-value check is on.
+        pub fn check_finite(&self) -> bool {
+            self.check_finite
         }
 
         #[doc = #fdoc]
@@ -177,6 +238,16 @@ pub fn methods(c: &Ctx) -> TokenStream {
             #bn_checks
             #prepare
             Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #training);
+            if self.check_finite {
+                let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
+                    #fwd_finite
+                    ::core::result::Result::Ok(())
+                })();
+                if let ::core::result::Result::Err(e) = finite {
+                    self.forward_done = false;
+                    return ::core::result::Result::Err(e);
+                }
+            }
             #update
             self.forward_training = #training;
             self.batch = #batch;
@@ -220,6 +291,14 @@ pub fn methods(c: &Ctx) -> TokenStream {
             Self::backward_pass(&mut self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, sgd, self.forward_training);
             self.backward_done = true;
             self.grads_spent = sgd.is_some();
+            if self.check_finite {
+                #bwd_finite
+                if sgd.is_none() {
+                    #grad_finite
+                } else {
+                    #param_finite
+                }
+            }
             Ok(())
         }
 
@@ -238,6 +317,9 @@ pub fn methods(c: &Ctx) -> TokenStream {
             ::bp::Network::check_state(self)?;
             #(#ws.#in_names.assign(#in_names);)*
             Self::forward_pass(&self.params, &self.buffers, #ws, #batch, false);
+            if self.check_finite {
+                #predict_finite
+            }
             Ok(#ws_ref)
         }
 

@@ -43,6 +43,19 @@ pub enum Error {
         /// The bytes asked for (`usize::MAX` when the size itself overflows).
         bytes: usize,
     },
+    /// A NaN or an infinity, found by a network's finite-value check
+    /// (`set_check_finite(true)`): the first in the order the pass computes.
+    NonFinite {
+        /// The pass: "forward", "backward" or "predict".
+        pass: String,
+        /// The tensor in the user's terms: "`h`", "the residual of `h`", "the gradient of
+        /// `fc1.weight`".
+        what: String,
+        /// The element, batch index first.
+        index: Vec<usize>,
+        /// The value found (NaN, inf or -inf).
+        value: f64,
+    },
     /// A file was read but its content is malformed or does not fit the network.
     Format {
         /// The path or a description of the source.
@@ -100,6 +113,15 @@ impl fmt::Display for Error {
             Error::Alloc { what, bytes } => {
                 write!(f, "could not allocate {bytes} bytes for {what}")
             }
+            Error::NonFinite {
+                pass,
+                what,
+                index,
+                value,
+            } => write!(
+                f,
+                "{pass}: {what} is {value} at {index:?}, the first non-finite value of the pass"
+            ),
             Error::Format { path, message } => write!(f, "{path}: {message}"),
         }
     }

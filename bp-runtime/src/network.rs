@@ -233,6 +233,31 @@ pub fn check_batch_norm(
     )))
 }
 
+/// The finite-value check of a pass: the first element of `tensors` (in order) that is
+/// NaN or infinite, as an [`Error::NonFinite`] naming the tensor, the pass and the element.
+/// Generated code calls it after a pass when `set_check_finite(true)` is on; it reads
+/// each tensor once and allocates nothing unless it finds something.
+pub fn check_finite<T: Float>(pass: &str, tensors: &[(&str, &Tensor<T>)]) -> Result<(), Error> {
+    for &(what, t) in tensors {
+        let data = t.as_slice();
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            let mut index = vec![0; t.shape().len()];
+            let mut rest = i;
+            for (k, &d) in t.shape().iter().enumerate().rev() {
+                index[k] = rest % d.max(1);
+                rest /= d.max(1);
+            }
+            return Err(Error::NonFinite {
+                pass: pass.to_string(),
+                what: what.to_string(),
+                index,
+                value: data[i].to_f64(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks that two inputs agree on the batch size.
 pub fn check_batch(first: &str, batch: usize, name: &str, other: usize) -> Result<(), Error> {
     if batch != other {

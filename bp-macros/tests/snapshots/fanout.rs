@@ -68,6 +68,8 @@ struct FanOut {
     backward_done: bool,
     /// The last backward was `backward_sgd`, which keeps no gradients.
     grads_spent: bool,
+    /// `set_check_finite`: every pass checks its values for NaN and infinities.
+    check_finite: bool,
 }
 #[allow(clippy::too_many_arguments)]
 impl FanOut {
@@ -130,7 +132,20 @@ impl FanOut {
             forward_done: false,
             backward_done: false,
             grads_spent: true,
+            check_finite: false,
         })
+    }
+    /// Turns the finite-value check on or off (off by default). When on, `forward`,
+    /// `predict` and `backward` check every node's value, residual and gradient
+    /// after the pass and return [`bp::Error::NonFinite`](::bp::Error::NonFinite)
+    /// naming the first NaN or infinity in the order the pass computes them: its
+    /// tensor, the pass and the element. Off, it costs one branch per pass.
+    pub fn set_check_finite(&mut self, on: bool) {
+        self.check_finite = on;
+    }
+    /// Whether the finite-value check is on.
+    pub fn check_finite(&self) -> bool {
+        self.check_finite
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
@@ -187,6 +202,28 @@ y = y_sum + y_mean         [B]
             batch,
             training,
         );
+        if self.check_finite {
+            let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_finite(
+                    "forward",
+                    &[
+                        ("`x`", &self.values.x),
+                        ("`a`", &self.values.a),
+                        ("`b`", &self.values.b),
+                        ("`c`", &self.values.c),
+                        ("`y_1`", &self.values.y_1),
+                        ("`y_sum`", &self.values.y_sum),
+                        ("`y_mean`", &self.values.y_mean),
+                        ("`y`", &self.values.y),
+                    ],
+                )?;
+                ::core::result::Result::Ok(())
+            })();
+            if let ::core::result::Result::Err(e) = finite {
+                self.forward_done = false;
+                return ::core::result::Result::Err(e);
+            }
+        }
         self.forward_training = training;
         self.batch = batch;
         self.forward_done = true;
@@ -270,6 +307,40 @@ d_a_bias = Σ_rows d_a
         );
         self.backward_done = true;
         self.grads_spent = sgd.is_some();
+        if self.check_finite {
+            ::bp::check_finite(
+                "backward",
+                &[
+                    ("the residual of `y`", &self.residuals.d_y),
+                    ("the residual of `y_mean`", &self.residuals.d_y_mean),
+                    ("the residual of `y_sum`", &self.residuals.d_y_sum),
+                    ("the residual of `y_1`", &self.residuals.d_y_1),
+                    ("the residual of `c`", &self.residuals.d_c),
+                    ("the residual of `b`", &self.residuals.d_b),
+                    ("the residual of `a`", &self.residuals.d_a),
+                    ("the residual of `x`", &self.residuals.d_x),
+                ],
+            )?;
+            if sgd.is_none() {
+                ::bp::check_finite(
+                    "backward",
+                    &[
+                        ("the gradient of `s`", &self.grads.d_s),
+                        ("the gradient of `a.weight`", &self.grads.d_a_weight),
+                        ("the gradient of `a.bias`", &self.grads.d_a_bias),
+                    ],
+                )?;
+            } else {
+                ::bp::check_finite(
+                    "backward (SGD step)",
+                    &[
+                        ("parameter `s`", &self.params.s),
+                        ("parameter `a.weight`", &self.params.a_weight),
+                        ("parameter `a.bias`", &self.params.a_bias),
+                    ],
+                )?;
+            }
+        }
         Ok(())
     }
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
@@ -293,6 +364,21 @@ d_a_bias = Σ_rows d_a
         ::bp::Network::check_state(self)?;
         ws.x.assign(x);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
+        if self.check_finite {
+            ::bp::check_finite(
+                "predict",
+                &[
+                    ("`x`", &ws.x),
+                    ("`a`", &ws.a),
+                    ("`b`", &ws.b),
+                    ("`c`", &ws.c),
+                    ("`y_1`", &ws.y_1),
+                    ("`y_sum`", &ws.y_sum),
+                    ("`y_mean`", &ws.y_mean),
+                    ("`y`", &ws.y),
+                ],
+            )?;
+        }
         Ok(&ws.y)
     }
     /// An empty workspace for [`predict_into`](Self::predict_into).

@@ -113,6 +113,8 @@ struct Layers {
     backward_done: bool,
     /// The last backward was `backward_sgd`, which keeps no gradients.
     grads_spent: bool,
+    /// `set_check_finite`: every pass checks its values for NaN and infinities.
+    check_finite: bool,
 }
 #[allow(clippy::too_many_arguments)]
 impl Layers {
@@ -281,7 +283,20 @@ impl Layers {
             forward_done: false,
             backward_done: false,
             grads_spent: true,
+            check_finite: false,
         })
+    }
+    /// Turns the finite-value check on or off (off by default). When on, `forward`,
+    /// `predict` and `backward` check every node's value, residual and gradient
+    /// after the pass and return [`bp::Error::NonFinite`](::bp::Error::NonFinite)
+    /// naming the first NaN or infinity in the order the pass computes them: its
+    /// tensor, the pass and the element. Off, it costs one branch per pass.
+    pub fn set_check_finite(&mut self, on: bool) {
+        self.check_finite = on;
+    }
+    /// Whether the finite-value check is on.
+    pub fn check_finite(&self) -> bool {
+        self.check_finite
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
@@ -358,6 +373,32 @@ out = d·out.weightᵀ + out.bias                                               
             batch,
             training,
         );
+        if self.check_finite {
+            let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_finite(
+                    "forward",
+                    &[
+                        ("`img`", &self.values.img),
+                        ("`seq`", &self.values.seq),
+                        ("`c`", &self.values.c),
+                        ("`bn`", &self.values.bn),
+                        ("`p_1`", &self.values.p_1),
+                        ("`p`", &self.values.p),
+                        ("`l`", &self.values.l),
+                        ("`d_flatten`", &self.values.d_flatten),
+                        ("`d_last`", &self.values.d_last),
+                        ("`d_concat`", &self.values.d_concat),
+                        ("`d`", &self.values.d),
+                        ("`out`", &self.values.out),
+                    ],
+                )?;
+                ::core::result::Result::Ok(())
+            })();
+            if let ::core::result::Result::Err(e) = finite {
+                self.forward_done = false;
+                return ::core::result::Result::Err(e);
+            }
+        }
         if training {
             Self::update_pass(&mut self.buffers, &self.values, batch);
         }
@@ -448,6 +489,62 @@ d_c_bias = Σ_(b, pixels) d_c
         );
         self.backward_done = true;
         self.grads_spent = sgd.is_some();
+        if self.check_finite {
+            ::bp::check_finite(
+                "backward",
+                &[
+                    ("the residual of `out`", &self.residuals.d_out),
+                    ("the residual of `d`", &self.residuals.d_d),
+                    ("the residual of `d_concat`", &self.residuals.d_d_concat),
+                    ("the residual of `d_last`", &self.residuals.d_d_last),
+                    ("the residual of `d_flatten`", &self.residuals.d_d_flatten),
+                    ("the residual of `l`", &self.residuals.d_l),
+                    ("the residual of `p`", &self.residuals.d_p),
+                    ("the residual of `p_1`", &self.residuals.d_p_1),
+                    ("the residual of `bn`", &self.residuals.d_bn),
+                    ("the residual of `c`", &self.residuals.d_c),
+                ],
+            )?;
+            if sgd.is_none() {
+                ::bp::check_finite(
+                    "backward",
+                    &[
+                        ("the gradient of `c.weight`", &self.grads.d_c_weight),
+                        ("the gradient of `c.bias`", &self.grads.d_c_bias),
+                        ("the gradient of `bn.weight`", &self.grads.d_bn_weight),
+                        ("the gradient of `bn.bias`", &self.grads.d_bn_bias),
+                        (
+                            "the gradient of `l.weight_ih_l0`",
+                            &self.grads.d_l_weight_ih_l0,
+                        ),
+                        (
+                            "the gradient of `l.weight_hh_l0`",
+                            &self.grads.d_l_weight_hh_l0,
+                        ),
+                        ("the gradient of `l.bias_ih_l0`", &self.grads.d_l_bias_ih_l0),
+                        ("the gradient of `l.bias_hh_l0`", &self.grads.d_l_bias_hh_l0),
+                        ("the gradient of `out.weight`", &self.grads.d_out_weight),
+                        ("the gradient of `out.bias`", &self.grads.d_out_bias),
+                    ],
+                )?;
+            } else {
+                ::bp::check_finite(
+                    "backward (SGD step)",
+                    &[
+                        ("parameter `c.weight`", &self.params.c_weight),
+                        ("parameter `c.bias`", &self.params.c_bias),
+                        ("parameter `bn.weight`", &self.params.bn_weight),
+                        ("parameter `bn.bias`", &self.params.bn_bias),
+                        ("parameter `l.weight_ih_l0`", &self.params.l_weight_ih_l0),
+                        ("parameter `l.weight_hh_l0`", &self.params.l_weight_hh_l0),
+                        ("parameter `l.bias_ih_l0`", &self.params.l_bias_ih_l0),
+                        ("parameter `l.bias_hh_l0`", &self.params.l_bias_hh_l0),
+                        ("parameter `out.weight`", &self.params.out_weight),
+                        ("parameter `out.bias`", &self.params.out_bias),
+                    ],
+                )?;
+            }
+        }
         Ok(())
     }
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
@@ -475,6 +572,25 @@ d_c_bias = Σ_(b, pixels) d_c
         ws.img.assign(img);
         ws.seq.assign(seq);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
+        if self.check_finite {
+            ::bp::check_finite(
+                "predict",
+                &[
+                    ("`img`", &ws.img),
+                    ("`seq`", &ws.seq),
+                    ("`c`", &ws.c),
+                    ("`bn`", &ws.bn),
+                    ("`p_1`", &ws.p_1),
+                    ("`p`", &ws.p),
+                    ("`l`", &ws.l),
+                    ("`d_flatten`", &ws.d_flatten),
+                    ("`d_last`", &ws.d_last),
+                    ("`d_concat`", &ws.d_concat),
+                    ("`d`", &ws.d),
+                    ("`out`", &ws.out),
+                ],
+            )?;
+        }
         Ok(&ws.out)
     }
     /// An empty workspace for [`predict_into`](Self::predict_into).

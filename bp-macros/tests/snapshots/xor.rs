@@ -63,6 +63,8 @@ pub struct Xor {
     backward_done: bool,
     /// The last backward was `backward_sgd`, which keeps no gradients.
     grads_spent: bool,
+    /// `set_check_finite`: every pass checks its values for NaN and infinities.
+    check_finite: bool,
 }
 #[allow(clippy::too_many_arguments)]
 impl Xor {
@@ -143,7 +145,20 @@ impl Xor {
             forward_done: false,
             backward_done: false,
             grads_spent: true,
+            check_finite: false,
         })
+    }
+    /// Turns the finite-value check on or off (off by default). When on, `forward`,
+    /// `predict` and `backward` check every node's value, residual and gradient
+    /// after the pass and return [`bp::Error::NonFinite`](::bp::Error::NonFinite)
+    /// naming the first NaN or infinity in the order the pass computes them: its
+    /// tensor, the pass and the element. Off, it costs one branch per pass.
+    pub fn set_check_finite(&mut self, on: bool) {
+        self.check_finite = on;
+    }
+    /// Whether the finite-value check is on.
+    pub fn check_finite(&self) -> bool {
+        self.check_finite
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
@@ -196,6 +211,24 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
             batch,
             training,
         );
+        if self.check_finite {
+            let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
+                ::bp::check_finite(
+                    "forward",
+                    &[
+                        ("`x`", &self.values.x),
+                        ("`fc1`", &self.values.fc1),
+                        ("`h`", &self.values.h),
+                        ("`fc2`", &self.values.fc2),
+                    ],
+                )?;
+                ::core::result::Result::Ok(())
+            })();
+            if let ::core::result::Result::Err(e) = finite {
+                self.forward_done = false;
+                return ::core::result::Result::Err(e);
+            }
+        }
         self.forward_training = training;
         self.batch = batch;
         self.forward_done = true;
@@ -273,6 +306,37 @@ d_fc1_bias = Σ_rows d_fc1
         );
         self.backward_done = true;
         self.grads_spent = sgd.is_some();
+        if self.check_finite {
+            ::bp::check_finite(
+                "backward",
+                &[
+                    ("the residual of `fc2`", &self.residuals.d_fc2),
+                    ("the residual of `h`", &self.residuals.d_h),
+                    ("the residual of `fc1`", &self.residuals.d_fc1),
+                ],
+            )?;
+            if sgd.is_none() {
+                ::bp::check_finite(
+                    "backward",
+                    &[
+                        ("the gradient of `fc1.weight`", &self.grads.d_fc1_weight),
+                        ("the gradient of `fc1.bias`", &self.grads.d_fc1_bias),
+                        ("the gradient of `fc2.weight`", &self.grads.d_fc2_weight),
+                        ("the gradient of `fc2.bias`", &self.grads.d_fc2_bias),
+                    ],
+                )?;
+            } else {
+                ::bp::check_finite(
+                    "backward (SGD step)",
+                    &[
+                        ("parameter `fc1.weight`", &self.params.fc1_weight),
+                        ("parameter `fc1.bias`", &self.params.fc1_bias),
+                        ("parameter `fc2.weight`", &self.params.fc2_weight),
+                        ("parameter `fc2.bias`", &self.params.fc2_bias),
+                    ],
+                )?;
+            }
+        }
         Ok(())
     }
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
@@ -296,6 +360,12 @@ d_fc1_bias = Σ_rows d_fc1
         ::bp::Network::check_state(self)?;
         ws.x.assign(x);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
+        if self.check_finite {
+            ::bp::check_finite(
+                "predict",
+                &[("`x`", &ws.x), ("`fc1`", &ws.fc1), ("`h`", &ws.h), ("`fc2`", &ws.fc2)],
+            )?;
+        }
         Ok(&ws.fc2)
     }
     /// An empty workspace for [`predict_into`](Self::predict_into).
