@@ -178,3 +178,27 @@ fn loss_inside_the_network() {
         "x has no `grad`, so no residual is computed"
     );
 }
+
+bp::network! {
+    /// A formula nested deeper than one fused node holds (four functions): the macro
+    /// splits it into anonymous nodes `y_1`, … (see `lowering::bounded`), and the chain
+    /// rule across the cut must give the same gradients.
+    #[dtype(f64)]
+    struct Deep {
+        input x: [5] grad;
+        input a: [5] grad;
+        param w: [5] = 0.3;
+        let y = elu(tanh(elu(sigmoid(elu(x * a + w)) * 2.0 - 1.0)) + abs(x)) * max(a, x) + pow(sigmoid(tanh(exp(ln(x + 2.0)))), 2.0);
+        output y;
+    }
+}
+
+#[test]
+fn a_formula_split_into_nodes() {
+    let mut net = Deep::new(0);
+    // x > 0 > a: away from the kinks of abs (0) and max (a = x).
+    let x = random(&[3, 5], 0.2, 1.0, 11);
+    let a = random(&[3, 5], -1.0, -0.2, 12);
+    // That the formula is cut in two places is checked in bp-macros/src/robustness.rs.
+    gradcheck(&mut net, &[&x, &a]);
+}

@@ -178,7 +178,8 @@ fn mutate(v: &mut Vec<Lex>, rng: &mut Rng) {
         // An operand nested 1,000 calls deep.
         5 => {
             let i = pick(rng);
-            let f = ["relu", "sigmoid", "softmax", "neg"][rng.below(4)];
+            let fs = ["relu", "sigmoid", "softmax", "neg", "elu", "abs", "leaky_relu", "gelu"];
+            let f = fs[rng.below(fs.len())];
             let mut nested = Vec::new();
             for _ in 0..1000 {
                 if f == "neg" {

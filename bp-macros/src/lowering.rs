@@ -30,6 +30,57 @@ pub struct Low<'e> {
     /// The source expression, printed only for an error message (printing it at every
     /// level of a long sum would make lowering quadratic in its length).
     pub src: &'e Expr,
+    /// The formula's terms, counted as a tree (saturating).
+    pub size: usize,
+    /// How deeply elementwise functions nest in it (`relu(exp(x))` is 2).
+    pub depth: usize,
+}
+
+/// A fused node's formula stays within these bounds: a larger subexpression over an
+/// input becomes an anonymous node of its own. Differentiating a formula can copy a
+/// subtree into both branches of a kink (`abs`, `max`, `elu`…), so its derivative grows
+/// exponentially with the nesting depth; bounded formulas keep every stage linear in the
+/// description, at the price of a loop boundary inside very deep or long expressions.
+const FORMULA_TERMS: usize = 64;
+const FORMULA_DEPTH: usize = 4;
+
+/// A subexpression over parameters and literals only cannot be a node (nodes are
+/// per sample); beyond these bounds it is an error.
+const PARAM_FORMULA_TERMS: usize = 4096;
+const PARAM_FORMULA_DEPTH: usize = 12;
+
+/// `low`, or a `Var` of a new anonymous node computing it when it is over the bounds.
+fn bounded<'e>(
+    b: &mut Builder,
+    l: &mut LetCx,
+    operands: &mut Vec<NodeId>,
+    low: Low<'e>,
+) -> Option<Low<'e>> {
+    let small = low.size <= FORMULA_TERMS && low.depth < FORMULA_DEPTH;
+    if small || matches!(low.e, E::Var(_) | E::Const(_)) {
+        return Some(low);
+    }
+    if !low.batched {
+        if low.size <= PARAM_FORMULA_TERMS && low.depth <= PARAM_FORMULA_DEPTH {
+            return Some(low);
+        }
+        b.cx.error_at(
+            low.src,
+            format!(
+                "this formula over parameters and literals only is too large to differentiate \
+                 ({} terms, functions nested {} deep; the limits are {PARAM_FORMULA_TERMS} and \
+                 {PARAM_FORMULA_DEPTH}): compute it from an input, or simplify it",
+                low.size, low.depth
+            ),
+        );
+        return None;
+    }
+    l.anon += 1;
+    let name = format!("{}_{}", l.name, l.anon);
+    let ident = Ident::new(&name, low.src.span_for_errors());
+    let src = low.src;
+    let id = fused_node_named(b, operands, low, name, ident)?;
+    var_of(b, operands, id, src)
 }
 
 /// The source text of `e`, for error messages.
@@ -185,6 +236,8 @@ pub fn lower_tree<'e>(
                 shape: vec![],
                 batched: false,
                 src: e,
+                size: 1,
+                depth: 0,
             })
         }
         Expr::Path(p) if p.path.get_ident().is_some() => {
@@ -195,9 +248,11 @@ pub fn lower_tree<'e>(
         }
         Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
             let a = lower_tree(b, l, operands, &u.expr)?;
+            let a = bounded(b, l, operands, a)?;
             Some(Low {
                 e: s::neg(a.e),
                 src: e,
+                size: a.size.saturating_add(1),
                 ..a
             })
         }
@@ -212,8 +267,10 @@ pub fn lower_tree<'e>(
                     return None;
                 }
             };
-            let lhs = lower_tree(b, l, operands, &bin.left);
-            let rhs = lower_tree(b, l, operands, &bin.right);
+            let lhs =
+                lower_tree(b, l, operands, &bin.left).and_then(|x| bounded(b, l, operands, x));
+            let rhs =
+                lower_tree(b, l, operands, &bin.right).and_then(|x| bounded(b, l, operands, x));
             combine(b, lhs?, rhs?, &bin.right, |x, y| s::bin(op, x, y), e)
         }
         Expr::Call(call) => {
@@ -252,6 +309,8 @@ fn var_of<'e>(
         shape,
         batched,
         src,
+        size: 1,
+        depth: 0,
     })
 }
 
@@ -294,6 +353,8 @@ pub fn combine<'e>(
         shape,
         batched: lhs.batched || rhs.batched,
         src,
+        size: lhs.size.saturating_add(rhs.size).saturating_add(1),
+        depth: lhs.depth.max(rhs.depth),
     })
 }
 
@@ -353,24 +414,40 @@ fn lower_call<'e>(
             hv[i] = ops::float_lit(b.cx, e, h)?;
         }
     }
+    let arg = |b: &mut Builder, l: &mut LetCx, operands: &mut Vec<NodeId>, i: usize| {
+        let x = lower_tree(b, l, operands, parsed.args[i])?;
+        bounded(b, l, operands, x)
+    };
     if key == "pow" {
-        let x = lower_tree(b, l, operands, parsed.args[0])?;
+        let x = arg(b, l, operands, 0)?;
         let p = ops::float_lit(b.cx, parsed.args[1], "the exponent of pow")?;
         return Some(Low {
             e: s::pow(x.e, p),
             src,
+            size: x.size.saturating_add(1),
+            depth: x.depth + 1,
             ..x
         });
     }
     if arity == 2 {
-        let x = lower_tree(b, l, operands, parsed.args[0]);
-        let y = lower_tree(b, l, operands, parsed.args[1]);
+        let x = arg(b, l, operands, 0);
+        let y = arg(b, l, operands, 1);
         let op = if key == "min" { Bin::Min } else { Bin::Max };
-        return combine(b, x?, y?, parsed.args[1], |x, y| s::bin(op, x, y), src);
+        let low = combine(b, x?, y?, parsed.args[1], |x, y| s::bin(op, x, y), src)?;
+        return Some(Low {
+            depth: low.depth + 1,
+            ..low
+        });
     }
-    let x = lower_tree(b, l, operands, parsed.args[0])?;
+    let x = arg(b, l, operands, 0)?;
     let e = activation(&key, x.e, &hv);
-    Some(Low { e, src, ..x })
+    Some(Low {
+        size: s::size_at_most(&e, usize::MAX),
+        depth: x.depth + 1,
+        e,
+        src,
+        ..x
+    })
 }
 
 fn usage(name: &str, arity: usize, hyper: &[(&str, f64)]) -> String {

@@ -174,15 +174,16 @@ fn long_and_deep_descriptions_expand_in_linear_time() {
                     .join(" + ")
             ),
         ),
-        // Found by the fuzz test: a chain over a parameter inside a node with fan-out took
-        // 30 s at 160 deep (derivatives of unrelated operands built as trees of zeros, and
-        // simplification redone at every level).
+        // Differentiating copies a subtree into both branches of a kink: nested 1,000 deep
+        // these grew exponentially until bounded formulas split them into nodes.
         (
-            "relu nested 300 deep over a parameter, with fan-out",
+            "elu, abs, max and leaky_relu nested 1,000 deep, with fan-out",
             format!(
-                "param o: [4] = ones; let b = x * sigmoid(a); let c = relu(a) - b * 2.0 + {}; \
-                 let y = sum(pow(c, 2.0)) + mean(b); output y, c;",
-                deep("relu(", ")", 300).replace('x', "o")
+                "let b = {} * a; let c = {}; let d = {} + {}; let y = sum(b * c) + mean(d); output y, c;",
+                deep("elu(", ")", 1000),
+                deep("max(a, ", ")", 1000),
+                deep("abs(", ")", 1000),
+                deep("leaky_relu(", ")", 1000),
             ),
         ),
         (
@@ -233,6 +234,18 @@ fn nesting_and_length_limits_are_errors() -> Result<(), String> {
         ")".repeat(n)
     ));
     expand_time(&format!("let y = {}x * a; output y;", "- ".repeat(n)));
+    // Found by the fuzz test: a chain over a parameter in a node with fan-out took 30 s at
+    // 160 deep. A formula of parameters only cannot become a node of its own, so beyond
+    // its bounds it is an error at the formula.
+    let out = errors(&format!(
+        "struct Net {{ input x: [4]; param o: [4] = ones; let c = x + {}o{}; let y = sum(c); output y, c; }}",
+        "relu(".repeat(300),
+        ")".repeat(300)
+    ))?;
+    assert!(
+        out.contains("formula over parameters and literals only is too large"),
+        "{out}"
+    );
     // A right-associative chain is parsed recursively by syn: long, it is an error, not an
     // overflow.
     let chain = vec!["x"; 30_000].join(" = ");
@@ -240,4 +253,22 @@ fn nesting_and_length_limits_are_errors() -> Result<(), String> {
         "struct Net {{ input x: [4]; let y = {chain}; output y; }}"
     ))?;
     Ok(())
+}
+
+/// A formula nested deeper than four functions is cut into anonymous nodes where it
+/// passes the bound (`tests/gradcheck.rs` checks the gradients of this network).
+#[test]
+fn deep_formulas_are_cut_into_nodes() {
+    let src =
+        "#[dtype(f64)] struct Deep { input x: [5] grad; input a: [5] grad; param w: [5] = 0.3; \
+        let y = elu(tanh(elu(sigmoid(elu(x * a + w)) * 2.0 - 1.0)) + abs(x)) * max(a, x) \
+        + pow(sigmoid(tanh(exp(ln(x + 2.0)))), 2.0); output y; }";
+    let out = crate::expand(src.parse().expect("lexes"))
+        .expect("parses")
+        .to_string();
+    assert!(!out.contains("compile_error"), "{out}");
+    assert!(
+        out.contains("y_1") && out.contains("y_2") && !out.contains("y_3"),
+        "{out}"
+    );
 }

@@ -122,6 +122,46 @@ impl E {
     }
 }
 
+/// The operands `e` reads, ascending.
+pub fn vars_used(e: &E) -> Vec<usize> {
+    let mut used = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            E::Var(k) => used.push(*k),
+            E::Out | E::Grad | E::Const(_) => {}
+            E::Neg(a) | E::Un(_, a) | E::Pow(a, _) => stack.push(a),
+            E::Bin(_, a, b) => stack.extend([&**a, &**b]),
+            E::Where(_, p) => stack.extend(p.iter()),
+        }
+    }
+    used.sort_unstable();
+    used.dedup();
+    used
+}
+
+/// `e` with every `Var(k)` renumbered to `Var(to(k))`.
+pub fn remap_vars(e: &E, to: &dyn Fn(usize) -> usize) -> E {
+    match e {
+        E::Var(k) => E::Var(to(*k)),
+        E::Out | E::Grad | E::Const(_) => e.clone(),
+        E::Neg(a) => neg(remap_vars(a, to)),
+        E::Un(f, a) => un(*f, remap_vars(a, to)),
+        E::Pow(a, p) => pow(remap_vars(a, to), *p),
+        E::Bin(op, a, b) => bin(*op, remap_vars(a, to), remap_vars(b, to)),
+        E::Where(cmp, p) => {
+            let [l, r, t, f] = &**p;
+            where_(
+                *cmp,
+                remap_vars(l, to),
+                remap_vars(r, to),
+                remap_vars(t, to),
+                remap_vars(f, to),
+            )
+        }
+    }
+}
+
 /// ∂e/∂Var(k), unsimplified. At ties and kinks the rules follow PyTorch: relu'(0) = 0,
 /// |x|'(0) = 0, min/max split the residual evenly on a tie.
 pub fn derive(e: &E, k: usize) -> E {
@@ -763,12 +803,17 @@ pub const DOC_TERMS: usize = 400;
 
 /// Whether `e` has at most `limit` nodes (stops counting past the limit).
 fn at_most(e: &E, limit: usize) -> bool {
+    size_at_most(e, limit) <= limit
+}
+
+/// The number of nodes of `e` counted as a tree, or `limit + 1` when there are more.
+pub fn size_at_most(e: &E, limit: usize) -> usize {
     let mut stack = vec![e];
-    let mut n = 0;
+    let mut n = 0usize;
     while let Some(e) = stack.pop() {
         n += 1;
         if n > limit {
-            return false;
+            return n;
         }
         match e {
             E::Var(_) | E::Out | E::Grad | E::Const(_) => {}
@@ -777,7 +822,7 @@ fn at_most(e: &E, limit: usize) -> bool {
             E::Where(_, p) => stack.extend(p.iter()),
         }
     }
-    true
+    n
 }
 
 fn doc_prec(e: &E, name: &dyn Fn(usize) -> String, out: &str, grad: &str) -> (String, u8) {

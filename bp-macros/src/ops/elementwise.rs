@@ -20,11 +20,21 @@ pub struct Fused {
 }
 
 impl Fused {
-    /// Operands in the order of `f`'s `Var` indices.
+    /// Operands in the order of `f`'s `Var` indices. Operands `f` no longer reads (a
+    /// part of the expression became a node of its own) are dropped and the rest
+    /// renumbered, so no loop reads or differentiates an operand it does not use.
     pub fn new(_b: &Builder, operands: &[NodeId], f: E) -> Fused {
+        let used = s::vars_used(&f);
+        if used.len() == operands.len() {
+            return Fused {
+                operands: operands.to_vec(),
+                f,
+            };
+        }
+        let to = |k: usize| used.binary_search(&k).unwrap_or(0);
         Fused {
-            operands: operands.to_vec(),
-            f,
+            operands: used.iter().map(|&k| operands[k]).collect(),
+            f: s::remap_vars(&f, &to),
         }
     }
 
