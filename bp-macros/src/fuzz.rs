@@ -178,7 +178,16 @@ fn mutate(v: &mut Vec<Lex>, rng: &mut Rng) {
         // An operand nested 1,000 calls deep.
         5 => {
             let i = pick(rng);
-            let fs = ["relu", "sigmoid", "softmax", "neg", "elu", "abs", "leaky_relu", "gelu"];
+            let fs = [
+                "relu",
+                "sigmoid",
+                "softmax",
+                "neg",
+                "elu",
+                "abs",
+                "leaky_relu",
+                "gelu",
+            ];
             let f = fs[rng.below(fs.len())];
             let mut nested = Vec::new();
             for _ in 0..1000 {
@@ -347,5 +356,44 @@ fn mutated_descriptions_give_tokens_or_errors_with_spans() -> Result<(), String>
         unlexed < cases / 10,
         "too many cases rejected by the lexer: {unlexed}"
     );
+    Ok(())
+}
+
+/// Systematically, not by chance: every hyperparameter (`name = value`) of every seed
+/// removed, duplicated, and set to each of the hostile numbers.
+#[test]
+fn every_hyperparameter_missing_duplicated_and_out_of_range() -> Result<(), String> {
+    let mut cases = 0;
+    for src in SEEDS {
+        let mut v = Vec::new();
+        flatten(src.parse().expect("seeds lex"), &mut v);
+        let hypers: Vec<usize> = (0..v.len().saturating_sub(2))
+            .filter(|&i| {
+                matches!((&v[i], &v[i + 1]), (Lex::Tok(n, _), Lex::Tok(eq, false))
+                    if eq == "=" && n.starts_with(|c: char| c.is_ascii_lowercase()))
+                    && matches!(&v[i - 1], Lex::Tok(comma, _) if comma == ",")
+            })
+            .collect();
+        for &i in &hypers {
+            let mut variants = Vec::new();
+            let mut removed = v.clone();
+            removed.drain(i - 1..i + 3);
+            variants.push(removed);
+            let mut duplicated = v.clone();
+            let copy: Vec<Lex> = v[i - 1..i + 3].to_vec();
+            duplicated.splice(i - 1..i - 1, copy);
+            variants.push(duplicated);
+            for n in NUMBERS.iter().chain(&["x", "-", "(", "[1]"]) {
+                let mut replaced = v.clone();
+                replaced[i + 2] = Lex::Tok(n.to_string(), false);
+                variants.push(replaced);
+            }
+            for variant in variants {
+                run(&render(&variant))?;
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 300, "only {cases} hyperparameter cases");
     Ok(())
 }
