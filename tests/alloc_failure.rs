@@ -19,6 +19,15 @@ bp::network! {
 }
 
 bp::network! {
+    /// Small to build; its output for a batch of 8,192 needs 2 GiB.
+    struct Wide {
+        input x: [1];
+        let fc = linear(x, 65536);
+        output fc;
+    }
+}
+
+bp::network! {
     struct Small {
         input x: [4];
         let fc = linear(x, 3);
@@ -54,6 +63,14 @@ fn child_allocates() {
     };
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     println!("new: {message}");
+    // A batch too large for memory: forward and predict report it, and a batch that fits
+    // still runs afterwards.
+    let mut wide = Wide::try_new(0).expect("a small network");
+    let x = bp::Tensor::<f32>::zeros(&[8192, 1]);
+    println!("forward: {}", wide.forward(&x).unwrap_err());
+    println!("predict: {}", wide.predict(&x).unwrap_err());
+    let ok = wide.forward(&bp::Tensor::zeros(&[2, 1])).is_ok();
+    println!("small batch: {ok}");
 }
 
 #[test]
@@ -70,4 +87,8 @@ fn huge_network_is_an_error_not_an_abort() {
     assert!(stdout.contains(&format!("try_new: {expected}")), "{stdout}");
     assert!(stdout.contains("small: 12 weights"), "{stdout}");
     assert!(stdout.contains(&format!("new: {expected}")), "{stdout}");
+    let batch = "could not allocate 2147483648 bytes for the value of `fc`";
+    assert!(stdout.contains(&format!("forward: {batch}")), "{stdout}");
+    assert!(stdout.contains(&format!("predict: {batch}")), "{stdout}");
+    assert!(stdout.contains("small batch: true"), "{stdout}");
 }

@@ -109,6 +109,45 @@ pub fn methods(c: &Ctx) -> TokenStream {
         docs::predict_doc(c),
     );
     let new_doc = docs::new_doc(c);
+    // Every buffer a pass sizes, reserved fallibly before the pass (a batch too large for
+    // memory is an error naming the buffer, not an abort).
+    let reserve = |field: TokenStream, what: String, per: usize, fixed: usize| {
+        let (per, fixed) = (lit(per), lit(fixed));
+        quote!(::bp::reserve_buffer(&mut #field, #what, #batch, #per, #fixed)?;)
+    };
+    let mut reserve_values: Vec<TokenStream> = c
+        .valued()
+        .map(|n| {
+            let v = &n.ident;
+            let per = crate::syntax::numel(n.shape.as_deref().unwrap_or(&[]));
+            reserve(
+                quote!(values.#v),
+                format!("the value of `{}`", n.name),
+                per,
+                0,
+            )
+        })
+        .collect();
+    let mut reserve_residuals: Vec<TokenStream> = (0..c.g.nodes.len())
+        .filter_map(|id| {
+            let r = c.residuals[id].as_ref()?;
+            let per = crate::syntax::numel(c.g.shape(id));
+            let what = format!("the residual of `{}`", c.g.nodes[id].name);
+            Some(reserve(quote!(residuals.#r), what, per, 0))
+        })
+        .collect();
+    for a in &c.g.aux {
+        let f = &a.ident;
+        let what = format!("workspace `{}` of `{}`", a.name, c.g.nodes[a.node].name);
+        match a.place {
+            crate::graph::Place::Forward => {
+                reserve_values.push(reserve(quote!(values.#f), what, a.per_sample, a.fixed))
+            }
+            crate::graph::Place::Backward => {
+                reserve_residuals.push(reserve(quote!(residuals.#f), what, a.per_sample, a.fixed))
+            }
+        }
+    }
     // The finite-value check: the tensors of each pass, in the order the pass completes
     // them (no call where a pass has none, so the element type is always inferred).
     let finite_call = |pass: &str, items: Vec<TokenStream>| {
@@ -205,9 +244,22 @@ pub fn methods(c: &Ctx) -> TokenStream {
             self.check_finite
         }
 
+        /// Room in every forward buffer for a batch of `batch`.
+        fn reserve_values(values: &mut #m::Values, #batch: usize) -> ::core::result::Result<(), ::bp::Error> {
+            #(#reserve_values)*
+            ::core::result::Result::Ok(())
+        }
+
+        /// Room in every residual and backward workspace for a batch of `batch`.
+        fn reserve_residuals(residuals: &mut #m::Residuals, #batch: usize) -> ::core::result::Result<(), ::bp::Error> {
+            #(#reserve_residuals)*
+            ::core::result::Result::Ok(())
+        }
+
         #[doc = #fdoc]
         pub fn forward(&mut self, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty, ::bp::Error> {
             #check
+            Self::reserve_values(&mut self.values, #batch)?;
             #(self.values.#in_names.assign(#in_names);)*
             self.run_forward(#batch)
         }
@@ -229,6 +281,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 #check
                 #batch
             };
+            Self::reserve_values(&mut self.values, #batch)?;
             self.run_forward(#batch)
         }
 
@@ -287,6 +340,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
                 return Err(::bp::Error::invalid("backward called before forward: run forward on a batch first"));
             }
             ::bp::Network::check_state(self)?;
+            Self::reserve_residuals(&mut self.residuals, self.batch)?;
             #(#out_checks)*
             Self::backward_pass(&mut self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, sgd, self.forward_training);
             self.backward_done = true;
@@ -315,6 +369,7 @@ pub fn methods(c: &Ctx) -> TokenStream {
         pub fn predict_into<'w>(&self, #ws: &'w mut #m::Values, #(#in_names: &#t),*) -> ::core::result::Result<#out_ty_w, ::bp::Error> {
             #check
             ::bp::Network::check_state(self)?;
+            Self::reserve_values(#ws, #batch)?;
             #(#ws.#in_names.assign(#in_names);)*
             Self::forward_pass(&self.params, &self.buffers, #ws, #batch, false);
             if self.check_finite {

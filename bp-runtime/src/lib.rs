@@ -41,6 +41,6 @@ pub use error::Error;
 pub use float::Float;
 pub use network::{
     alloc_tensor, check_batch, check_batch_norm, check_count, check_finite, check_input,
-    check_output_grad, check_state_shape, Network, ParamVisitor, Port,
+    check_output_grad, check_state_shape, reserve_buffer, Network, ParamVisitor, PassBuffer, Port,
 };
 pub use tensor::{Tensor, MAX_RANK};

@@ -150,6 +150,45 @@ pub fn alloc_tensor<T: Float>(what: &str, shape: &[usize], value: T) -> Result<T
     })
 }
 
+/// Reserves `batch · per_sample + fixed` elements in a pass's buffer `v` (a tensor's data
+/// or max pool's indices), as an [`Error::Alloc`] naming `what` when the memory cannot be
+/// had or the size overflows. Generated code calls it for every buffer before a pass;
+/// once warm it only compares capacities.
+pub fn reserve_buffer<B: PassBuffer>(
+    v: &mut B,
+    what: &str,
+    batch: usize,
+    per_sample: usize,
+    fixed: usize,
+) -> Result<(), Error> {
+    let len = batch
+        .checked_mul(per_sample)
+        .and_then(|n| n.checked_add(fixed))
+        .ok_or_else(|| Error::Alloc {
+            what: format!("{what} for a batch of {batch}"),
+            bytes: usize::MAX,
+        })?;
+    v.reserve_len(what, len)
+}
+
+/// A buffer a generated pass sizes: a tensor, or max pool's `u32` indices.
+pub trait PassBuffer {
+    /// Room for `len` elements in total, or [`Error::Alloc`] naming `what`.
+    fn reserve_len(&mut self, what: &str, len: usize) -> Result<(), Error>;
+}
+
+impl<T: Float> PassBuffer for Tensor<T> {
+    fn reserve_len(&mut self, what: &str, len: usize) -> Result<(), Error> {
+        self.try_reserve_len(what, len)
+    }
+}
+
+impl PassBuffer for Vec<u32> {
+    fn reserve_len(&mut self, what: &str, len: usize) -> Result<(), Error> {
+        crate::tensor::reserve_vec(self, what, len)
+    }
+}
+
 /// Checks a batch handed to input `name` against its per-sample shape and returns the
 /// batch size. Called by generated `forward` and `predict`.
 ///

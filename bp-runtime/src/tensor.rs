@@ -123,6 +123,14 @@ impl<T: Float> Tensor<T> {
         })
     }
 
+    /// Makes room for `len` elements without changing the tensor, or reports that the
+    /// memory cannot be had as [`Error::Alloc`] naming `what`; allocates nothing when the
+    /// tensor already holds that much. Generated passes call it before they size their
+    /// buffers, so a batch too large for memory is an error, not an abort.
+    pub fn try_reserve_len(&mut self, what: &str, len: usize) -> Result<(), Error> {
+        reserve_vec(&mut self.data, what, len)
+    }
+
     /// A tensor holding a copy of `data`.
     pub fn from_slice(shape: &[usize], data: &[T]) -> Result<Tensor<T>, Error> {
         Tensor::from_vec(shape, data.to_vec())
@@ -257,4 +265,17 @@ mod tests {
         t.resize(&[64, 10]);
         assert_eq!(t.data.capacity(), cap);
     }
+}
+
+/// `Vec::try_reserve_exact` up to a total of `len` elements, as [`Error::Alloc`] naming
+/// `what` on failure.
+pub fn reserve_vec<E>(v: &mut Vec<E>, what: &str, len: usize) -> Result<(), Error> {
+    if v.capacity() >= len {
+        return Ok(());
+    }
+    v.try_reserve_exact(len - v.len())
+        .map_err(|_| Error::Alloc {
+            what: what.to_string(),
+            bytes: len.saturating_mul(std::mem::size_of::<E>()),
+        })
 }

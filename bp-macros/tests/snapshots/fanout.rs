@@ -147,6 +147,54 @@ impl FanOut {
     pub fn check_finite(&self) -> bool {
         self.check_finite
     }
+    /// Room in every forward buffer for a batch of `batch`.
+    fn reserve_values(
+        values: &mut __bp_FanOut::Values,
+        batch: usize,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::reserve_buffer(&mut values.x, "the value of `x`", batch, 3, 0)?;
+        ::bp::reserve_buffer(&mut values.a, "the value of `a`", batch, 4, 0)?;
+        ::bp::reserve_buffer(&mut values.b, "the value of `b`", batch, 4, 0)?;
+        ::bp::reserve_buffer(&mut values.c, "the value of `c`", batch, 4, 0)?;
+        ::bp::reserve_buffer(&mut values.y_1, "the value of `y_1`", batch, 4, 0)?;
+        ::bp::reserve_buffer(&mut values.y_sum, "the value of `y_sum`", batch, 1, 0)?;
+        ::bp::reserve_buffer(&mut values.y_mean, "the value of `y_mean`", batch, 1, 0)?;
+        ::bp::reserve_buffer(&mut values.y, "the value of `y`", batch, 1, 0)?;
+        ::core::result::Result::Ok(())
+    }
+    /// Room in every residual and backward workspace for a batch of `batch`.
+    fn reserve_residuals(
+        residuals: &mut __bp_FanOut::Residuals,
+        batch: usize,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::reserve_buffer(&mut residuals.d_x, "the residual of `x`", batch, 3, 0)?;
+        ::bp::reserve_buffer(&mut residuals.d_a, "the residual of `a`", batch, 4, 0)?;
+        ::bp::reserve_buffer(&mut residuals.d_b, "the residual of `b`", batch, 4, 0)?;
+        ::bp::reserve_buffer(&mut residuals.d_c, "the residual of `c`", batch, 4, 0)?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_y_1,
+            "the residual of `y_1`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_y_sum,
+            "the residual of `y_sum`",
+            batch,
+            1,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_y_mean,
+            "the residual of `y_mean`",
+            batch,
+            1,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut residuals.d_y, "the residual of `y`", batch, 1, 0)?;
+        ::core::result::Result::Ok(())
+    }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
 A batch whose shape does not fit an input is an error naming the input and both shapes.
@@ -166,6 +214,7 @@ y = y_sum + y_mean         [B]
         x: &::bp::Tensor<f64>,
     ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[3])?;
+        Self::reserve_values(&mut self.values, batch)?;
         self.values.x.assign(x);
         self.run_forward(batch)
     }
@@ -187,6 +236,7 @@ y = y_sum + y_mean         [B]
             let batch = ::bp::check_input("x", x, &[3])?;
             batch
         };
+        Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
     fn run_forward(
@@ -293,6 +343,7 @@ d_a_bias = Σ_rows d_a
             );
         }
         ::bp::Network::check_state(self)?;
+        Self::reserve_residuals(&mut self.residuals, self.batch)?;
         ::bp::check_output_grad("y", d_y, self.batch, &[])?;
         self.residuals.d_y.assign(d_y);
         Self::backward_pass(
@@ -362,6 +413,7 @@ d_a_bias = Σ_rows d_a
     ) -> ::core::result::Result<&'w ::bp::Tensor<f64>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[3])?;
         ::bp::Network::check_state(self)?;
+        Self::reserve_values(ws, batch)?;
         ws.x.assign(x);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
         if self.check_finite {

@@ -298,6 +298,176 @@ impl Layers {
     pub fn check_finite(&self) -> bool {
         self.check_finite
     }
+    /// Room in every forward buffer for a batch of `batch`.
+    fn reserve_values(
+        values: &mut __bp_Layers::Values,
+        batch: usize,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::reserve_buffer(&mut values.img, "the value of `img`", batch, 64, 0)?;
+        ::bp::reserve_buffer(&mut values.seq, "the value of `seq`", batch, 24, 0)?;
+        ::bp::reserve_buffer(&mut values.c, "the value of `c`", batch, 256, 0)?;
+        ::bp::reserve_buffer(&mut values.bn, "the value of `bn`", batch, 256, 0)?;
+        ::bp::reserve_buffer(&mut values.p_1, "the value of `p_1`", batch, 256, 0)?;
+        ::bp::reserve_buffer(&mut values.p, "the value of `p`", batch, 64, 0)?;
+        ::bp::reserve_buffer(&mut values.l, "the value of `l`", batch, 30, 0)?;
+        ::bp::reserve_buffer(
+            &mut values.d_flatten,
+            "the value of `d_flatten`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut values.d_last, "the value of `d_last`", batch, 5, 0)?;
+        ::bp::reserve_buffer(
+            &mut values.d_concat,
+            "the value of `d_concat`",
+            batch,
+            69,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut values.d, "the value of `d`", batch, 69, 0)?;
+        ::bp::reserve_buffer(&mut values.out, "the value of `out`", batch, 3, 0)?;
+        ::bp::reserve_buffer(
+            &mut values.c_cols,
+            "workspace `cols` of `c`",
+            batch,
+            0,
+            576,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.bn_xhat,
+            "workspace `xhat` of `bn`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.bn_mean,
+            "workspace `mean` of `bn`",
+            batch,
+            0,
+            4,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.bn_var,
+            "workspace `var` of `bn`",
+            batch,
+            0,
+            4,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.bn_inv_std,
+            "workspace `inv_std` of `bn`",
+            batch,
+            0,
+            4,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.p_argmax,
+            "workspace `argmax` of `p`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.l_gates,
+            "workspace `gates` of `l`",
+            batch,
+            120,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.l_cell,
+            "workspace `cell` of `l`",
+            batch,
+            30,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut values.d_mask,
+            "workspace `mask` of `d`",
+            batch,
+            69,
+            0,
+        )?;
+        ::core::result::Result::Ok(())
+    }
+    /// Room in every residual and backward workspace for a batch of `batch`.
+    fn reserve_residuals(
+        residuals: &mut __bp_Layers::Residuals,
+        batch: usize,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::reserve_buffer(&mut residuals.d_c, "the residual of `c`", batch, 256, 0)?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_bn,
+            "the residual of `bn`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_p_1,
+            "the residual of `p_1`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut residuals.d_p, "the residual of `p`", batch, 64, 0)?;
+        ::bp::reserve_buffer(&mut residuals.d_l, "the residual of `l`", batch, 30, 0)?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_d_flatten,
+            "the residual of `d_flatten`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_d_last,
+            "the residual of `d_last`",
+            batch,
+            5,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_d_concat,
+            "the residual of `d_concat`",
+            batch,
+            69,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut residuals.d_d, "the residual of `d`", batch, 69, 0)?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_out,
+            "the residual of `out`",
+            batch,
+            3,
+            0,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.c_bcols,
+            "workspace `bcols` of `c`",
+            batch,
+            0,
+            576,
+        )?;
+        ::bp::reserve_buffer(
+            &mut residuals.c_dcols,
+            "workspace `dcols` of `c`",
+            batch,
+            0,
+            576,
+        )?;
+        ::bp::reserve_buffer(&mut residuals.l_dh, "workspace `dh` of `l`", batch, 5, 0)?;
+        ::bp::reserve_buffer(
+            &mut residuals.l_dgates,
+            "workspace `dgates` of `l`",
+            batch,
+            20,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut residuals.l_dc, "workspace `dc` of `l`", batch, 5, 0)?;
+        ::core::result::Result::Ok(())
+    }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
 A batch whose shape does not fit an input is an error naming the input and both shapes.
@@ -323,6 +493,7 @@ out = d·out.weightᵀ + out.bias                                               
     ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
         ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
+        Self::reserve_values(&mut self.values, batch)?;
         self.values.img.assign(img);
         self.values.seq.assign(seq);
         self.run_forward(batch)
@@ -352,6 +523,7 @@ out = d·out.weightᵀ + out.bias                                               
             )?;
             batch
         };
+        Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
     fn run_forward(
@@ -475,6 +647,7 @@ d_c_bias = Σ_(b, pixels) d_c
             );
         }
         ::bp::Network::check_state(self)?;
+        Self::reserve_residuals(&mut self.residuals, self.batch)?;
         ::bp::check_output_grad("out", d_out, self.batch, &[3])?;
         self.residuals.d_out.assign(d_out);
         Self::backward_pass(
@@ -569,6 +742,7 @@ d_c_bias = Σ_(b, pixels) d_c
         let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
         ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
         ::bp::Network::check_state(self)?;
+        Self::reserve_values(ws, batch)?;
         ws.img.assign(img);
         ws.seq.assign(seq);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);

@@ -160,6 +160,39 @@ impl Xor {
     pub fn check_finite(&self) -> bool {
         self.check_finite
     }
+    /// Room in every forward buffer for a batch of `batch`.
+    fn reserve_values(
+        values: &mut __bp_Xor::Values,
+        batch: usize,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::reserve_buffer(&mut values.x, "the value of `x`", batch, 2, 0)?;
+        ::bp::reserve_buffer(&mut values.fc1, "the value of `fc1`", batch, 8, 0)?;
+        ::bp::reserve_buffer(&mut values.h, "the value of `h`", batch, 8, 0)?;
+        ::bp::reserve_buffer(&mut values.fc2, "the value of `fc2`", batch, 1, 0)?;
+        ::core::result::Result::Ok(())
+    }
+    /// Room in every residual and backward workspace for a batch of `batch`.
+    fn reserve_residuals(
+        residuals: &mut __bp_Xor::Residuals,
+        batch: usize,
+    ) -> ::core::result::Result<(), ::bp::Error> {
+        ::bp::reserve_buffer(
+            &mut residuals.d_fc1,
+            "the residual of `fc1`",
+            batch,
+            8,
+            0,
+        )?;
+        ::bp::reserve_buffer(&mut residuals.d_h, "the residual of `h`", batch, 8, 0)?;
+        ::bp::reserve_buffer(
+            &mut residuals.d_fc2,
+            "the residual of `fc2`",
+            batch,
+            1,
+            0,
+        )?;
+        ::core::result::Result::Ok(())
+    }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
 A batch whose shape does not fit an input is an error naming the input and both shapes.
@@ -175,6 +208,7 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
         x: &::bp::Tensor<f32>,
     ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[2])?;
+        Self::reserve_values(&mut self.values, batch)?;
         self.values.x.assign(x);
         self.run_forward(batch)
     }
@@ -196,6 +230,7 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
             let batch = ::bp::check_input("x", x, &[2])?;
             batch
         };
+        Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
     fn run_forward(
@@ -292,6 +327,7 @@ d_fc1_bias = Σ_rows d_fc1
             );
         }
         ::bp::Network::check_state(self)?;
+        Self::reserve_residuals(&mut self.residuals, self.batch)?;
         ::bp::check_output_grad("fc2", d_fc2, self.batch, &[1])?;
         self.residuals.d_fc2.assign(d_fc2);
         Self::backward_pass(
@@ -358,6 +394,7 @@ d_fc1_bias = Σ_rows d_fc1
     ) -> ::core::result::Result<&'w ::bp::Tensor<f32>, ::bp::Error> {
         let batch = ::bp::check_input("x", x, &[2])?;
         ::bp::Network::check_state(self)?;
+        Self::reserve_values(ws, batch)?;
         ws.x.assign(x);
         Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
         if self.check_finite {
