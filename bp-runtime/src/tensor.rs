@@ -246,6 +246,19 @@ impl<T: Float> fmt::Debug for Tensor<T> {
     }
 }
 
+/// `Vec::try_reserve_exact` up to a total of `len` elements, as [`Error::Alloc`] naming
+/// `what` on failure.
+pub fn reserve_vec<E>(v: &mut Vec<E>, what: &str, len: usize) -> Result<(), Error> {
+    if v.capacity() >= len {
+        return Ok(());
+    }
+    v.try_reserve_exact(len - v.len())
+        .map_err(|_| Error::Alloc {
+            what: what.to_string(),
+            bytes: len.saturating_mul(std::mem::size_of::<E>()),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,17 +278,4 @@ mod tests {
         t.resize(&[64, 10]);
         assert_eq!(t.data.capacity(), cap);
     }
-}
-
-/// `Vec::try_reserve_exact` up to a total of `len` elements, as [`Error::Alloc`] naming
-/// `what` on failure.
-pub fn reserve_vec<E>(v: &mut Vec<E>, what: &str, len: usize) -> Result<(), Error> {
-    if v.capacity() >= len {
-        return Ok(());
-    }
-    v.try_reserve_exact(len - v.len())
-        .map_err(|_| Error::Alloc {
-            what: what.to_string(),
-            bytes: len.saturating_mul(std::mem::size_of::<E>()),
-        })
 }
