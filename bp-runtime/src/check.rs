@@ -467,7 +467,11 @@ impl Evaluator {
                     self.at(net, target, i, v - h),
                     self.at(net, target, i, v - 2.0 * h),
                 );
-                (-p2? + 8.0 * p1? - 8.0 * m1? + m2?) / (12.0 * h)
+                // Grouped as differences first: where J does not depend on the element
+                // (four equal values) the quotient is exactly 0; evaluated left to right,
+                // 8·J − J rounds and leaves ±ulp(8J)/12h, which fails a true zero gradient.
+                let (p2, p1, m1, m2) = (p2?, p1?, m1?, m2?);
+                (8.0 * (p1 - m1) - (p2 - m2)) / (12.0 * h)
             } else {
                 let (plus, minus) = (v + h, v - h);
                 let (jp, jm) = (
