@@ -19,17 +19,15 @@ bp::network! {
     }
 }
 
-/// The gradient checker's five-point quotient is evaluated as
+/// The gradient checker's five-point quotient was evaluated as
 /// `(−J(+2h) + 8·J(+h) − 8·J(−h) + J(−2h)) / 12h` (`bp-runtime/src/check.rs`). When J
 /// does not depend on the element — four equal values — the sum does not cancel: `8·J − J`
 /// is rounded, and the quotient is about ±ulp(8·J)/12h (here 9.3e-14) instead of 0. With
 /// the bare criterion the tolerance of a tensor whose numeric gradient is that noise
 /// everywhere is ~0, so a correct zero gradient fails: about half of all values of J do.
-/// Grouped as `(8·(J(+h) − J(−h)) − (J(+2h) − J(−2h))) / 12h`, equal values give exactly 0.
+/// Grouped as `(8·(J(+h) − J(−h)) − (J(+2h) − J(−2h))) / 12h`, as it is now, equal
+/// values give exactly 0.
 #[test]
-#[ignore = "bp-runtime check.rs: the five-point quotient of a constant J is ±ulp(8J)/12h, not 0 \
-            (numeric 9.3e-14 vs analytic 0 for `p`); fix by grouping 8·(J(+h) − J(−h)) − \
-            (J(+2h) − J(−2h))"]
 fn zero_gradient_of_a_parameter_j_does_not_depend_on() {
     let mut net = NeverSelected::new(0);
     let x = random(&[2, 4], -1.5, 1.5, 1);
