@@ -71,7 +71,7 @@ bp::network! {
     #[dtype(f64)]
     struct LogSoftmaxGelu {
         input x: [4] grad;
-        let g = gelu(x);
+        let g = gelu(x, approximate = "tanh");
         let y = log_softmax(g);
         output y;
     }

@@ -80,7 +80,7 @@ bp::network! {
         let th = tanh(fc2);
         let lr = leaky_relu(fc1, slope = 0.2);
         let lr0 = leaky_relu(fc2);
-        let ge = gelu(fc1);
+        let ge = gelu(fc1, approximate = "tanh");
         let si = silu(fc2);
         let el = elu(fc2, alpha = 0.7);
         let el1 = elu(fc1);
@@ -107,7 +107,7 @@ bp::network! {
         let sp = softplus(z);
         let sg = sigmoid(z);
         let th = tanh(z * 0.3);
-        let ge = gelu(z * 0.4);
+        let ge = gelu(z * 0.4, approximate = "tanh");
         let si = silu(z);
         let el = elu(z * 0.2, alpha = 1.5);
         let ex = exp(z * 0.05);
@@ -189,7 +189,7 @@ bp::network! {
         let lr = leaky_relu(x, slope = 0.1);
         let el = elu(x);
         let sp = softplus(x);
-        let ge = gelu(x);
+        let ge = gelu(x, approximate = "tanh");
         let ab = abs(x);
         let sm = softmax(x);
         let s = sum(x);
@@ -388,7 +388,7 @@ bp::network! {
         input x: [6];
         param scale: [8] = ones;
         let fc1 = linear(x, 16);
-        let h1 = gelu(fc1);
+        let h1 = gelu(fc1, approximate = "tanh");
         let fc2 = linear(h1, 8);
         let h2 = tanh(fc2) * scale;
         let out = linear(h2, 3);
@@ -403,7 +403,7 @@ bp::network! {
         input x: [6];
         param scale: [8] = ones;
         let fc1 = linear(x, 16);
-        let h1 = gelu(fc1);
+        let h1 = gelu(fc1, approximate = "tanh");
         let fc2 = linear(h1, 8);
         let h2 = tanh(fc2) * scale;
         let out = linear(h2, 3);

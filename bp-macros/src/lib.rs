@@ -1,23 +1,43 @@
 //! The `network!` procedural macro of `bp`: a compiler from a declarative network
 //! description to its forward and backward passes as straight-line Rust.
 //!
-//! The stages, chained in `expand`: parse (`syntax`) → lower and check shapes
-//! (`graph`, `lowering`, `ops`) → plan the reverse sweep (`autodiff`) → name
-//! (`names`) → emit (`emit`, `emit_api`, `docs`).
+//! # The pipeline
+//!
+//! Each stage is a module that imports only from the stages above it:
+//!
+//! ```text
+//! diagnostics  the error sink of one invocation, "did you mean"       (used by all)
+//! syntax       tokens → NetworkDef: the items as written, with spans
+//! formula      elementwise formulas: the function table, derivatives,
+//!              simplification, code and math of a formula
+//! graph        the IR: nodes, params, buffers, workspaces; the Op trait
+//!              every operation implements; Builder and CodeGen
+//! ops          the operations, one file per family, and their registry
+//! lowering     the driver: items → graph, each call dispatched to the
+//!              registry or the function table; every shape checked
+//! autodiff     the reverse sweep's plan: which nodes get a residual
+//! names        the identifiers of generated code, collision-free
+//! emit         the struct, the passes, the API, the Network impl, the
+//!              docs (from the ops' own steps) and the structure hash
+//! ```
+//!
+//! [`network`] chains them in [`expand`]: parse → lower and check → plan → name → emit.
+//! With errors, it stops after lowering and emits them with a fallback (`emit::fallback`).
 #![forbid(unsafe_code)]
 
-mod autodiff;
-mod ctxt;
-mod docs;
-mod emit;
-mod emit_api;
-mod graph;
-mod lowering;
-mod names;
-mod ops;
-mod pipeline;
-mod symbolic;
+mod diagnostics;
 mod syntax;
+
+mod formula;
+mod graph;
+mod ops;
+
+mod lowering;
+
+mod autodiff;
+mod names;
+
+mod emit;
 
 #[cfg(test)]
 mod fuzz;
@@ -26,13 +46,62 @@ mod robustness;
 #[cfg(test)]
 mod snapshot;
 
-use pipeline::expand;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
 
 /// Compiles a network description into a struct with `forward`, `backward`, `predict`
 /// and the `bp::Network` trait. See the `bp` crate's documentation for the language.
+#[cfg(not(fuzzing))]
 #[proc_macro]
 pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     expand(input.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
+}
+
+/// The stack the stages run on. Parsing, lowering, differentiation and emission recurse
+/// once per level of an expression's nesting, and a macro gets whatever stack its caller
+/// has left (a test thread's 2 MiB overflowed before 1,000 levels). `stacker` switches to
+/// a fresh stack of this size (reserved, committed only as touched) on the same thread,
+/// so the compiler's proc-macro bridge stays valid; `syntax::check_nesting` bounds the
+/// depth, so no description can exhaust it.
+const STACK: usize = 256 << 20;
+
+/// The pipeline, after the nesting limit is checked, on a stack of its own. `fuzz/`
+/// includes this file (with the stages) in a `cargo fuzz` target.
+pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
+    syntax::check_nesting(&input)?;
+    stacker::grow(STACK, || stages(input))
+}
+
+fn stages(input: TokenStream) -> syn::Result<TokenStream> {
+    let def: syntax::NetworkDef = match syn::parse2(input.clone()) {
+        Ok(def) => def,
+        Err(e) => {
+            let Some(header) = syntax::parse_header(input) else {
+                return Err(e);
+            };
+            return Ok(emit::fallback::fallback(&header, e.into_compile_error()));
+        }
+    };
+    let cx = diagnostics::Diagnostics::default();
+    let mut g = lowering::lower(&def, &cx);
+    if cx.has_errors() {
+        let errors = cx.into_compile_errors();
+        return Ok(emit::fallback::fallback(&def.header(), errors));
+    }
+    let plan = autodiff::plan(&g);
+    let residuals = names::assign(&mut g, &plan);
+    let expansion = emit::Expansion {
+        def: &def,
+        g: &g,
+        plan: &plan,
+        residuals: &residuals,
+        m: format_ident!("__bp_{}", def.name),
+        ty: match def.dtype {
+            syntax::Dtype::F32 => quote!(f32),
+            syntax::Dtype::F64 => quote!(f64),
+        },
+    };
+    Ok(emit::expand(&expansion))
 }

@@ -52,7 +52,7 @@ fn snapshot_fanout() -> Result<(), String> {
         "fanout",
         quote! {
             #[dtype(f64)]
-            struct FanOut {
+            pub struct FanOut {
                 input x: [3] grad;
                 param s: [] = 0.5;
                 let a = linear(x, 4);
@@ -70,7 +70,7 @@ fn snapshot_layers() -> Result<(), String> {
     check(
         "layers",
         quote! {
-            struct Layers {
+            pub struct Layers {
                 input img: [1, 8, 8];
                 input seq: [6, 4];
                 let c = conv2d(img, 4, kernel = 3, padding = 1);

@@ -87,6 +87,85 @@ impl Parse for NetworkDef {
     }
 }
 
+/// What the generated API's shape depends on: the struct's header, and the names of the
+/// inputs and outputs. The fallback emitted after an error needs only this, and it is
+/// read even from a body with a syntax error.
+pub struct Header {
+    pub attrs: Vec<Attribute>,
+    pub dtype: Dtype,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub inputs: Vec<Ident>,
+    pub outputs: Vec<Ident>,
+}
+
+impl NetworkDef {
+    /// The header of a parsed network.
+    pub fn header(&self) -> Header {
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for item in &self.items {
+            match item {
+                Item::Input { name, .. } => inputs.push(name.clone()),
+                Item::Output { names, .. } if outputs.is_empty() => outputs.clone_from(names),
+                _ => {}
+            }
+        }
+        Header {
+            attrs: self.attrs.clone(),
+            dtype: self.dtype,
+            vis: self.vis.clone(),
+            name: self.name.clone(),
+            inputs,
+            outputs,
+        }
+    }
+}
+
+/// The header of a description whose body does not parse: `input NAME` and `output A, B`
+/// are picked out of the body's tokens. `None` when the struct's header itself is wrong.
+pub fn parse_header(tokens: proc_macro2::TokenStream) -> Option<Header> {
+    let lenient = |input: ParseStream| -> syn::Result<Header> {
+        let mut attrs = input.call(Attribute::parse_outer)?;
+        let dtype = take_dtype(&mut attrs).unwrap_or(Dtype::F32);
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let name: Ident = input.parse()?;
+        let body;
+        braced!(body in input);
+        let tokens: Vec<proc_macro2::TokenTree> = body
+            .parse::<proc_macro2::TokenStream>()?
+            .into_iter()
+            .collect();
+        let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+        let ident = |t: &proc_macro2::TokenTree| match t {
+            proc_macro2::TokenTree::Ident(i) => Some(i.clone()),
+            _ => None,
+        };
+        for (k, t) in tokens.iter().enumerate() {
+            match ident(t).map(|i| i.to_string()).as_deref() {
+                Some("input") => inputs.extend(tokens.get(k + 1).and_then(ident)),
+                Some("output") if outputs.is_empty() => {
+                    let names = tokens[k + 1..].iter().take_while(
+                        |t| !matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ';'),
+                    );
+                    outputs.extend(names.filter_map(ident));
+                }
+                _ => {}
+            }
+        }
+        Ok(Header {
+            attrs,
+            dtype,
+            vis,
+            name,
+            inputs,
+            outputs,
+        })
+    };
+    syn::parse::Parser::parse2(lenient, tokens).ok()
+}
+
 /// Removes `#[dtype(..)]` from the attributes and reads it.
 fn take_dtype(attrs: &mut Vec<Attribute>) -> syn::Result<Dtype> {
     let mut dtype = Dtype::F32;
@@ -140,7 +219,7 @@ impl Parse for Item {
                 keyword.span(),
                 format!(
                     "unknown item `{other}`; expected `input`, `param`, `let` or `output`{}",
-                    crate::ctxt::did_you_mean(other, ["input", "param", "output"])
+                    crate::diagnostics::did_you_mean(other, ["input", "param", "output"])
                 ),
             )),
         }

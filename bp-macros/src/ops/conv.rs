@@ -5,12 +5,13 @@
 //! params:   ∇W = Σ_b d_y[b]·im2col(x[b])ᵀ,  ∇bias = Σ_{b,pixels} d_y
 //! residual: d_x[b] = col2im(Wᵀ·d_y[b])
 
-use super::pool::{arg_or_hyper, image_dims};
-use super::{
-    bool_lit, index_lit, int_lit, layer_params, node_arg, AuxSpec, Built, Call, Cx, Op, ParamInit,
+use super::args::{
+    arg_or_hyper, bool_lit, image_dims, index_lit, int_lit, layer_params, node_arg, Call,
 };
-use crate::graph::{Builder, NodeId, ParamId};
-use crate::lowering::LetCx;
+use super::grads::{bias_grad, bias_math, bias_value, optional_input};
+use crate::graph::{
+    AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Step,
+};
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 
@@ -24,11 +25,13 @@ struct Conv {
     stride: usize,
     pad: usize,
     params: Vec<ParamId>,
+    /// im2col of one sample (forward), and backward's im2col and its gradient.
+    cols: Vec<AuxId>,
 }
 
 const USAGE: &str = "conv2d(x, out_channels, kernel = k, stride = 1, padding = 0, bias = true)";
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     if !call.check(b.cx, 2, 3, &["kernel", "stride", "padding", "bias"], USAGE) {
         return None;
     }
@@ -71,7 +74,7 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
         specs.push(("bias", vec![out], init));
     }
     let params = layer_params(b, l, call, specs)?;
-    let conv = Conv {
+    let mut conv = Conv {
         x: [x],
         c,
         h,
@@ -81,7 +84,14 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
         stride,
         pad,
         params,
+        cols: Vec::new(),
     };
+    let n = conv.cols_len();
+    conv.cols = vec![
+        b.workspace(AuxSpec::saved_fixed("cols", n)),
+        b.workspace(AuxSpec::scratch("bcols", 0, n)),
+        b.workspace(AuxSpec::scratch("dcols", 0, n)),
+    ];
     let (ho, wo) = conv.out_hw();
     Some((Box::new(conv), vec![out, ho, wo]))
 }
@@ -123,100 +133,56 @@ impl Op for Conv {
     fn params(&self) -> &[ParamId] {
         &self.params
     }
-    fn aux(&self) -> Vec<AuxSpec> {
-        let n = self.cols_len();
-        vec![
-            AuxSpec {
-                fixed: n,
-                per_sample: 0,
-                ..AuxSpec::saved("cols", 0)
-            },
-            AuxSpec::scratch("bcols", 0, n),
-            AuxSpec::scratch("dcols", 0, n),
-        ]
-    }
-
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y, batch, g) = (cx.value(self.x[0]), cx.value(out), &cx.batch, self.geom());
-        let w = &cx.g.params[self.params[0]].ident;
-        let bias = match self.params.get(1) {
-            Some(&p) => {
-                let b = &cx.g.params[p].ident;
-                quote!(Some(#b.as_slice()))
-            }
-            None => quote!(None),
-        };
-        let cols = cx.aux(out, "cols");
-        quote!(::bp::kernels::conv2d(#g, #batch, #x, #w, #bias, #y, #cols);)
-    }
-
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, dy, batch, g, acc) = (
-            cx.value(self.x[0]),
-            cx.residual(out),
-            &cx.batch,
-            self.geom(),
-            &cx.accumulate,
-        );
-        let w = &cx.g.params[self.params[0]];
-        let (wv, dw) = (&w.ident, &w.grad_ident);
-        let db = match self.params.get(1) {
-            Some(&p) => {
-                let d = &cx.g.params[p].grad_ident;
-                quote!(Some(#d.as_mut_slice()))
-            }
-            None => quote!(None),
-        };
-        let (pre, dx, acc_x) = match cx.contribute(self.x[0]) {
-            Some(c) => {
-                let d = c.ident;
-                (c.prelude, quote!(Some(#d.as_mut_slice())), c.acc)
-            }
-            None => (TokenStream::new(), quote!(None), quote!(false)),
-        };
-        let (cols, dcols) = (cx.aux(out, "bcols"), cx.aux(out, "dcols"));
-        quote!(#pre ::bp::kernels::conv2d_backward(#g, #batch, #x, #wv, #dy, #dw, #db, #acc, #dx, #acc_x, #cols, #dcols);)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let w = &cx.g.params[self.params[0]].torch_name;
-        let bias = match self.params.get(1) {
-            Some(&p) => format!(" + {}", cx.g.params[p].torch_name),
-            None => String::new(),
-        };
-        format!(
-            "{} = {w} ⋆ {}{bias}   ({k}×{k}, stride {}, padding {})",
-            cx.name(out),
-            cx.name(self.x[0]),
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y, batch, g) = (cg.value(self.x[0]), cg.value(out), &cg.batch, self.geom());
+        let w = &cg.g.params[self.params[0]];
+        let bias = bias_value(cg, self.params.get(1));
+        let cols = cg.aux(self.cols[0]);
+        let math = format!(
+            "{} = {} ⋆ {}{}   ({k}×{k}, stride {}, padding {})",
+            cg.name(out),
+            w.torch_name,
+            cg.name(self.x[0]),
+            bias_math(cg, self.params.get(1)),
             self.stride,
             self.pad,
             k = self.k
-        )
+        );
+        let w = &w.ident;
+        let code = quote!(::bp::kernels::conv2d(#g, #batch, #x, #w, #bias, #y, #cols););
+        Step::new(math, code)
     }
 
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        let (dy, x) = (cx.d_name(out), cx.name(self.x[0]));
-        let w = &cx.g.params[self.params[0]];
-        let mut lines = vec![format!("{} = Σ_b {dy}[b]·im2col({x}[b])ᵀ", w.grad_ident)];
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let (x, dy, batch, g, acc) = (
+            cg.value(self.x[0]),
+            cg.residual(out),
+            &cg.batch,
+            self.geom(),
+            &cg.accumulate,
+        );
+        let w = &cg.g.params[self.params[0]];
+        let (wv, dw) = (&w.ident, &w.grad_ident);
+        let db = bias_grad(cg, self.params.get(1));
+        let dx = optional_input(cg, self.x[0]);
+        let (d_y, xn) = (cg.d_name(out), cg.name(self.x[0]));
+        let mut math = vec![format!("{dw} = Σ_b {d_y}[b]·im2col({xn}[b])ᵀ")];
         if let Some(&p) = self.params.get(1) {
-            lines.push(format!(
-                "{} = Σ_(b, pixels) {dy}",
-                cx.g.params[p].grad_ident
-            ));
+            let d = &cg.g.params[p].grad_ident;
+            math.push(format!("{d} = Σ_(b, pixels) {d_y}"));
         }
-        if cx.wants(self.x[0]) {
-            lines.push(format!(
-                "{} col2im({}ᵀ·{dy})",
-                cx.doc_assign(self.x[0]),
-                w.torch_name
-            ));
+        if let Some(lhs) = dx.math {
+            math.push(format!("{lhs} col2im({}ᵀ·{d_y})", w.torch_name));
         }
-        lines
+        let (cols, dcols) = (cg.aux(self.cols[1]), cg.aux(self.cols[2]));
+        let (pre, dxs, acc_x) = (dx.prelude, dx.slice, dx.acc);
+        let code = quote!(#pre ::bp::kernels::conv2d_backward(#g, #batch, #x, #wv, #dy, #dw, #db, #acc, #dxs, #acc_x, #cols, #dcols););
+        vec![Step::lines(math, code)]
     }
 
     fn structure(&self) -> String {
         format!(
-            "conv2d(out={}, k={}, s={}, p={}, bias={})",
+            "conv2d(out_channels={}, kernel={}, stride={}, padding={}, bias={})",
             self.out,
             self.k,
             self.stride,

@@ -5,10 +5,9 @@
 //! evaluation: y = x
 //! residual:   d_x = d_y ⊙ mask (training), d_y (evaluation): the same mask as forward
 
-use super::{float_lit, node_arg, AuxSpec, Built, Call, Cx, Op};
-use crate::graph::{Builder, NodeId};
-use crate::lowering::LetCx;
-use crate::symbolic::literal;
+use super::args::{float_lit, node_arg, Call};
+use crate::formula::literal;
+use crate::graph::{AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, Step};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -16,9 +15,10 @@ struct Dropout {
     x: [NodeId; 1],
     p: f64,
     n: usize,
+    mask: AuxId,
 }
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     if !call.check(b.cx, 1, 2, &["p"], "dropout(x, p)") {
         return None;
     }
@@ -48,7 +48,8 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
     let x = x?;
     let shape = b.node(x).shape.clone()?;
     let n = crate::syntax::numel(&shape);
-    Some((Box::new(Dropout { x: [x], p, n }), shape))
+    let mask = b.workspace(AuxSpec::saved("mask", n));
+    Some((Box::new(Dropout { x: [x], p, n, mask }), shape))
 }
 
 impl Op for Dropout {
@@ -58,12 +59,8 @@ impl Op for Dropout {
     fn operands(&self) -> &[NodeId] {
         &self.x
     }
-    fn aux(&self) -> Vec<AuxSpec> {
-        vec![AuxSpec::saved("mask", self.n)]
-    }
-
-    fn prepare(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (mask, rng, batch) = (cx.aux(out, "mask"), &cx.rng, &cx.batch);
+    fn prepare(&self, cg: &CodeGen, _out: NodeId) -> TokenStream {
+        let (mask, rng, batch) = (cg.aux(self.mask), &cg.rng, &cg.batch);
         let (p, n) = (literal(self.p), Literal::usize_unsuffixed(self.n));
         quote! {
             #mask.resize(&[#batch * #n]);
@@ -71,59 +68,50 @@ impl Op for Dropout {
         }
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
         let (x, y, mask, training) = (
-            cx.value(self.x[0]),
-            cx.value(out),
-            cx.aux(out, "mask"),
-            &cx.training,
+            cg.value(self.x[0]),
+            cg.value(out),
+            cg.aux(self.mask),
+            &cg.training,
         );
-        quote! {
-            if #training {
-                ::bp::kernels::dropout(#x, #mask, #y);
-            } else {
-                ::bp::kernels::copy(#x, #y, false);
-            }
-        }
+        let math = format!(
+            "{} = {} ⊙ mask (training, p = {}), or {1} (evaluation)",
+            cg.name(out),
+            cg.name(self.x[0]),
+            self.p
+        );
+        Step::new(
+            math,
+            quote! {
+                if #training {
+                    ::bp::kernels::dropout(#x, #mask, #y);
+                } else {
+                    ::bp::kernels::copy(#x, #y, false);
+                }
+            },
+        )
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let Some(c) = cx.contribute(self.x[0]) else {
-            return TokenStream::new();
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let Some(c) = cg.contribute(self.x[0]) else {
+            return vec![];
         };
-        let (dy, mask, training) = (cx.residual(out), cx.aux(out, "mask"), &cx.training);
+        let math = format!("{} {} ⊙ mask", c.math, cg.d_name(out));
+        let (dy, mask, training) = (cg.residual(out), cg.aux(self.mask), &cg.training);
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        quote! {
+        let code = quote! {
             #pre
             if #training {
                 ::bp::kernels::dropout_backward(#dy, #mask, #dx, #acc);
             } else {
                 ::bp::kernels::copy(#dy, #dx, #acc);
             }
-        }
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        format!(
-            "{} = {} ⊙ mask (training, p = {}), or {1} (evaluation)",
-            cx.name(out),
-            cx.name(self.x[0]),
-            self.p
-        )
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        if !cx.wants(self.x[0]) {
-            return vec![];
-        }
-        vec![format!(
-            "{} {} ⊙ mask",
-            cx.doc_assign(self.x[0]),
-            cx.d_name(out)
-        )]
+        };
+        vec![Step::new(math, code)]
     }
 
     fn structure(&self) -> String {
-        format!("dropout({})", self.p)
+        format!("dropout(p={:?})", self.p)
     }
 }

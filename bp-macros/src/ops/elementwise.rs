@@ -6,11 +6,10 @@
 //! residual: d_a += d_y · ∂f/∂a                 per element; summed over the elements a
 //!                                              scalar operand was broadcast to, and over
 //!                                              the batch for a param
-//! The derivatives are derived symbolically (`symbolic.rs`) and simplified at compile time.
+//! The derivatives are derived symbolically (`formula`) and simplified at compile time.
 
-use super::{Contribution, Cx, Op};
-use crate::graph::{Builder, NodeId};
-use crate::symbolic::{self as s, Leaves, E};
+use crate::formula::{self as s, Leaves, E};
+use crate::graph::{CodeGen, Contribution, NodeId, Op, Step};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -23,7 +22,7 @@ impl Fused {
     /// Operands in the order of `f`'s `Var` indices. Operands `f` no longer reads (a
     /// part of the expression became a node of its own) are dropped and the rest
     /// renumbered, so no loop reads or differentiates an operand it does not use.
-    pub fn new(_b: &Builder, operands: &[NodeId], f: E) -> Fused {
+    pub fn new(operands: &[NodeId], f: E) -> Fused {
         let used = s::vars_used(&f);
         if used.len() == operands.len() {
             return Fused {
@@ -58,12 +57,12 @@ enum Class {
     ParamScalar,
 }
 
-fn class(cx: &Cx, id: NodeId, n: usize) -> Class {
-    let numel = cx.numel(id);
-    match (cx.is_param(id), numel == n) {
+fn class(cg: &CodeGen, id: NodeId, n: usize) -> Class {
+    let numel = cg.numel(id);
+    match (cg.is_param(id), numel == n) {
         (false, true) => Class::Full,
         (false, false) => Class::Scalar,
-        (true, _) if cx.shape(id).is_empty() => Class::ParamScalar,
+        (true, _) if cg.shape(id).is_empty() => Class::ParamScalar,
         (true, _) => Class::ParamFull,
     }
 }
@@ -138,22 +137,22 @@ impl Loop {
 }
 
 impl Fused {
-    fn needs_broadcast(&self, cx: &Cx, n: usize) -> bool {
+    fn needs_broadcast(&self, cg: &CodeGen, n: usize) -> bool {
         self.operands
             .iter()
-            .any(|&o| matches!(class(cx, o, n), Class::Scalar | Class::ParamFull))
+            .any(|&o| matches!(class(cg, o, n), Class::Scalar | Class::ParamFull))
     }
 
     /// Adds the read streams of the operands `used` says are read.
-    fn reads(&self, cx: &Cx, lp: &mut Loop, n: usize, used: impl Fn(usize) -> bool) {
+    fn reads(&self, cg: &CodeGen, lp: &mut Loop, n: usize, used: impl Fn(usize) -> bool) {
         let bn = Literal::usize_unsuffixed(n);
-        let broadcast = self.needs_broadcast(cx, n);
+        let broadcast = self.needs_broadcast(cg, n);
         for (k, &o) in self.operands.iter().enumerate() {
             if !used(k) {
                 continue;
             }
-            let v = cx.value(o);
-            match class(cx, o, n) {
+            let v = cg.value(o);
+            match class(cg, o, n) {
                 Class::Full => lp.full(v, &bn, false, broadcast),
                 Class::Scalar => lp.outer.push((quote!(#v.iter()), quote!(&#v))),
                 Class::ParamFull => lp.inner.push((quote!(#v.iter()), quote!(&#v))),
@@ -164,30 +163,39 @@ impl Fused {
 
     fn leaves<'a>(
         &self,
-        cx: &Cx,
+        cg: &CodeGen,
         out: NodeId,
         var: &'a dyn Fn(usize) -> TokenStream,
     ) -> Leaves<'a> {
-        let y = cx.value(out);
-        let dy = cx.residual(out);
+        let y = cg.value(out);
+        let dy = cg.residual(out);
         Leaves {
             var,
             out: quote!(#y),
             grad: quote!(#dy),
-            ty: cx.ty.clone(),
+            ty: cg.ty.clone(),
         }
     }
 
     /// Adds the write of one contribution `g` to the loop.
-    fn write(&self, cx: &Cx, lp: &mut Loop, n: usize, o: NodeId, c: Contribution, g: TokenStream) {
+    fn write(
+        &self,
+        cg: &CodeGen,
+        lp: &mut Loop,
+        n: usize,
+        o: NodeId,
+        c: Contribution,
+        g: TokenStream,
+    ) {
         let bn = Literal::usize_unsuffixed(n);
-        let broadcast = self.needs_broadcast(cx, n);
+        let broadcast = self.needs_broadcast(cg, n);
         let Contribution {
             ident: d,
             prelude,
             acc,
             first,
             runtime,
+            ..
         } = c;
         lp.pre.push(prelude);
         let sum = format_ident!("{}_sum", d, span = Span::mixed_site());
@@ -200,7 +208,7 @@ impl Fused {
                 quote!(#lhs += #rhs;)
             }
         };
-        match class(cx, o, n) {
+        match class(cg, o, n) {
             Class::Full => {
                 lp.full(&d, &bn, true, broadcast);
                 lp.body.push(assign(quote!(*#d), g));
@@ -235,79 +243,71 @@ impl Op for Fused {
         &self.operands
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let n = cx.numel(out);
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let n = cg.numel(out);
         let mut lp = Loop::default();
-        let y = cx.value(out);
+        let y = cg.value(out);
         lp.full(
             y,
             &Literal::usize_unsuffixed(n),
             true,
-            self.needs_broadcast(cx, n),
+            self.needs_broadcast(cg, n),
         );
-        self.reads(cx, &mut lp, n, |k| self.f.uses_var(k));
+        self.reads(cg, &mut lp, n, |k| self.f.uses_var(k));
         let var = |k: usize| {
-            let v = cx.value(self.operands[k]);
+            let v = cg.value(self.operands[k]);
             quote!(#v)
         };
-        let leaves = self.leaves(cx, out, &var);
+        let leaves = self.leaves(cg, out, &var);
         let (lets, exprs) = s::emit_all(std::slice::from_ref(&self.f), &leaves);
         let e = &exprs[0];
         lp.body.extend(lets);
         lp.body.push(quote!(*#y = #e;));
-        lp.emit(self.needs_broadcast(cx, n))
+        let name = |k: usize| cg.name(self.operands[k]);
+        let math = format!("{} = {}", cg.name(out), s::doc(&self.f, &name, "", ""));
+        Step::new(math, lp.emit(self.needs_broadcast(cg, n)))
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let n = cx.numel(out);
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let n = cg.numel(out);
         let targets: Vec<(usize, Contribution)> = (0..self.operands.len())
-            .filter_map(|k| cx.contribute(self.operands[k]).map(|c| (k, c)))
+            .filter_map(|k| cg.contribute(self.operands[k]).map(|c| (k, c)))
             .collect();
         if targets.is_empty() {
-            return TokenStream::new();
+            return vec![];
         }
         let grads: Vec<E> = targets.iter().map(|(k, _)| self.grad(*k)).collect();
+        let name = |k: usize| cg.name(self.operands[k]);
+        let (y, dy) = (cg.name(out), cg.d_name(out));
+        let math = targets
+            .iter()
+            .zip(&grads)
+            .map(|((_, c), g)| format!("{} {}", c.math, s::doc(g, &name, &y, &dy)))
+            .collect();
         let mut lp = Loop::default();
         let bn = Literal::usize_unsuffixed(n);
-        let broadcast = self.needs_broadcast(cx, n);
+        let broadcast = self.needs_broadcast(cg, n);
         if grads.iter().any(|g| g.uses(&E::Grad)) {
-            lp.full(cx.residual(out), &bn, false, broadcast);
+            lp.full(cg.residual(out), &bn, false, broadcast);
         }
         if grads.iter().any(|g| g.uses(&E::Out)) {
-            lp.full(cx.value(out), &bn, false, broadcast);
+            lp.full(cg.value(out), &bn, false, broadcast);
         }
-        self.reads(cx, &mut lp, n, |k| grads.iter().any(|g| g.uses_var(k)));
+        self.reads(cg, &mut lp, n, |k| grads.iter().any(|g| g.uses_var(k)));
         let var = |k: usize| {
-            let v = cx.value(self.operands[k]);
+            let v = cg.value(self.operands[k]);
             quote!(#v)
         };
-        let leaves = self.leaves(cx, out, &var);
+        let leaves = self.leaves(cg, out, &var);
         let (lets, exprs) = s::emit_all(&grads, &leaves);
         lp.body.extend(lets);
         for ((k, c), g) in targets.into_iter().zip(exprs) {
-            self.write(cx, &mut lp, n, self.operands[k], c, g);
+            self.write(cg, &mut lp, n, self.operands[k], c, g);
         }
-        lp.emit(broadcast)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let name = |k: usize| cx.name(self.operands[k]);
-        format!("{} = {}", cx.name(out), s::doc(&self.f, &name, "", ""))
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        let name = |k: usize| cx.name(self.operands[k]);
-        let (y, dy) = (cx.name(out), cx.d_name(out));
-        (0..self.operands.len())
-            .filter(|&k| cx.wants(self.operands[k]))
-            .map(|k| {
-                let g = s::doc(&self.grad(k), &name, &y, &dy);
-                format!("{} {g}", cx.doc_assign(self.operands[k]))
-            })
-            .collect()
+        vec![Step::lines(math, lp.emit(broadcast))]
     }
 
     fn structure(&self) -> String {
-        format!("{:?}", self.f)
+        s::canonical(&self.f)
     }
 }

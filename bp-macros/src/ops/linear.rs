@@ -4,9 +4,9 @@
 //! params:   ∇W = d_yᵀ·x,  ∇b = Σ_rows d_y
 //! residual: d_x = d_y·W
 
-use super::{bool_lit, int_lit, layer_params, node_arg, Built, Call, Cx, Op, ParamInit};
-use crate::graph::{Builder, NodeId, ParamId};
-use crate::lowering::LetCx;
+use super::args::{bool_lit, int_lit, layer_params, node_arg, Call};
+use super::grads::{bias_math, bias_value};
+use crate::graph::{Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Step};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -19,7 +19,7 @@ struct Linear {
 
 const USAGE: &str = "linear(x, out_features, bias = true)";
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     if !call.check(b.cx, 2, 2, &["bias"], USAGE) {
         return None;
     }
@@ -61,8 +61,9 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
 }
 
 /// Layers with `inp·out` up to this use the runtime's fixed-size kernels, whose loops
-/// have the widths as constant bounds (the same value as `bp_runtime::kernels::FIXED_MAX`).
-const FIXED_MAX: usize = 2048;
+/// have the widths as constant bounds (`bp_runtime::kernels::FIXED_MAX`, which a test
+/// ties to this value).
+pub const FIXED_MAX: usize = 2048;
 
 impl Linear {
     /// The runtime kernel `name`, or its fixed-size twin `name_fixed::<_, INP, OUT>` for a
@@ -81,9 +82,9 @@ impl Linear {
         }
     }
 
-    fn dims(&self, cx: &Cx) -> (TokenStream, Literal, Literal) {
+    fn dims(&self, cg: &CodeGen) -> (TokenStream, Literal, Literal) {
         (
-            cx.rows(self.x[0], 1),
+            cg.rows(self.x[0], 1),
             Literal::usize_unsuffixed(self.inp),
             Literal::usize_unsuffixed(self.out),
         )
@@ -101,51 +102,57 @@ impl Op for Linear {
         &self.params
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (rows, inp, outf) = self.dims(cx);
-        let x = cx.value(self.x[0]);
-        let y = cx.value(out);
-        let w = &cx.g.params[self.params[0]].ident;
-        let bias = match self.params.get(1) {
-            Some(&p) => {
-                let b = &cx.g.params[p].ident;
-                quote!(Some(#b.as_slice()))
-            }
-            None => quote!(None),
-        };
-        if self.inp * self.out <= FIXED_MAX {
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (rows, inp, outf) = self.dims(cg);
+        let x = cg.value(self.x[0]);
+        let y = cg.value(out);
+        let w = &cg.g.params[self.params[0]];
+        let math = format!(
+            "{} = {}·{}ᵀ{}",
+            cg.name(out),
+            cg.name(self.x[0]),
+            w.torch_name,
+            bias_math(cg, self.params.get(1))
+        );
+        let (w, bias) = (&w.ident, bias_value(cg, self.params.get(1)));
+        let code = if self.inp * self.out <= FIXED_MAX {
             let k = self.kernel("linear");
-            return quote!(#k(#rows, #x, #w, #bias, #y););
-        }
-        quote!(::bp::kernels::linear(#rows, #inp, #outf, #x, #w, #bias, #y);)
+            quote!(#k(#rows, #x, #w, #bias, #y);)
+        } else {
+            quote!(::bp::kernels::linear(#rows, #inp, #outf, #x, #w, #bias, #y);)
+        };
+        Step::new(math, code)
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (rows, inp, outf) = self.dims(cx);
-        let x = cx.value(self.x[0]);
-        let dy = cx.residual(out);
-        let acc = &cx.accumulate;
-        let w = &cx.g.params[self.params[0]];
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let (rows, inp, outf) = self.dims(cg);
+        let x = cg.value(self.x[0]);
+        let dy = cg.residual(out);
+        let acc = &cg.accumulate;
+        let w = &cg.g.params[self.params[0]];
         let (wv, dw) = (&w.ident, &w.grad_ident);
+        let (d_y, xn) = (cg.d_name(out), cg.name(self.x[0]));
         let fixed = self.inp * self.out <= FIXED_MAX;
-        let mut ts = TokenStream::new();
+        let mut steps = Vec::new();
         // The input's residual first: it reads W, which the fused SGD step overwrites.
-        if let Some(c) = cx.contribute(self.x[0]) {
+        if let Some(c) = cg.contribute(self.x[0]) {
+            let math = format!("{} {d_y}·{}", c.math, w.torch_name);
             let (pre, dx, a) = (c.prelude, c.ident, c.acc);
             let ki = self.kernel("linear_backward_input");
-            ts.extend(if fixed {
+            let code = if fixed {
                 quote!(#pre #ki(#rows, #dy, #wv, #dx, #a);)
             } else {
                 quote!(#pre #ki(#rows, #inp, #outf, #dy, #wv, #dx, #a);)
-            });
+            };
+            steps.push(Step::new(math, code));
         }
         let kw = self.kernel("linear_backward_weight");
-        ts.extend(if fixed {
+        let code = if fixed {
             quote!(#kw(#rows, #dy, #x, #dw, #acc);)
         } else {
             // Under `backward_sgd`, W ← W − lr·d_yᵀ·x in one product, with no gradient.
-            let (sgd, lr) = (&cx.sgd, &cx.lr);
-            let w_mut = cx.fuse_sgd(self.params[0]);
+            let (sgd, lr) = (&cg.sgd, &cg.lr);
+            let w_mut = cg.fuse_sgd(self.params[0]);
             quote! {
                 if let Some(#lr) = #sgd {
                     ::bp::kernels::linear_sgd_weight(#rows, #inp, #outf, #dy, #x, #w_mut, #lr);
@@ -153,45 +160,19 @@ impl Op for Linear {
                     #kw(#rows, #inp, #outf, #dy, #x, #dw, #acc);
                 }
             }
-        });
-        if let Some(&p) = self.params.get(1) {
-            let db = &cx.g.params[p].grad_ident;
-            ts.extend(quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc);));
-        }
-        ts
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let w = &cx.g.params[self.params[0]].torch_name;
-        let bias = match self.params.get(1) {
-            Some(&p) => format!(" + {}", cx.g.params[p].torch_name),
-            None => String::new(),
         };
-        format!("{} = {}·{w}ᵀ{bias}", cx.name(out), cx.name(self.x[0]))
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        let (dy, x) = (cx.d_name(out), cx.name(self.x[0]));
-        let w = &cx.g.params[self.params[0]];
-        let mut lines = Vec::new();
-        if cx.wants(self.x[0]) {
-            lines.push(format!(
-                "{} {dy}·{}",
-                cx.doc_assign(self.x[0]),
-                w.torch_name
-            ));
-        }
-        lines.push(format!("{} = {dy}ᵀ·{x}", w.grad_ident));
+        steps.push(Step::new(format!("{dw} = {d_y}ᵀ·{xn}"), code));
         if let Some(&p) = self.params.get(1) {
-            lines.push(format!("{} = Σ_rows {dy}", cx.g.params[p].grad_ident));
+            let db = &cg.g.params[p].grad_ident;
+            let code = quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc););
+            steps.push(Step::new(format!("{db} = Σ_rows {d_y}"), code));
         }
-        lines
+        steps
     }
 
     fn structure(&self) -> String {
         format!(
-            "linear({}, {}, bias={})",
-            self.inp,
+            "linear(out_features={}, bias={})",
             self.out,
             self.params.len() > 1
         )

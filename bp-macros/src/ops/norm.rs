@@ -9,10 +9,13 @@
 //! residual: d_x = γ/(N·√(σ² + ε))·(N·d_y − Σd_y − x̂·Σ(d_y·x̂)) (statistics of the batch),
 //!           d_x = d_y·γ/√(σ² + ε) (batch norm in evaluation)
 
-use super::{float_lit, layer_params, node_arg, AuxSpec, Built, Call, Cx, Op, ParamInit};
-use crate::graph::{BufferId, Builder, NodeId, ParamId};
-use crate::lowering::LetCx;
-use crate::symbolic::literal;
+use super::args::{float_lit, layer_params, node_arg, Call};
+use super::grads::optional_input;
+use crate::formula::literal;
+use crate::graph::{
+    AuxId, AuxSpec, BufferId, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit,
+    Step,
+};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -27,9 +30,14 @@ struct Norm {
     momentum: Option<f64>,
     params: Vec<ParamId>,
     buffers: Vec<BufferId>,
+    /// x̂ and 1/√(σ² + ε), saved for backward.
+    xhat: AuxId,
+    inv_std: AuxId,
+    /// Batch norm: the batch's mean and variance per channel.
+    stats: Option<[AuxId; 2]>,
 }
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     let batch_norm = *call.func == "batch_norm";
     let (hypers, usage): (&[&str], _) = if batch_norm {
         (
@@ -95,18 +103,28 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
     } else {
         vec![]
     };
-    Some((
-        Box::new(Norm {
-            x: [x],
-            outer,
-            inner,
-            eps,
-            momentum,
-            params,
-            buffers,
-        }),
-        shape,
-    ))
+    let xhat = b.workspace(AuxSpec::saved("xhat", numel));
+    let (inv_std, stats) = if batch_norm {
+        let mean = b.workspace(AuxSpec::saved_fixed("mean", outer));
+        let var = b.workspace(AuxSpec::saved_fixed("var", outer));
+        let inv_std = b.workspace(AuxSpec::saved_fixed("inv_std", outer));
+        (inv_std, Some([mean, var]))
+    } else {
+        (b.workspace(AuxSpec::saved("inv_std", outer)), None)
+    };
+    let op = Norm {
+        x: [x],
+        outer,
+        inner,
+        eps,
+        momentum,
+        params,
+        buffers,
+        xhat,
+        inv_std,
+        stats,
+    };
+    Some((Box::new(op), shape))
 }
 
 fn positive(b: &Builder, e: &syn::Expr, what: &str) -> Option<f64> {
@@ -119,6 +137,23 @@ fn positive(b: &Builder, e: &syn::Expr, what: &str) -> Option<f64> {
 }
 
 impl Norm {
+    fn forward_math(&self, cg: &CodeGen, out: NodeId) -> String {
+        let (x, y) = (cg.name(self.x[0]), cg.name(out));
+        let (w, b) = (
+            &cg.g.params[self.params[0]].torch_name,
+            &cg.g.params[self.params[1]].torch_name,
+        );
+        let stats = if self.momentum.is_some() {
+            "per channel over the batch (running statistics in evaluation)"
+        } else {
+            "over the last dim"
+        };
+        format!(
+            "{y} = {w}·({x} − μ)/√(σ² + {:e}) + {b}   (μ, σ² {stats})",
+            self.eps
+        )
+    }
+
     fn dims(&self) -> (Literal, Literal, TokenStream) {
         (
             Literal::usize_unsuffixed(self.outer),
@@ -145,129 +180,74 @@ impl Op for Norm {
     fn buffers(&self) -> &[BufferId] {
         &self.buffers
     }
-    fn aux(&self) -> Vec<AuxSpec> {
-        let per_sample = self.outer * self.inner;
-        match self.momentum {
-            Some(_) => vec![
-                AuxSpec::saved("xhat", per_sample),
-                AuxSpec {
-                    fixed: self.outer,
-                    per_sample: 0,
-                    ..AuxSpec::saved("mean", 0)
-                },
-                AuxSpec {
-                    fixed: self.outer,
-                    per_sample: 0,
-                    ..AuxSpec::saved("var", 0)
-                },
-                AuxSpec {
-                    fixed: self.outer,
-                    per_sample: 0,
-                    ..AuxSpec::saved("inv_std", 0)
-                },
-            ],
-            None => vec![
-                AuxSpec::saved("xhat", per_sample),
-                AuxSpec::saved("inv_std", self.outer),
-            ],
-        }
-    }
-
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y, batch, training) = (cx.value(self.x[0]), cx.value(out), &cx.batch, &cx.training);
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y, batch, training) = (cg.value(self.x[0]), cg.value(out), &cg.batch, &cg.training);
         let (w, b) = (
-            &cx.g.params[self.params[0]].ident,
-            &cx.g.params[self.params[1]].ident,
+            &cg.g.params[self.params[0]].ident,
+            &cg.g.params[self.params[1]].ident,
         );
-        let (xhat, inv_std) = (cx.aux(out, "xhat"), cx.aux(out, "inv_std"));
+        let (xhat, inv_std) = (cg.aux(self.xhat), cg.aux(self.inv_std));
         let (outer, inner, eps) = self.dims();
-        if self.momentum.is_none() {
-            let rows = cx.rows(self.x[0], 1);
-            return quote!(::bp::kernels::layer_norm(#rows, #inner, #eps, #x, #w, #b, #y, #xhat, #inv_std););
-        }
-        let (mean, var) = (cx.aux(out, "mean"), cx.aux(out, "var"));
-        let (rm, rv) = (cx.buffer(self.buffers[0]), cx.buffer(self.buffers[1]));
-        quote! {
+        let math = self.forward_math(cg, out);
+        let Some([mean, var]) = self.stats.map(|s| s.map(|a| cg.aux(a))) else {
+            let rows = cg.rows(self.x[0], 1);
+            let code = quote!(::bp::kernels::layer_norm(#rows, #inner, #eps, #x, #w, #b, #y, #xhat, #inv_std););
+            return Step::new(math, code);
+        };
+        let (rm, rv) = (cg.buffer(self.buffers[0]), cg.buffer(self.buffers[1]));
+        let code = quote! {
             if #training {
                 ::bp::kernels::batch_norm_train(#batch, #outer, #inner, #eps, #x, #w, #b, #y, #xhat, #mean, #var, #inv_std);
             } else {
                 ::bp::kernels::batch_norm_eval(#batch, #outer, #inner, #eps, #x, #w, #b, #rm, #rv, #y, #xhat, #inv_std);
             }
-        }
+        };
+        Step::new(math, code)
     }
 
-    fn update(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let Some(momentum) = self.momentum else {
+    fn update(&self, cg: &CodeGen, _out: NodeId) -> TokenStream {
+        let (Some(momentum), Some([mean, var])) = (self.momentum, self.stats) else {
             return TokenStream::new();
         };
-        let (mean, var, batch) = (cx.aux(out, "mean"), cx.aux(out, "var"), &cx.batch);
-        let [rm, rv, nbt] = [0, 1, 2].map(|i| cx.buffer(self.buffers[i]));
+        let (mean, var, batch) = (cg.aux(mean), cg.aux(var), &cg.batch);
+        let [rm, rv, nbt] = [0, 1, 2].map(|i| cg.buffer(self.buffers[i]));
         let (outer, inner, _) = self.dims();
         let m = literal(momentum);
         quote!(::bp::kernels::batch_norm_update_running(#outer, #batch * #inner, #m, #mean, #var, #rm, #rv, #nbt);)
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
         let (dy, batch, training, acc) =
-            (cx.residual(out), &cx.batch, &cx.training, &cx.accumulate);
+            (cg.residual(out), &cg.batch, &cg.training, &cg.accumulate);
         let (w, dw, db) = (
-            &cx.g.params[self.params[0]].ident,
-            &cx.g.params[self.params[0]].grad_ident,
-            &cx.g.params[self.params[1]].grad_ident,
+            &cg.g.params[self.params[0]].ident,
+            &cg.g.params[self.params[0]].grad_ident,
+            &cg.g.params[self.params[1]].grad_ident,
         );
-        let (xhat, inv_std) = (cx.aux(out, "xhat"), cx.aux(out, "inv_std"));
+        let (xhat, inv_std) = (cg.aux(self.xhat), cg.aux(self.inv_std));
         let (outer, inner, _) = self.dims();
-        let (pre, dx, acc_x) = match cx.contribute(self.x[0]) {
-            Some(c) => {
-                let d = c.ident;
-                (c.prelude, quote!(Some(#d.as_mut_slice())), c.acc)
-            }
-            None => (TokenStream::new(), quote!(None), quote!(false)),
-        };
-        if self.momentum.is_none() {
-            let rows = cx.rows(self.x[0], 1);
-            return quote!(#pre ::bp::kernels::layer_norm_backward(#rows, #inner, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dx, #acc_x););
-        }
-        quote!(#pre ::bp::kernels::batch_norm_backward(#batch, #outer, #inner, #training, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dx, #acc_x);)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let (x, y) = (cx.name(self.x[0]), cx.name(out));
-        let (w, b) = (
-            &cx.g.params[self.params[0]].torch_name,
-            &cx.g.params[self.params[1]].torch_name,
-        );
-        let stats = if self.momentum.is_some() {
-            "per channel over the batch (running statistics in evaluation)"
-        } else {
-            "over the last dim"
-        };
-        format!(
-            "{y} = {w}·({x} − μ)/√(σ² + {:e}) + {b}   (μ, σ² {stats})",
-            self.eps
-        )
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        let dy = cx.d_name(out);
-        let (dw, db) = (
-            &cx.g.params[self.params[0]].grad_ident,
-            &cx.g.params[self.params[1]].grad_ident,
-        );
-        let mut lines = vec![format!("{dw} = Σ {dy}·x̂"), format!("{db} = Σ {dy}")];
-        if cx.wants(self.x[0]) {
-            let w = &cx.g.params[self.params[0]].torch_name;
-            lines.push(format!(
-                "{} {w}/(N·√(σ² + ε))·(N·{dy} − Σ{dy} − x̂·Σ({dy}·x̂))",
-                cx.doc_assign(self.x[0])
+        let dx = optional_input(cg, self.x[0]);
+        let d_y = cg.d_name(out);
+        let mut math = vec![format!("{dw} = Σ {d_y}·x̂"), format!("{db} = Σ {d_y}")];
+        if let Some(lhs) = &dx.math {
+            let wn = &cg.g.params[self.params[0]].torch_name;
+            math.push(format!(
+                "{lhs} {wn}/(N·√(σ² + ε))·(N·{d_y} − Σ{d_y} − x̂·Σ({d_y}·x̂))"
             ));
         }
-        lines
+        let (pre, dxs, acc_x) = (dx.prelude, dx.slice, dx.acc);
+        let code = if self.momentum.is_none() {
+            let rows = cg.rows(self.x[0], 1);
+            quote!(#pre ::bp::kernels::layer_norm_backward(#rows, #inner, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
+        } else {
+            quote!(#pre ::bp::kernels::batch_norm_backward(#batch, #outer, #inner, #training, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
+        };
+        vec![Step::lines(math, code)]
     }
 
     fn structure(&self) -> String {
         format!(
-            "{}(eps={}, momentum={:?})",
+            "{}(eps={:?}, momentum={:?})",
             self.name(),
             self.eps,
             self.momentum

@@ -7,9 +7,11 @@
 //! backward: for t in T−1..=0: the step's chain rule, carrying ∂J/∂h (and ∂J/∂c) back to
 //!           step t − 1: backpropagation through time runs the same loop backwards
 
-use super::{int_lit, layer_params, node_arg, AuxSpec, Built, Call, Cx, Op, ParamInit};
-use crate::graph::{Builder, NodeId, ParamId};
-use crate::lowering::LetCx;
+use super::args::{int_lit, layer_params, node_arg, Call};
+use super::grads::optional_input;
+use crate::graph::{
+    AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Step,
+};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 
@@ -45,6 +47,15 @@ impl Cell {
     }
 }
 
+/// The workspaces: the gates of every step (saved), backward's carried `dh` and the
+/// step's gate gradients, and for an LSTM its cell states and carried `dc`.
+struct Aux {
+    gates: AuxId,
+    dh: AuxId,
+    dgates: AuxId,
+    cell: Option<[AuxId; 2]>,
+}
+
 struct Recurrent {
     x: [NodeId; 1],
     cell: Cell,
@@ -52,9 +63,10 @@ struct Recurrent {
     inp: usize,
     hidden: usize,
     params: Vec<ParamId>,
+    aux: Aux,
 }
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     let name = call.func.to_string();
     let cell = match name.as_str() {
         "lstm" => Cell::Lstm,
@@ -97,24 +109,51 @@ pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
         ("bias_hh_l0", vec![gh], init),
     ];
     let params = layer_params(b, l, call, specs)?;
+    let x = x?;
+    let (t, h, saved) = (t_len, hidden, cell.saved());
+    let aux = Aux {
+        gates: b.workspace(AuxSpec::saved("gates", t * saved * h)),
+        dh: b.workspace(AuxSpec::scratch("dh", h, 0)),
+        dgates: b.workspace(AuxSpec::scratch("dgates", saved * h, 0)),
+        cell: (cell == Cell::Lstm).then(|| {
+            let c = b.workspace(AuxSpec::saved("cell", t * h));
+            [c, b.workspace(AuxSpec::scratch("dc", h, 0))]
+        }),
+    };
     let op = Recurrent {
-        x: [x?],
+        x: [x],
         cell,
         t_len,
         inp,
         hidden,
         params,
+        aux,
     };
     Some((Box::new(op), vec![t_len, hidden]))
 }
 
 impl Recurrent {
+    fn forward_math(&self, cg: &CodeGen, out: NodeId) -> String {
+        let eq = match self.cell {
+            Cell::Rnn => "h_t = tanh(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh)",
+            Cell::Lstm => "i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)",
+            Cell::Gru => "r,z = σ(W_i·x_t + b_i + W_h·h_{t−1} + b_h); n = tanh(W_in·x_t + b_in + r⊙(W_hn·h_{t−1} + b_hn)); h_t = (1 − z)⊙n + z⊙h_{t−1}",
+        };
+        format!(
+            "{} = [h_0 … h_{}] of {}: for t in 0..{}: {eq}",
+            cg.name(out),
+            self.t_len - 1,
+            cg.name(self.x[0]),
+            self.t_len
+        )
+    }
+
     fn geom(&self) -> TokenStream {
         let [t, i, h] = [self.t_len, self.inp, self.hidden].map(Literal::usize_unsuffixed);
         quote!(&::bp::kernels::RnnGeom { t_len: #t, inp: #i, hidden: #h })
     }
-    fn p(&self, cx: &Cx, i: usize) -> (Ident, Ident) {
-        let p = &cx.g.params[self.params[i]];
+    fn p(&self, cg: &CodeGen, i: usize) -> (Ident, Ident) {
+        let p = &cg.g.params[self.params[i]];
         (p.ident.clone(), p.grad_ident.clone())
     }
 }
@@ -129,104 +168,69 @@ impl Op for Recurrent {
     fn params(&self) -> &[ParamId] {
         &self.params
     }
-    fn aux(&self) -> Vec<AuxSpec> {
-        let (t, h) = (self.t_len, self.hidden);
-        let mut v = vec![
-            AuxSpec::saved("gates", t * self.cell.saved() * h),
-            AuxSpec::scratch("dh", h, 0),
-            AuxSpec::scratch("dgates", self.cell.saved() * h, 0),
-        ];
-        if self.cell == Cell::Lstm {
-            v.push(AuxSpec::saved("cell", t * h));
-            v.push(AuxSpec::scratch("dc", h, 0));
-        }
-        v
-    }
-
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y, batch, g) = (cx.value(self.x[0]), cx.value(out), &cx.batch, self.geom());
-        let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|i| self.p(cx, i).0);
-        let gates = cx.aux(out, "gates");
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y, batch, g) = (cg.value(self.x[0]), cg.value(out), &cg.batch, self.geom());
+        let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|i| self.p(cg, i).0);
+        let gates = cg.aux(self.aux.gates);
         let t = Ident::new("t", Span::mixed_site());
         let steps = Literal::usize_unsuffixed(self.t_len);
         let step = format_ident!("{}_step", self.cell.name());
-        let cell = (self.cell == Cell::Lstm).then(|| {
-            let c = cx.aux(out, "cell");
+        let cell = self.aux.cell.map(|[c, _]| {
+            let c = cg.aux(c);
             quote!(#c,)
         });
-        quote! {
+        let code = quote! {
             for #t in 0..#steps {
                 ::bp::kernels::#step(#g, #batch, #t, #x, #w_ih, #w_hh, #b_ih, #b_hh, #gates, #cell #y);
             }
-        }
+        };
+        Step::new(self.forward_math(cg, out), code)
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
         let (x, y, dy, batch, g, acc) = (
-            cx.value(self.x[0]),
-            cx.value(out),
-            cx.residual(out),
-            &cx.batch,
+            cg.value(self.x[0]),
+            cg.value(out),
+            cg.residual(out),
+            &cg.batch,
             self.geom(),
-            &cx.accumulate,
+            &cg.accumulate,
         );
         let [(w_ih, dw_ih), (w_hh, dw_hh), (_, db_ih), (_, db_hh)] =
-            [0, 1, 2, 3].map(|i| self.p(cx, i));
+            [0, 1, 2, 3].map(|i| self.p(cg, i));
         let (gates, dh, dgates) = (
-            cx.aux(out, "gates"),
-            cx.aux(out, "dh"),
-            cx.aux(out, "dgates"),
+            cg.aux(self.aux.gates),
+            cg.aux(self.aux.dh),
+            cg.aux(self.aux.dgates),
         );
-        let (pre, dx, acc_x) = match cx.contribute(self.x[0]) {
-            Some(c) => {
-                let d = c.ident;
-                (c.prelude, quote!(Some(#d.as_mut_slice())), c.acc)
-            }
-            None => (TokenStream::new(), quote!(None), quote!(false)),
-        };
+        let dxg = optional_input(cg, self.x[0]);
+        let mut math = vec![format!(
+            "for t in {}..=0: ∂J/∂h_t = {}[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{{t−1}}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1",
+            self.t_len - 1,
+            cg.d_name(out)
+        )];
+        if let Some(lhs) = &dxg.math {
+            math.push(format!("{lhs}[t] d_gates_t·W_ih"));
+        }
+        let (pre, dx, acc_x) = (dxg.prelude, dxg.slice, dxg.acc);
         let t = Ident::new("t", Span::mixed_site());
         let steps = Literal::usize_unsuffixed(self.t_len);
         let step = format_ident!("{}_step_backward", self.cell.name());
-        let (cell, dc) = if self.cell == Cell::Lstm {
-            let (c, dc) = (cx.aux(out, "cell"), cx.aux(out, "dc"));
-            (quote!(#c,), quote!(#dc,))
-        } else {
-            (TokenStream::new(), TokenStream::new())
+        let (cell, dc) = match self.aux.cell {
+            Some([c, dc]) => {
+                let (c, dc) = (cg.aux(c), cg.aux(dc));
+                (quote!(#c,), quote!(#dc,))
+            }
+            None => (TokenStream::new(), TokenStream::new()),
         };
-        quote! {
+        let code = quote! {
             #pre
             for #t in (0..#steps).rev() {
                 ::bp::kernels::#step(#g, #batch, #t, #x, #y, #w_ih, #w_hh, #gates, #cell #dy, #dh, #dc #dgates,
                     #dw_ih, #dw_hh, #db_ih, #db_hh, #acc, #dx, #acc_x);
             }
-        }
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let eq = match self.cell {
-            Cell::Rnn => "h_t = tanh(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh)",
-            Cell::Lstm => "i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)",
-            Cell::Gru => "r,z = σ(W_i·x_t + b_i + W_h·h_{t−1} + b_h); n = tanh(W_in·x_t + b_in + r⊙(W_hn·h_{t−1} + b_hn)); h_t = (1 − z)⊙n + z⊙h_{t−1}",
         };
-        format!(
-            "{} = [h_0 … h_{}] of {}: for t in 0..{}: {eq}",
-            cx.name(out),
-            self.t_len - 1,
-            cx.name(self.x[0]),
-            self.t_len
-        )
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        let dy = cx.d_name(out);
-        let mut lines = vec![format!(
-            "for t in {}..=0: ∂J/∂h_t = {dy}[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{{t−1}}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1",
-            self.t_len - 1
-        )];
-        if cx.wants(self.x[0]) {
-            lines.push(format!("{}[t] d_gates_t·W_ih", cx.doc_assign(self.x[0])));
-        }
-        lines
+        vec![Step::lines(math, code)]
     }
 
     fn structure(&self) -> String {

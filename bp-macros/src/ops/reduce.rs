@@ -3,10 +3,9 @@
 //! forward:  y = Σ_i x_i            (mean: y = Σ_i x_i / n)
 //! residual: d_x_i = d_y            (mean: d_x_i = d_y / n)
 
-use super::{node_arg, Built, Call, Cx, Op};
-use crate::graph::{Builder, NodeId};
-use crate::lowering::LetCx;
-use proc_macro2::{Literal, TokenStream};
+use super::args::{node_arg, Call};
+use crate::graph::{Builder, Built, CodeGen, LetScope, NodeId, Op, Step};
+use proc_macro2::Literal;
 use quote::quote;
 
 struct Reduce {
@@ -14,7 +13,7 @@ struct Reduce {
     mean: bool,
 }
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     let name = call.func.to_string();
     if !call.check(b.cx, 1, 1, &[], &format!("{name}(x)")) {
         return None;
@@ -41,49 +40,43 @@ impl Op for Reduce {
         &self.x
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y, batch) = (cx.value(self.x[0]), cx.value(out), &cx.batch);
-        let n = Literal::usize_unsuffixed(cx.numel(self.x[0]));
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y, batch) = (cg.value(self.x[0]), cg.value(out), &cg.batch);
+        let n = cg.numel(self.x[0]);
+        let (xn, yn) = (cg.name(self.x[0]), cg.name(out));
+        let math = if self.mean {
+            format!("{yn} = Σ_i {xn}_i / {n}")
+        } else {
+            format!("{yn} = Σ_i {xn}_i")
+        };
+        let n = Literal::usize_unsuffixed(n);
         let f = if self.mean { quote!(mean) } else { quote!(sum) };
-        quote!(::bp::kernels::#f(#batch, #n, #x, #y);)
+        Step::new(math, quote!(::bp::kernels::#f(#batch, #n, #x, #y);))
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let Some(c) = cx.contribute(self.x[0]) else {
-            return TokenStream::new();
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let Some(c) = cg.contribute(self.x[0]) else {
+            return vec![];
         };
-        let (dy, batch) = (cx.residual(out), &cx.batch);
-        let n = Literal::usize_unsuffixed(cx.numel(self.x[0]));
+        let (dy, batch) = (cg.residual(out), &cg.batch);
+        let n = cg.numel(self.x[0]);
+        let (lhs, d_y) = (&c.math, cg.d_name(out));
+        let math = if self.mean {
+            format!("{lhs} {d_y} / {n}  (each element)")
+        } else {
+            format!("{lhs} {d_y}  (each element)")
+        };
+        let n = Literal::usize_unsuffixed(n);
         let f = if self.mean {
             quote!(mean_backward)
         } else {
             quote!(sum_backward)
         };
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        quote!(#pre ::bp::kernels::#f(#batch, #n, #dy, #dx, #acc);)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let n = cx.numel(self.x[0]);
-        let x = cx.name(self.x[0]);
-        if self.mean {
-            format!("{} = Σ_i {x}_i / {n}", cx.name(out))
-        } else {
-            format!("{} = Σ_i {x}_i", cx.name(out))
-        }
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        if !cx.wants(self.x[0]) {
-            return vec![];
-        }
-        let (dx, dy) = (cx.doc_assign(self.x[0]), cx.d_name(out));
-        let n = cx.numel(self.x[0]);
-        vec![if self.mean {
-            format!("{dx} {dy} / {n}  (each element)")
-        } else {
-            format!("{dx} {dy}  (each element)")
-        }]
+        vec![Step::new(
+            math,
+            quote!(#pre ::bp::kernels::#f(#batch, #n, #dy, #dx, #acc);),
+        )]
     }
 
     fn structure(&self) -> String {

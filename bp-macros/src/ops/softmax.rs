@@ -5,10 +5,9 @@
 //! log_softmax: y = x − logsumexp(x)
 //!              d_x = d_y − exp(y)·Σ_j d_y_j
 
-use super::{node_arg, Built, Call, Cx, Op};
-use crate::graph::{Builder, NodeId};
-use crate::lowering::LetCx;
-use proc_macro2::{Literal, TokenStream};
+use super::args::{node_arg, Call};
+use crate::graph::{Builder, Built, CodeGen, LetScope, NodeId, Op, Step};
+use proc_macro2::Literal;
 use quote::quote;
 
 struct Softmax {
@@ -16,7 +15,7 @@ struct Softmax {
     log: bool,
 }
 
-pub fn build(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     let name = call.func.to_string();
     if !call.check(b.cx, 1, 1, &[], &format!("{name}(x)")) {
         return None;
@@ -46,53 +45,41 @@ impl Op for Softmax {
         &self.x
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y) = (cx.value(self.x[0]), cx.value(out));
-        let rows = cx.rows(self.x[0], 1);
-        let n = Literal::usize_unsuffixed(*cx.shape(self.x[0]).last().unwrap_or(&1));
-        let f = if self.log {
-            quote!(log_softmax)
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y) = (cg.value(self.x[0]), cg.value(out));
+        let rows = cg.rows(self.x[0], 1);
+        let n = Literal::usize_unsuffixed(*cg.shape(self.x[0]).last().unwrap_or(&1));
+        let (xn, yn) = (cg.name(self.x[0]), cg.name(out));
+        let (math, f) = if self.log {
+            let math = format!("{yn} = {xn} − logsumexp({xn})  (over the last dim)");
+            (math, quote!(log_softmax))
         } else {
-            quote!(softmax)
+            let math = format!("{yn} = exp({xn}) / Σ exp({xn})  (over the last dim)");
+            (math, quote!(softmax))
         };
-        quote!(::bp::kernels::#f(#rows, #n, #x, #y);)
+        Step::new(math, quote!(::bp::kernels::#f(#rows, #n, #x, #y);))
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let Some(c) = cx.contribute(self.x[0]) else {
-            return TokenStream::new();
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let Some(c) = cg.contribute(self.x[0]) else {
+            return vec![];
         };
-        let (y, dy) = (cx.value(out), cx.residual(out));
-        let rows = cx.rows(self.x[0], 1);
-        let n = Literal::usize_unsuffixed(*cx.shape(self.x[0]).last().unwrap_or(&1));
-        let f = if self.log {
-            quote!(log_softmax_backward)
+        let (y, dy) = (cg.value(out), cg.residual(out));
+        let rows = cg.rows(self.x[0], 1);
+        let n = Literal::usize_unsuffixed(*cg.shape(self.x[0]).last().unwrap_or(&1));
+        let (lhs, d_y, yn) = (&c.math, cg.d_name(out), cg.name(out));
+        let (math, f) = if self.log {
+            let math = format!("{lhs} {d_y} − exp({yn})·Σ_j {d_y}_j");
+            (math, quote!(log_softmax_backward))
         } else {
-            quote!(softmax_backward)
+            let math = format!("{lhs} {yn} ⊙ ({d_y} − Σ_j {d_y}_j·{yn}_j)");
+            (math, quote!(softmax_backward))
         };
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        quote!(#pre ::bp::kernels::#f(#rows, #n, #y, #dy, #dx, #acc);)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let (x, y) = (cx.name(self.x[0]), cx.name(out));
-        if self.log {
-            format!("{y} = {x} − logsumexp({x})  (over the last dim)")
-        } else {
-            format!("{y} = exp({x}) / Σ exp({x})  (over the last dim)")
-        }
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        if !cx.wants(self.x[0]) {
-            return vec![];
-        }
-        let (dx, dy, y) = (cx.doc_assign(self.x[0]), cx.d_name(out), cx.name(out));
-        vec![if self.log {
-            format!("{dx} {dy} − exp({y})·Σ_j {dy}_j")
-        } else {
-            format!("{dx} {y} ⊙ ({dy} − Σ_j {dy}_j·{y}_j)")
-        }]
+        vec![Step::new(
+            math,
+            quote!(#pre ::bp::kernels::#f(#rows, #n, #y, #dy, #dx, #acc);),
+        )]
     }
 
     fn structure(&self) -> String {

@@ -4,9 +4,8 @@
 //! concat:  y = [a | b | …] along dim;  d_a = d_y[.., a's slice, ..], …
 //! flatten: y = x reshaped;             d_x = d_y reshaped
 
-use super::{index_lit, node_arg, Built, Call, Cx, Op};
-use crate::graph::{Builder, NodeId};
-use crate::lowering::LetCx;
+use super::args::{index_lit, node_arg, Call};
+use crate::graph::{Builder, Built, CodeGen, LetScope, NodeId, Op, Step};
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 
@@ -15,7 +14,7 @@ struct Concat {
     dim: usize,
 }
 
-pub fn build_concat(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build_concat(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     if !call.check(b.cx, 2, usize::MAX, &["dim"], "concat(a, b, …, dim = 0)") {
         return None;
     }
@@ -69,17 +68,17 @@ pub fn build_concat(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built
 
 impl Concat {
     /// (outer, part, total, offset) per operand: the kernels' view of the data.
-    fn views(&self, cx: &Cx, out: NodeId) -> Vec<(TokenStream, Literal, Literal, Literal)> {
-        let shape = cx.shape(out);
+    fn views(&self, cg: &CodeGen, out: NodeId) -> Vec<(TokenStream, Literal, Literal, Literal)> {
+        let shape = cg.shape(out);
         let inner: usize = crate::syntax::numel(&shape[self.dim + 1..]);
         let total = shape[self.dim] * inner;
         let mut offset = 0;
         self.parts
             .iter()
             .map(|&p| {
-                let part = cx.shape(p)[self.dim] * inner;
+                let part = cg.shape(p)[self.dim] * inner;
                 let v = (
-                    cx.rows(out, shape.len() - self.dim),
+                    cg.rows(out, shape.len() - self.dim),
                     Literal::usize_unsuffixed(part),
                     Literal::usize_unsuffixed(total),
                     Literal::usize_unsuffixed(offset),
@@ -99,53 +98,39 @@ impl Op for Concat {
         &self.parts
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let y = cx.value(out);
-        self.parts
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let y = cg.value(out);
+        let code = self
+            .parts
             .iter()
-            .zip(self.views(cx, out))
+            .zip(self.views(cg, out))
             .map(|(&p, (outer, part, total, offset))| {
-                let x = cx.value(p);
+                let x = cg.value(p);
                 quote!(::bp::kernels::concat_part(#outer, #part, #total, #offset, #x, #y);)
             })
-            .collect()
-    }
-
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let dy = cx.residual(out);
-        let mut ts = TokenStream::new();
-        for (&p, (outer, part, total, offset)) in self.parts.iter().zip(self.views(cx, out)) {
-            if let Some(c) = cx.contribute(p) {
-                let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-                ts.extend(quote!(#pre ::bp::kernels::concat_part_backward(#outer, #part, #total, #offset, #dy, #dx, #acc);));
-            }
-        }
-        ts
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        let names: Vec<String> = self.parts.iter().map(|&p| cx.name(p)).collect();
-        format!(
+            .collect();
+        let names: Vec<String> = self.parts.iter().map(|&p| cg.name(p)).collect();
+        let math = format!(
             "{} = [{}] along dim {}",
-            cx.name(out),
+            cg.name(out),
             names.join(" | "),
             self.dim
-        )
+        );
+        Step::new(math, code)
     }
 
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        let dy = cx.d_name(out);
-        self.parts
-            .iter()
-            .filter(|&&p| cx.wants(p))
-            .map(|&p| {
-                format!(
-                    "{} the slice of {dy} where {} sits",
-                    cx.doc_assign(p),
-                    cx.name(p)
-                )
-            })
-            .collect()
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let (dy, d_y) = (cg.residual(out), cg.d_name(out));
+        let mut steps = Vec::new();
+        for (&p, (outer, part, total, offset)) in self.parts.iter().zip(self.views(cg, out)) {
+            if let Some(c) = cg.contribute(p) {
+                let math = format!("{} the slice of {d_y} where {} sits", c.math, cg.name(p));
+                let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
+                let code = quote!(#pre ::bp::kernels::concat_part_backward(#outer, #part, #total, #offset, #dy, #dx, #acc););
+                steps.push(Step::new(math, code));
+            }
+        }
+        steps
     }
 
     fn structure(&self) -> String {
@@ -157,7 +142,7 @@ struct Flatten {
     x: [NodeId; 1],
 }
 
-pub fn build_flatten(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build_flatten(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     if !call.check(b.cx, 1, 1, &[], "flatten(x)") {
         return None;
     }
@@ -174,38 +159,32 @@ impl Op for Flatten {
         &self.x
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y) = (cx.value(self.x[0]), cx.value(out));
-        quote!(::bp::kernels::copy(#x, #y, false);)
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y) = (cg.value(self.x[0]), cg.value(out));
+        let math = format!("{} = flatten({})", cg.name(out), cg.name(self.x[0]));
+        Step::new(math, quote!(::bp::kernels::copy(#x, #y, false);))
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let Some(c) = cx.contribute(self.x[0]) else {
-            return TokenStream::new();
-        };
-        let dy = cx.residual(out);
-        let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        quote!(#pre ::bp::kernels::copy(#dy, #dx, #acc);)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        format!("{} = flatten({})", cx.name(out), cx.name(self.x[0]))
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        if !cx.wants(self.x[0]) {
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let Some(c) = cg.contribute(self.x[0]) else {
             return vec![];
-        }
-        vec![format!(
+        };
+        let dy = cg.residual(out);
+        let math = format!(
             "{} {} reshaped to {:?}",
-            cx.doc_assign(self.x[0]),
-            cx.d_name(out),
-            cx.shape(self.x[0])
+            c.math,
+            cg.d_name(out),
+            cg.shape(self.x[0])
+        );
+        let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
+        vec![Step::new(
+            math,
+            quote!(#pre ::bp::kernels::copy(#dy, #dx, #acc);),
         )]
     }
 
     fn structure(&self) -> String {
-        "flatten".into()
+        "flatten()".into()
     }
 }
 
@@ -216,7 +195,7 @@ struct Last {
     f: usize,
 }
 
-pub fn build_last(b: &mut Builder, l: &mut LetCx, call: &Call) -> Option<Built> {
+pub fn build_last(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     if !call.check(b.cx, 1, 1, &[], "last(x)") {
         return None;
     }
@@ -243,44 +222,36 @@ impl Op for Last {
         &self.x
     }
 
-    fn forward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let (x, y, batch) = (cx.value(self.x[0]), cx.value(out), &cx.batch);
+    fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
+        let (x, y, batch) = (cg.value(self.x[0]), cg.value(out), &cg.batch);
         let (t, f) = (
             Literal::usize_unsuffixed(self.t_len),
             Literal::usize_unsuffixed(self.f),
         );
-        quote!(::bp::kernels::last(#batch, #t, #f, #x, #y);)
+        let math = format!("{} = {}[T − 1]", cg.name(out), cg.name(self.x[0]));
+        Step::new(math, quote!(::bp::kernels::last(#batch, #t, #f, #x, #y);))
     }
 
-    fn backward(&self, cx: &Cx, out: NodeId) -> TokenStream {
-        let Some(c) = cx.contribute(self.x[0]) else {
-            return TokenStream::new();
+    fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
+        let Some(c) = cg.contribute(self.x[0]) else {
+            return vec![];
         };
-        let (dy, batch) = (cx.residual(out), &cx.batch);
+        let (dy, batch) = (cg.residual(out), &cg.batch);
         let (t, f) = (
             Literal::usize_unsuffixed(self.t_len),
             Literal::usize_unsuffixed(self.f),
+        );
+        let math = format!(
+            "{}[T − 1] {}   (0 at the other steps)",
+            c.math,
+            cg.d_name(out)
         );
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        quote!(#pre ::bp::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc);)
-    }
-
-    fn doc_forward(&self, cx: &Cx, out: NodeId) -> String {
-        format!("{} = {}[T − 1]", cx.name(out), cx.name(self.x[0]))
-    }
-
-    fn doc_backward(&self, cx: &Cx, out: NodeId) -> Vec<String> {
-        if !cx.wants(self.x[0]) {
-            return vec![];
-        }
-        vec![format!(
-            "{}[T − 1] {}   (0 at the other steps)",
-            cx.doc_assign(self.x[0]),
-            cx.d_name(out)
-        )]
+        let code = quote!(#pre ::bp::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc););
+        vec![Step::new(math, code)]
     }
 
     fn structure(&self) -> String {
-        "last".into()
+        "last()".into()
     }
 }

@@ -70,11 +70,11 @@ pub struct Xor {
 impl Xor {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-- `fc1.weight` [8, 2]: Uniform(-0.7071067811865475, 0.7071067811865475)
-- `fc1.bias` [8]: Uniform(-0.7071067811865475, 0.7071067811865475)
-- `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
-- `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
-*/
+    - `fc1.weight` [8, 2]: Uniform(-0.7071067811865475, 0.7071067811865475)
+    - `fc1.bias` [8]: Uniform(-0.7071067811865475, 0.7071067811865475)
+    - `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
+    - `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
+    */
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -120,19 +120,11 @@ impl Xor {
             &mut ::bp::rng::Rng::for_name(seed, "fc2.bias"),
         );
         ::core::result::Result::Ok(Self {
-            params: params,
+            params,
             grads: __bp_Xor::Grads {
-                d_fc1_weight: ::bp::alloc_tensor(
-                    "the gradient of `fc1.weight`",
-                    &[8, 2],
-                    0.0,
-                )?,
+                d_fc1_weight: ::bp::alloc_tensor("the gradient of `fc1.weight`", &[8, 2], 0.0)?,
                 d_fc1_bias: ::bp::alloc_tensor("the gradient of `fc1.bias`", &[8], 0.0)?,
-                d_fc2_weight: ::bp::alloc_tensor(
-                    "the gradient of `fc2.weight`",
-                    &[1, 8],
-                    0.0,
-                )?,
+                d_fc2_weight: ::bp::alloc_tensor("the gradient of `fc2.weight`", &[1, 8], 0.0)?,
                 d_fc2_bias: ::bp::alloc_tensor("the gradient of `fc2.bias`", &[1], 0.0)?,
             },
             values: ::core::default::Default::default(),
@@ -176,33 +168,21 @@ impl Xor {
         residuals: &mut __bp_Xor::Residuals,
         batch: usize,
     ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(
-            &mut residuals.d_fc1,
-            "the residual of `fc1`",
-            batch,
-            8,
-            0,
-        )?;
+        ::bp::reserve_buffer(&mut residuals.d_fc1, "the residual of `fc1`", batch, 8, 0)?;
         ::bp::reserve_buffer(&mut residuals.d_h, "the residual of `h`", batch, 8, 0)?;
-        ::bp::reserve_buffer(
-            &mut residuals.d_fc2,
-            "the residual of `fc2`",
-            batch,
-            1,
-            0,
-        )?;
+        ::bp::reserve_buffer(&mut residuals.d_fc2, "the residual of `fc2`", batch, 1, 0)?;
         ::core::result::Result::Ok(())
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-A batch whose shape does not fit an input is an error naming the input and both shapes.
+    A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-```text
-x = input                        [B, 2]
-fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
-h = tanh(fc1)                    [B, 8]
-fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
-```*/
+    ```text
+    x = input                        [B, 2]
+    fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
+    h = tanh(fc1)                    [B, 8]
+    fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
+    ```*/
     pub fn forward(
         &mut self,
         x: &::bp::Tensor<f32>,
@@ -222,14 +202,9 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
     }
     /// [`forward`](Self::forward) on the batch already in the input buffers (see
     /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
-    pub fn forward_loaded(
-        &mut self,
-    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
-        let batch = {
-            let x = &self.values.x;
-            let batch = ::bp::check_input("x", x, &[2])?;
-            batch
-        };
+    pub fn forward_loaded(&mut self) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
+        let x = &self.values.x;
+        let batch = ::bp::check_input("x", x, &[2])?;
         Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
@@ -272,15 +247,15 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-```text
-d_fc2 = ∂J/∂fc2   (given)
-d_h = d_fc2·fc2.weight
-d_fc2_weight = d_fc2ᵀ·h
-d_fc2_bias = Σ_rows d_fc2
-d_fc1 = d_h·(1 − h·h)
-d_fc1_weight = d_fc1ᵀ·x
-d_fc1_bias = Σ_rows d_fc1
-```*/
+    ```text
+    d_fc2 = ∂J/∂fc2   (given)
+    d_h = d_fc2·fc2.weight
+    d_fc2_weight = d_fc2ᵀ·h
+    d_fc2_bias = Σ_rows d_fc2
+    d_fc1 = d_h·(1 − h·h)
+    d_fc1_weight = d_fc1ᵀ·x
+    d_fc1_bias = Σ_rows d_fc1
+    ```*/
     pub fn backward(
         &mut self,
         d_fc2: &::bp::Tensor<f32>,
@@ -320,11 +295,9 @@ d_fc1_bias = Σ_rows d_fc1
         sgd: ::core::option::Option<f32>,
     ) -> ::core::result::Result<(), ::bp::Error> {
         if !self.forward_done {
-            return Err(
-                ::bp::Error::invalid(
-                    "backward called before forward: run forward on a batch first",
-                ),
-            );
+            return Err(::bp::Error::invalid(
+                "backward called before forward: run forward on a batch first",
+            ));
         }
         ::bp::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
@@ -400,7 +373,12 @@ d_fc1_bias = Σ_rows d_fc1
         if self.check_finite {
             ::bp::check_finite(
                 "predict",
-                &[("`x`", &ws.x), ("`fc1`", &ws.fc1), ("`h`", &ws.h), ("`fc2`", &ws.fc2)],
+                &[
+                    ("`x`", &ws.x),
+                    ("`fc1`", &ws.fc1),
+                    ("`h`", &ws.h),
+                    ("`fc2`", &ws.fc2),
+                ],
             )?;
         }
         Ok(&ws.fc2)
@@ -411,29 +389,34 @@ d_fc1_bias = Σ_rows d_fc1
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-```text
-x = input                        [B, 2]
-fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
-h = tanh(fc1)                    [B, 8]
-fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
-```*/
-    #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
+    ```text
+    x = input                        [B, 2]
+    fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
+    h = tanh(fc1)                    [B, 8]
+    fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
+    ```*/
     fn forward_pass(
         params: &__bp_Xor::Params,
-        buffers: &__bp_Xor::Buffers,
+        _: &__bp_Xor::Buffers,
         values: &mut __bp_Xor::Values,
         batch: usize,
-        training: bool,
+        _: bool,
     ) {
-        let __bp_Xor::Params { fc1_weight, fc1_bias, fc2_weight, fc2_bias } = params;
+        let __bp_Xor::Params {
+            fc1_weight,
+            fc1_bias,
+            fc2_weight,
+            fc2_bias,
+        } = params;
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
-        let __bp_Xor::Buffers {} = buffers;
         fc1.resize(&[batch, 8]);
-        ::bp::kernels::linear_fixed::<
-            _,
-            2,
-            8,
-        >(batch, x, fc1_weight, Some(fc1_bias.as_slice()), fc1);
+        ::bp::kernels::linear_fixed::<_, 2, 8>(
+            batch,
+            x,
+            fc1_weight,
+            Some(fc1_bias.as_slice()),
+            fc1,
+        );
         h.resize(&[batch, 8]);
         {
             for (h, &fc1) in h.iter_mut().zip(fc1.iter()) {
@@ -441,24 +424,25 @@ fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
             }
         }
         fc2.resize(&[batch, 1]);
-        ::bp::kernels::linear_fixed::<
-            _,
-            8,
-            1,
-        >(batch, h, fc2_weight, Some(fc2_bias.as_slice()), fc2);
+        ::bp::kernels::linear_fixed::<_, 8, 1>(
+            batch,
+            h,
+            fc2_weight,
+            Some(fc2_bias.as_slice()),
+            fc2,
+        );
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-```text
-d_fc2 = ∂J/∂fc2   (given)
-d_h = d_fc2·fc2.weight
-d_fc2_weight = d_fc2ᵀ·h
-d_fc2_bias = Σ_rows d_fc2
-d_fc1 = d_h·(1 − h·h)
-d_fc1_weight = d_fc1ᵀ·x
-d_fc1_bias = Σ_rows d_fc1
-```*/
-    #[allow(unused_variables, unused_mut, unused_braces, clippy::all)]
+    ```text
+    d_fc2 = ∂J/∂fc2   (given)
+    d_h = d_fc2·fc2.weight
+    d_fc2_weight = d_fc2ᵀ·h
+    d_fc2_bias = Σ_rows d_fc2
+    d_fc1 = d_h·(1 − h·h)
+    d_fc1_weight = d_fc1ᵀ·x
+    d_fc1_bias = Σ_rows d_fc1
+    ```*/
     fn backward_pass(
         params: &mut __bp_Xor::Params,
         values: &__bp_Xor::Values,
@@ -467,28 +451,26 @@ d_fc1_bias = Σ_rows d_fc1
         batch: usize,
         accumulate: bool,
         sgd: ::core::option::Option<f32>,
-        training: bool,
+        _: bool,
     ) {
-        let __bp_Xor::Params {
-            ref fc1_weight,
-            ref fc1_bias,
-            ref fc2_weight,
-            ref fc2_bias,
-        } = *params;
-        let __bp_Xor::Values { x, fc1, h, fc2 } = values;
+        let __bp_Xor::Params { ref fc2_weight, .. } = *params;
+        let __bp_Xor::Values { x, h, .. } = values;
         let __bp_Xor::Residuals { d_fc1, d_h, d_fc2 } = residuals;
-        let __bp_Xor::Grads { d_fc1_weight, d_fc1_bias, d_fc2_weight, d_fc2_bias } = grads;
+        let __bp_Xor::Grads {
+            d_fc1_weight,
+            d_fc1_bias,
+            d_fc2_weight,
+            d_fc2_bias,
+        } = grads;
         d_h.resize(&[batch, 8]);
-        ::bp::kernels::linear_backward_input_fixed::<
-            _,
-            8,
-            1,
-        >(batch, d_fc2, fc2_weight, d_h, false);
-        ::bp::kernels::linear_backward_weight_fixed::<
-            _,
-            8,
-            1,
-        >(batch, d_fc2, h, d_fc2_weight, accumulate);
+        ::bp::kernels::linear_backward_input_fixed::<_, 8, 1>(batch, d_fc2, fc2_weight, d_h, false);
+        ::bp::kernels::linear_backward_weight_fixed::<_, 8, 1>(
+            batch,
+            d_fc2,
+            h,
+            d_fc2_weight,
+            accumulate,
+        );
         ::bp::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
         if let Some(lr) = sgd {
             ::bp::optim::sgd_update(
@@ -496,11 +478,7 @@ d_fc1_bias = Σ_rows d_fc1
                 d_fc2_weight.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(
-                params.fc2_bias.as_mut_slice(),
-                d_fc2_bias.as_slice(),
-                lr,
-            );
+            ::bp::optim::sgd_update(params.fc2_bias.as_mut_slice(), d_fc2_bias.as_slice(), lr);
         }
         {
             d_fc1.resize(&[batch, 8]);
@@ -508,11 +486,13 @@ d_fc1_bias = Σ_rows d_fc1
                 *d_fc1 = d_h * (1.0 - h * h);
             }
         }
-        ::bp::kernels::linear_backward_weight_fixed::<
-            _,
-            2,
-            8,
-        >(batch, d_fc1, x, d_fc1_weight, accumulate);
+        ::bp::kernels::linear_backward_weight_fixed::<_, 2, 8>(
+            batch,
+            d_fc1,
+            x,
+            d_fc1_weight,
+            accumulate,
+        );
         ::bp::kernels::bias_backward(batch, 8, d_fc1, d_fc1_bias, accumulate);
         if let Some(lr) = sgd {
             ::bp::optim::sgd_update(
@@ -520,11 +500,7 @@ d_fc1_bias = Σ_rows d_fc1
                 d_fc1_weight.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(
-                params.fc1_bias.as_mut_slice(),
-                d_fc1_bias.as_slice(),
-                lr,
-            );
+            ::bp::optim::sgd_update(params.fc1_bias.as_mut_slice(), d_fc1_bias.as_slice(), lr);
         }
     }
 }
@@ -532,7 +508,7 @@ impl ::bp::Network for Xor {
     type Scalar = f32;
     const INPUTS: &'static [::bp::Port] = &[("x", &[2])];
     const OUTPUTS: &'static [::bp::Port] = &[("fc2", &[1])];
-    const STRUCTURE_HASH: u64 = 15906190301518049591u64;
+    const STRUCTURE_HASH: u64 = 9537826317435433066u64;
     fn forward_dyn(
         &mut self,
         inputs: &[&::bp::Tensor<f32>],
@@ -594,10 +570,7 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn param_mut(
-        &mut self,
-        name: &str,
-    ) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn param_mut(&mut self, name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
         match name {
             "fc1.weight" => Some(&mut self.params.fc1_weight),
             "fc1.bias" => Some(&mut self.params.fc1_bias),
@@ -619,37 +592,20 @@ impl ::bp::Network for Xor {
         }
     }
     fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_state_shape(
-            "parameter",
-            "fc1.weight",
-            &self.params.fc1_weight,
-            &[8, 2],
-        )?;
+        ::bp::check_state_shape("parameter", "fc1.weight", &self.params.fc1_weight, &[8, 2])?;
         ::bp::check_state_shape("parameter", "fc1.bias", &self.params.fc1_bias, &[8])?;
-        ::bp::check_state_shape(
-            "parameter",
-            "fc2.weight",
-            &self.params.fc2_weight,
-            &[1, 8],
-        )?;
+        ::bp::check_state_shape("parameter", "fc2.weight", &self.params.fc2_weight, &[1, 8])?;
         ::bp::check_state_shape("parameter", "fc2.bias", &self.params.fc2_bias, &[1])?;
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]
     }
-    fn buffer(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
-        match name {
-            _ => None,
-        }
+    fn buffer(&self, _name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+        None
     }
-    fn buffer_mut(
-        &mut self,
-        name: &str,
-    ) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
-        match name {
-            _ => None,
-        }
+    fn buffer_mut(&mut self, _name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+        None
     }
     fn reseed(&mut self, seed: u64) {
         self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
@@ -677,19 +633,33 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn input_grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn input_grad(&self, _name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
-        match name {
-            _ => None,
-        }
+        None
     }
     fn visit_params(&mut self, f: &mut ::bp::ParamVisitor<'_, f32>) {
-        f("fc1.weight", &mut self.params.fc1_weight, &self.grads.d_fc1_weight);
-        f("fc1.bias", &mut self.params.fc1_bias, &self.grads.d_fc1_bias);
-        f("fc2.weight", &mut self.params.fc2_weight, &self.grads.d_fc2_weight);
-        f("fc2.bias", &mut self.params.fc2_bias, &self.grads.d_fc2_bias);
+        f(
+            "fc1.weight",
+            &mut self.params.fc1_weight,
+            &self.grads.d_fc1_weight,
+        );
+        f(
+            "fc1.bias",
+            &mut self.params.fc1_bias,
+            &self.grads.d_fc1_bias,
+        );
+        f(
+            "fc2.weight",
+            &mut self.params.fc2_weight,
+            &self.grads.d_fc2_weight,
+        );
+        f(
+            "fc2.bias",
+            &mut self.params.fc2_bias,
+            &self.grads.d_fc2_bias,
+        );
     }
     fn set_training(&mut self, training: bool) {
         self.training = training;
@@ -701,6 +671,7 @@ impl ::bp::Network for Xor {
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {}
+    >() {
+    }
     let _ = assert_send_sync_clone::<Xor>;
 };

@@ -7,11 +7,11 @@ use std::fmt::Display;
 
 /// The error sink of one `network!` invocation.
 #[derive(Default)]
-pub struct Ctxt {
+pub struct Diagnostics {
     errors: RefCell<Vec<syn::Error>>,
 }
 
-impl Ctxt {
+impl Diagnostics {
     /// Records an error at `span`.
     pub fn error(&self, span: Span, message: impl Display) {
         self.errors

@@ -1,12 +1,22 @@
 //! The `///` docs of the generated items: the derivation of this network written out,
-//! one line per statement, in the statements' order; and the structure hash.
+//! one line per statement, in the statements' order. The lines are the math the
+//! operations returned with their code ([`Step`](crate::graph::Step)), so the docs and
+//! the code come from one call.
 
-use crate::emit::Ctx;
-use crate::graph::Kind;
-use proc_macro2::Literal;
+use super::Expansion;
+use crate::graph::NodeId;
 use std::fmt::Write;
 
-fn shape(c: &Ctx, id: usize) -> String {
+/// The math of the passes, as the operations returned it with their code.
+#[derive(Default)]
+pub struct Derivation {
+    /// One line per forward step (and input), with the node whose shape it has.
+    pub forward: Vec<(String, NodeId)>,
+    /// One line per quantity the backward pass computes, in the order it does.
+    pub backward: Vec<String>,
+}
+
+fn shape(c: &Expansion, id: usize) -> String {
     let dims: Vec<String> = c.g.shape(id).iter().map(usize::to_string).collect();
     if dims.is_empty() {
         "[B]".into()
@@ -15,17 +25,13 @@ fn shape(c: &Ctx, id: usize) -> String {
     }
 }
 
-/// The forward derivation, one line per node.
-fn forward_lines(c: &Ctx) -> String {
-    let cx = c.cx();
-    let mut lines = Vec::new();
-    for (id, node) in c.g.nodes.iter().enumerate() {
-        match &node.kind {
-            Kind::Input { .. } => lines.push((format!("{} = input", node.ident), shape(c, id))),
-            Kind::Op(op) => lines.push((op.doc_forward(&cx, id), shape(c, id))),
-            _ => {}
-        }
-    }
+/// The forward derivation, one line per node, with its shape.
+fn forward_lines(c: &Expansion, d: &Derivation) -> String {
+    let lines: Vec<(&str, String)> = d
+        .forward
+        .iter()
+        .map(|(l, id)| (l.as_str(), shape(c, *id)))
+        .collect();
     let width = lines
         .iter()
         .map(|(l, _)| l.chars().count())
@@ -40,32 +46,27 @@ fn forward_lines(c: &Ctx) -> String {
 }
 
 /// The backward derivation, one line per statement of `backward_pass`.
-fn backward_lines(c: &Ctx) -> String {
-    let cx = c.cx();
+fn backward_lines(c: &Expansion, d: &Derivation) -> String {
     let mut s = String::new();
     for &o in &c.g.outputs {
         if let Some(r) = &c.residuals[o] {
             let _ = writeln!(s, "{r} = ∂J/∂{}   (given)", c.g.nodes[o].ident);
         }
     }
-    for id in c.plan.sweep(c.g) {
-        if let Some(op) = c.g.nodes[id].op() {
-            for line in op.doc_backward(&cx, id) {
-                let _ = writeln!(s, "{line}");
-            }
-        }
+    for line in &d.backward {
+        let _ = writeln!(s, "{line}");
     }
     s
 }
 
-pub fn forward_doc(c: &Ctx) -> String {
+pub fn forward_doc(c: &Expansion, d: &Derivation) -> String {
     format!(
         "The forward pass: every node from the inputs, in definition order.\n\n```text\n{}```",
-        forward_lines(c)
+        forward_lines(c, d)
     )
 }
 
-pub fn backward_doc(c: &Ctx) -> String {
+pub fn backward_doc(c: &Expansion, d: &Derivation) -> String {
     format!(
         "The backward pass, reverse mode: each node's residual is the sum of its \
          successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution \
@@ -73,36 +74,36 @@ pub fn backward_doc(c: &Ctx) -> String {
          parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is \
          complete, and a large dense layer's weight inside its gradient product, \
          W ← W − lr·d_yᵀ·x, with no gradient stored.\n\n```text\n{}```",
-        backward_lines(c)
+        backward_lines(c, d)
     )
 }
 
-pub fn forward_api_doc(c: &Ctx) -> String {
+pub fn forward_api_doc(c: &Expansion, d: &Derivation) -> String {
     format!(
         "Runs the network on a batch (batch dimension first) and keeps what `backward` \
          needs; returns the output(s), borrowed from the network's buffers.\n\n\
          A batch whose shape does not fit an input is an error naming the input and both \
          shapes.\n\n```text\n{}```",
-        forward_lines(c)
+        forward_lines(c, d)
     )
 }
 
-pub fn backward_api_doc(c: &Ctx) -> String {
+pub fn backward_api_doc(c: &Expansion, d: &Derivation) -> String {
     format!(
         "Backpropagates the gradient of each output (full `[B, …]` shape, in `output` \
          order) through the last forward pass: computes every parameter gradient \
          (overwriting the previous ones) and every residual.\n\n```text\n{}```",
-        backward_lines(c)
+        backward_lines(c, d)
     )
 }
 
-pub fn predict_doc(_c: &Ctx) -> String {
+pub fn predict_doc(_c: &Expansion) -> String {
     "Inference with `&self` only: several threads may serve from one network. Allocates \
      its buffers; see `predict_into` for a reusable workspace."
         .into()
 }
 
-pub fn new_doc(c: &Ctx) -> String {
+pub fn new_doc(c: &Expansion) -> String {
     let mut s = String::from(
         "A network with its parameters initialized from `seed` (deterministic: the same \
          seed gives the same parameters on every platform), as PyTorch initializes them:\n\n",
@@ -113,7 +114,7 @@ pub fn new_doc(c: &Ctx) -> String {
     s
 }
 
-pub fn struct_doc(c: &Ctx) -> String {
+pub fn struct_doc(c: &Expansion) -> String {
     let mut s = String::from(
         "\n\nGenerated by `bp::network!`. Parameters (PyTorch names and layouts):\n\n",
     );
@@ -121,36 +122,4 @@ pub fn struct_doc(c: &Ctx) -> String {
         let _ = writeln!(s, "- `{}` {:?}", p.torch_name, p.shape);
     }
     s
-}
-
-/// FNV-1a over a canonical description of the structure: operations, shapes,
-/// hyperparameters, wiring and parameters.
-pub fn structure_hash(c: &Ctx) -> Literal {
-    let mut desc = String::new();
-    for node in &c.g.nodes {
-        let what = match &node.kind {
-            Kind::Input { grad } => format!("input grad={grad}"),
-            Kind::Param(p) => format!("param {}", c.g.params[*p].torch_name),
-            Kind::Op(op) => {
-                let buffers: Vec<&str> = op
-                    .buffers()
-                    .iter()
-                    .map(|&b| c.g.buffers[b].torch_name.as_str())
-                    .collect();
-                format!("{} {:?} {buffers:?}", op.structure(), op.operands())
-            }
-            Kind::Error(_) => String::new(),
-        };
-        let _ = writeln!(desc, "{} {:?} {what}", node.name, node.shape);
-    }
-    for p in &c.g.params {
-        let _ = writeln!(desc, "{} {:?}", p.torch_name, p.shape);
-    }
-    let _ = writeln!(desc, "outputs {:?}", c.g.outputs);
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in desc.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    Literal::u64_suffixed(h)
 }

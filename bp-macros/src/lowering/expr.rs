@@ -1,25 +1,15 @@
 //! Lowering of one `let`: its expression becomes nodes. Elementwise parts (arithmetic,
-//! activations, literals) are collected into one symbolic tree, fused into a single
-//! loop; every other operation (linear, softmax, …) becomes its own node, and its
-//! arguments are lowered first.
+//! functions, literals) are collected into one formula, fused into a single loop; every
+//! other operation (linear, softmax, …) becomes its own node through the registry of
+//! `ops`, its arguments lowered first.
 
-use crate::graph::{Builder, Kind, NodeId};
-use crate::ops::{self, elementwise::Fused, Call};
-use crate::symbolic::{self as s, Bin, Fun, E};
+use super::call::lower_call;
+use crate::formula::{self as s, Bin, E};
+use crate::graph::{Builder, Kind, LetScope, NodeId};
+use crate::ops::{self, args::Call, elementwise::Fused};
 use proc_macro2::{Ident, Span};
 use quote::ToTokens;
 use syn::{Expr, ExprLit, Lit, UnOp};
-
-/// State of the `let` being lowered.
-pub struct LetCx<'e> {
-    /// The `let`'s name: it names the layer's parameters (`fc1.weight`).
-    pub name: &'e Ident,
-    /// The span of the layer that took the parameter names, if one did.
-    pub layer: Option<Span>,
-    /// Nodes this `let` reads, so a failed `let` still counts them as used.
-    pub reads: Vec<NodeId>,
-    anon: usize,
-}
 
 /// A lowered elementwise expression.
 pub struct Low<'e> {
@@ -50,9 +40,9 @@ const PARAM_FORMULA_TERMS: usize = 4096;
 const PARAM_FORMULA_DEPTH: usize = 12;
 
 /// `low`, or a `Var` of a new anonymous node computing it when it is over the bounds.
-fn bounded<'e>(
+pub(super) fn bounded<'e>(
     b: &mut Builder,
-    l: &mut LetCx,
+    l: &mut LetScope,
     operands: &mut Vec<NodeId>,
     low: Low<'e>,
 ) -> Option<Low<'e>> {
@@ -84,18 +74,13 @@ fn bounded<'e>(
 }
 
 /// The source text of `e`, for error messages.
-fn text(e: &Expr) -> String {
+pub(super) fn text(e: &Expr) -> String {
     e.to_token_stream().to_string()
 }
 
 /// Lowers `let name = expr;`.
 pub fn lower_let(b: &mut Builder, name: &Ident, expr: &Expr) {
-    let mut l = LetCx {
-        name,
-        layer: None,
-        reads: Vec::new(),
-        anon: 0,
-    };
+    let mut l = LetScope::new(name, lower_operand);
     let root = strip_parens(expr);
     let done = if let Some(call) = structural_call(b, root) {
         call.and_then(|call| ops::build(b, &mut l, &call, Some(name)))
@@ -122,16 +107,16 @@ fn strip_parens(mut e: &Expr) -> &Expr {
 
 /// `Some(call)` when `e` calls a non-elementwise operation (its node is built
 /// separately); `Some(None)` when the call is malformed (already reported).
-fn structural_call<'e>(b: &Builder, e: &'e Expr) -> Option<Option<Call<'e>>> {
+pub(super) fn structural_call<'e>(b: &Builder, e: &'e Expr) -> Option<Option<Call<'e>>> {
     let Expr::Call(call) = e else { return None };
     let name = call_name(call)?;
-    if elementwise_fn(&name.to_string()).is_some() {
+    if crate::formula::functions::lookup(&name.to_string()).is_some() {
         return None;
     }
     Some(Call::parse(b.cx, name, call))
 }
 
-fn call_name(call: &syn::ExprCall) -> Option<&Ident> {
+pub(super) fn call_name(call: &syn::ExprCall) -> Option<&Ident> {
     match &*call.func {
         Expr::Path(p) if p.qself.is_none() => p.path.get_ident(),
         _ => None,
@@ -140,7 +125,7 @@ fn call_name(call: &syn::ExprCall) -> Option<&Ident> {
 
 /// Lowers an expression to a node: a plain name is that node; an elementwise
 /// expression becomes an anonymous fused node; a call builds its operation.
-pub fn lower_operand(b: &mut Builder, l: &mut LetCx, e: &Expr) -> Option<NodeId> {
+pub fn lower_operand(b: &mut Builder, l: &mut LetScope, e: &Expr) -> Option<NodeId> {
     let e = strip_parens(e);
     if let Some(call) = structural_call(b, e) {
         let call = call?;
@@ -178,7 +163,7 @@ fn fused_node(b: &mut Builder, operands: &[NodeId], low: Low, name: &Ident) -> O
         );
         return None;
     }
-    let fused = Fused::new(b, operands, low.e);
+    let fused = Fused::new(operands, low.e);
     Some(b.define(name, Kind::Op(Box::new(fused)), Some(low.shape)))
 }
 
@@ -199,7 +184,7 @@ fn fused_node_named(
         );
         return None;
     }
-    let fused = Fused::new(b, operands, low.e);
+    let fused = Fused::new(operands, low.e);
     Some(b.push(
         name,
         ident,
@@ -212,7 +197,7 @@ fn fused_node_named(
 /// Lowers an elementwise expression; `operands` collects the nodes it reads.
 pub fn lower_tree<'e>(
     b: &mut Builder,
-    l: &mut LetCx,
+    l: &mut LetScope,
     operands: &mut Vec<NodeId>,
     e: &'e Expr,
 ) -> Option<Low<'e>> {
@@ -291,7 +276,7 @@ pub fn lower_tree<'e>(
 }
 
 /// The operand `Var` for node `id`.
-fn var_of<'e>(
+pub(super) fn var_of<'e>(
     b: &Builder,
     operands: &mut Vec<NodeId>,
     id: NodeId,
@@ -356,137 +341,4 @@ pub fn combine<'e>(
         size: lhs.size.saturating_add(rhs.size).saturating_add(1),
         depth: lhs.depth.max(rhs.depth),
     })
-}
-
-/// The elementwise functions: (positional arguments, hyperparameters with defaults).
-pub fn elementwise_fn(name: &str) -> Option<(usize, &'static [(&'static str, f64)])> {
-    Some(match name {
-        "relu" | "sigmoid" | "tanh" | "gelu" | "silu" | "softplus" | "exp" | "ln" | "sqrt"
-        | "abs" => (1, &[]),
-        "leaky_relu" => (1, &[("slope", 0.01)]),
-        "elu" => (1, &[("alpha", 1.0)]),
-        "pow" | "min" | "max" => (2, &[]),
-        _ => return None,
-    })
-}
-
-fn lower_call<'e>(
-    b: &mut Builder,
-    l: &mut LetCx,
-    operands: &mut Vec<NodeId>,
-    call: &'e syn::ExprCall,
-    src: &'e Expr,
-) -> Option<Low<'e>> {
-    let Some(name) = call_name(call) else {
-        b.cx.error_at(
-            &call.func,
-            "expected an operation name like `relu` or `linear`",
-        );
-        return None;
-    };
-    let key = name.to_string();
-    let (arity, hyper) = elementwise_fn(&key)?;
-    let parsed = Call::parse(b.cx, name, call)?;
-    let mut hv: Vec<f64> = hyper.iter().map(|h| h.1).collect();
-    let names: Vec<&str> = hyper.iter().map(|h| h.0).collect();
-    // A hyperparameter may also be given positionally: leaky_relu(x, 0.2).
-    let positional = parsed.args.len().min(arity + hyper.len());
-    if !parsed.check(
-        b.cx,
-        arity,
-        arity + hyper.len(),
-        &names,
-        &usage(&key, arity, hyper),
-    ) {
-        return None;
-    }
-    for (i, arg) in parsed
-        .args
-        .iter()
-        .enumerate()
-        .skip(arity)
-        .take(positional.saturating_sub(arity))
-    {
-        hv[i - arity] = ops::float_lit(b.cx, arg, names[i - arity])?;
-    }
-    for (i, h) in names.iter().enumerate() {
-        if let Some(e) = parsed.hyper(h) {
-            hv[i] = ops::float_lit(b.cx, e, h)?;
-        }
-    }
-    let arg = |b: &mut Builder, l: &mut LetCx, operands: &mut Vec<NodeId>, i: usize| {
-        let x = lower_tree(b, l, operands, parsed.args[i])?;
-        bounded(b, l, operands, x)
-    };
-    if key == "pow" {
-        let x = arg(b, l, operands, 0)?;
-        let p = ops::float_lit(b.cx, parsed.args[1], "the exponent of pow")?;
-        return Some(Low {
-            e: s::pow(x.e, p),
-            src,
-            size: x.size.saturating_add(1),
-            depth: x.depth + 1,
-            ..x
-        });
-    }
-    if arity == 2 {
-        let x = arg(b, l, operands, 0);
-        let y = arg(b, l, operands, 1);
-        let op = if key == "min" { Bin::Min } else { Bin::Max };
-        let low = combine(b, x?, y?, parsed.args[1], |x, y| s::bin(op, x, y), src)?;
-        return Some(Low {
-            depth: low.depth + 1,
-            ..low
-        });
-    }
-    let x = arg(b, l, operands, 0)?;
-    let e = activation(&key, x.e, &hv);
-    Some(Low {
-        size: s::size_at_most(&e, usize::MAX),
-        depth: x.depth + 1,
-        e,
-        src,
-        ..x
-    })
-}
-
-fn usage(name: &str, arity: usize, hyper: &[(&str, f64)]) -> String {
-    let mut args: Vec<String> = ["x", "y"][..arity].iter().map(|s| s.to_string()).collect();
-    if name == "pow" {
-        args[1] = "p".into();
-    }
-    args.extend(hyper.iter().map(|(h, d)| format!("{h} = {d:?}")));
-    format!("{name}({})", args.join(", "))
-}
-
-/// An activation as a formula over primitives, so its derivative is derived like any
-/// user formula.
-fn activation(name: &str, x: E, hyper: &[f64]) -> E {
-    use s::{add, c, mul, sub, un, where_};
-    let gt0 = |t: E, f: E| where_(s::Cmp::Gt, x.clone(), c(0.0), t, f);
-    match name {
-        "relu" => un(Fun::Relu, x),
-        "sigmoid" => un(Fun::Sigmoid, x),
-        "tanh" => un(Fun::Tanh, x),
-        "exp" => un(Fun::Exp, x),
-        "ln" => un(Fun::Ln, x),
-        "sqrt" => un(Fun::Sqrt, x),
-        "abs" => un(Fun::Abs, x),
-        "softplus" => un(Fun::Softplus, x),
-        "silu" => mul(x.clone(), un(Fun::Sigmoid, x)),
-        "leaky_relu" => gt0(x.clone(), mul(c(hyper[0]), x.clone())),
-        "elu" => gt0(
-            x.clone(),
-            mul(c(hyper[0]), sub(un(Fun::Exp, x.clone()), c(1.0))),
-        ),
-        // PyTorch's gelu(approximate='tanh'): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
-        _ => {
-            let k = (2.0 / std::f64::consts::PI).sqrt();
-            let inner = mul(
-                c(k),
-                add(x.clone(), mul(c(0.044715), s::pow(x.clone(), 3.0))),
-            );
-            mul(mul(c(0.5), x), add(c(1.0), un(Fun::Tanh, inner)))
-        }
-    }
 }

@@ -1,0 +1,133 @@
+//! The run-time checks the API makes around the passes: input shapes, batch norm's batch
+//! size, fallible reservation of every buffer, and the finite-value check.
+
+use super::{hyg, lit, Expansion};
+use crate::graph::Place;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Checks every input's shape and that all inputs agree on the batch size; binds `batch`.
+pub fn input_checks(c: &Expansion) -> TokenStream {
+    let batch = hyg("batch");
+    let inputs = c.inputs();
+    let mut ts = TokenStream::new();
+    for (k, &i) in inputs.iter().enumerate() {
+        let ident = &c.g.nodes[i].ident;
+        let name = c.g.nodes[i].name.as_str();
+        let dims = c.g.shape(i).iter().map(|&d| lit(d));
+        if k == 0 {
+            ts.extend(quote!(let #batch = ::bp::check_input(#name, #ident, &[#(#dims),*])?;));
+        } else {
+            let first = c.g.nodes[inputs[0]].name.as_str();
+            ts.extend(quote!(::bp::check_batch(#first, #batch, #name, ::bp::check_input(#name, #ident, &[#(#dims),*])?)?;));
+        }
+    }
+    ts
+}
+
+/// PyTorch's rule: batch norm in training needs more than one value per channel.
+pub fn batch_norm_checks(c: &Expansion) -> Option<TokenStream> {
+    let (batch, training) = (hyg("batch"), hyg("training"));
+    let checks: Vec<TokenStream> =
+        c.g.nodes
+            .iter()
+            .filter_map(|node| {
+                let op = node.op()?;
+                if op.name() != "batch_norm" {
+                    return None;
+                }
+                let shape = c.g.shape(op.operands()[0]);
+                let per_channel = lit(crate::syntax::numel(shape) / shape[0].max(1));
+                let dims = shape.iter().map(|&d| lit(d));
+                let name = node.name.as_str();
+                Some(quote! {
+                    ::bp::check_batch_norm(#name, #batch, #per_channel, &[#(#dims),*])?;
+                })
+            })
+            .collect();
+    (!checks.is_empty()).then(|| quote!(if #training { #(#checks)* }))
+}
+
+/// The statements reserving every buffer a pass sizes, for the forward pass's `values`
+/// and backward's `residuals`: a batch too large for memory is an error naming the
+/// buffer, not an abort.
+pub fn reservations(c: &Expansion) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let batch = hyg("batch");
+    let reserve = |field: TokenStream, what: String, per: usize, fixed: usize| {
+        let (per, fixed) = (lit(per), lit(fixed));
+        quote!(::bp::reserve_buffer(&mut #field, #what, #batch, #per, #fixed)?;)
+    };
+    let mut values: Vec<TokenStream> = c
+        .valued()
+        .map(|n| {
+            let v = &n.ident;
+            let per = crate::syntax::numel(n.shape.as_deref().unwrap_or(&[]));
+            let what = format!("the value of `{}`", n.name);
+            reserve(quote!(values.#v), what, per, 0)
+        })
+        .collect();
+    let mut residuals: Vec<TokenStream> = (0..c.g.nodes.len())
+        .filter_map(|id| {
+            let r = c.residuals[id].as_ref()?;
+            let per = crate::syntax::numel(c.g.shape(id));
+            let what = format!("the residual of `{}`", c.g.nodes[id].name);
+            Some(reserve(quote!(residuals.#r), what, per, 0))
+        })
+        .collect();
+    for a in &c.g.aux {
+        let f = &a.ident;
+        let what = format!("workspace `{}` of `{}`", a.name, c.g.nodes[a.node].name);
+        match a.place {
+            Place::Forward => values.push(reserve(quote!(values.#f), what, a.per_sample, a.fixed)),
+            Place::Backward => {
+                residuals.push(reserve(quote!(residuals.#f), what, a.per_sample, a.fixed))
+            }
+        }
+    }
+    (values, residuals)
+}
+
+/// The finite-value checks of each pass, over its tensors in the order the pass completes
+/// them (no call where a pass has none, so the element type is always inferred).
+pub struct FiniteChecks {
+    pub forward: Option<TokenStream>,
+    pub predict: Option<TokenStream>,
+    pub residuals: Option<TokenStream>,
+    pub grads: Option<TokenStream>,
+    pub params: Option<TokenStream>,
+}
+
+pub fn finite_checks(c: &Expansion) -> FiniteChecks {
+    let call = |pass: &str, items: Vec<TokenStream>| {
+        (!items.is_empty()).then(|| quote!(::bp::check_finite(#pass, &[#(#items),*])?;))
+    };
+    let values_in = |at: TokenStream| -> Vec<TokenStream> {
+        c.valued()
+            .map(|n| {
+                let (what, v) = (format!("`{}`", n.name), &n.ident);
+                quote!((#what, &#at.#v))
+            })
+            .collect()
+    };
+    let residuals = (0..c.g.nodes.len()).rev().filter_map(|id| {
+        let r = c.residuals[id].as_ref()?;
+        let what = format!("the residual of `{}`", c.g.nodes[id].name);
+        Some(quote!((#what, &self.residuals.#r)))
+    });
+    let grads = c.g.params.iter().map(|p| {
+        let (what, g) = (format!("the gradient of `{}`", p.torch_name), &p.grad_ident);
+        quote!((#what, &self.grads.#g))
+    });
+    let params = c.g.params.iter().map(|p| {
+        let (what, f) = (format!("parameter `{}`", p.torch_name), &p.ident);
+        quote!((#what, &self.params.#f))
+    });
+    let ws = hyg("ws");
+    FiniteChecks {
+        forward: call("forward", values_in(quote!(self.values))),
+        predict: call("predict", values_in(quote!(#ws))),
+        residuals: call("backward", residuals.collect()),
+        grads: call("backward", grads.collect()),
+        params: call("backward (SGD step)", params.collect()),
+    }
+}
