@@ -39,6 +39,7 @@ pub mod train;
 
 pub use error::Error;
 pub use float::Float;
+pub use kernels::{Accumulate, Mode};
 pub use network::{
     alloc_tensor, check_batch, check_batch_norm, check_count, check_finite, check_input,
     check_output_grad, check_state_shape, reserve_buffer, Network, ParamVisitor, PassBuffer, Port,

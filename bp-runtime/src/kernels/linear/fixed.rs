@@ -14,6 +14,7 @@
 //! kernels.
 
 use super::super::packed::{best_isa, Isa};
+use super::super::Accumulate;
 use crate::Float;
 
 /// The largest `inp·out` for which `network!` emits the fixed-size kernels (a stack copy
@@ -75,7 +76,7 @@ multiversion! {
     ///
     /// # Panics
     /// If a slice is shorter than its shape.
-    fn linear_backward_input_fixed(rows: usize, dy: &[T], w: &[T], dx: &mut [T], accumulate: bool) => input
+    fn linear_backward_input_fixed(rows: usize, dy: &[T], w: &[T], dx: &mut [T], accumulate: Accumulate) => input
 }
 
 multiversion! {
@@ -84,7 +85,7 @@ multiversion! {
     ///
     /// # Panics
     /// If a slice is shorter than its shape.
-    fn linear_backward_weight_fixed(rows: usize, dy: &[T], x: &[T], dw: &mut [T], accumulate: bool) => weight
+    fn linear_backward_weight_fixed(rows: usize, dy: &[T], x: &[T], dw: &mut [T], accumulate: Accumulate) => weight
 }
 
 /// The `rows` leading `[N]` rows of `s`.
@@ -159,13 +160,17 @@ fn input<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     dy: &[T],
     w: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     let dys = rows_of::<T, OUT>(dy, rows, "linear_backward_input_fixed: dy");
     let dxs = rows_of_mut::<T, INP>(dx, rows, "linear_backward_input_fixed: dx");
     let ws = rows_of::<T, INP>(w, OUT, "linear_backward_input_fixed: w");
     for (dyr, dxr) in dys.iter().zip(dxs) {
-        let mut acc = if accumulate { *dxr } else { [T::ZERO; INP] };
+        let mut acc = if accumulate.is_add() {
+            *dxr
+        } else {
+            [T::ZERO; INP]
+        };
         for (&d, wr) in dyr.iter().zip(ws) {
             for (a, &wv) in acc.iter_mut().zip(wr) {
                 *a = madd::<T, FMA>(d, wv, *a);
@@ -181,7 +186,7 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     dy: &[T],
     x: &[T],
     dw: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     let dys = rows_of::<T, OUT>(dy, rows, "linear_backward_weight_fixed: dy");
     let xs = rows_of::<T, INP>(x, rows, "linear_backward_weight_fixed: x");
@@ -189,7 +194,7 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     // Four outputs at a time, sharing each load of an input row.
     let (wb, wt) = dws.as_chunks_mut::<4>();
     for (ob, dw4) in wb.iter_mut().enumerate() {
-        let mut acc = if accumulate {
+        let mut acc = if accumulate.is_add() {
             *dw4
         } else {
             [[T::ZERO; INP]; 4]
@@ -206,7 +211,11 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     }
     let o0 = wb.len() * 4;
     for (k, dwr) in wt.iter_mut().enumerate() {
-        let mut acc = if accumulate { *dwr } else { [T::ZERO; INP] };
+        let mut acc = if accumulate.is_add() {
+            *dwr
+        } else {
+            [T::ZERO; INP]
+        };
         for (dyr, xr) in dys.iter().zip(xs) {
             let d = dyr[o0 + k];
             for (a, &xv) in acc.iter_mut().zip(xr) {
@@ -222,6 +231,7 @@ mod tests {
     use super::*;
     use crate::kernels::{linear, linear_backward_input, linear_backward_weight};
     use proptest::prelude::*;
+    use Accumulate::{Add, Overwrite};
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
         let mut r = crate::rng::Rng::new(seed);
@@ -244,7 +254,7 @@ mod tests {
         linear_fixed::<f64, INP, OUT>(rows, &x, &w, None, &mut y2);
         close(&y2, &y1);
         let dy = data(rows * OUT, 4);
-        for acc in [false, true] {
+        for acc in [Overwrite, Add] {
             let (mut d1, mut d2) = (data(rows * INP, 5), data(rows * INP, 5));
             linear_backward_input(rows, INP, OUT, &dy, &w, &mut d1, acc);
             linear_backward_input_fixed::<f64, INP, OUT>(rows, &dy, &w, &mut d2, acc);
@@ -298,7 +308,7 @@ mod tests {
     fn twins<T: Float, const INP: usize, const OUT: usize>(
         rows: usize,
         bias: bool,
-        accumulate: bool,
+        accumulate: Accumulate,
         extra: usize,
         seed: u64,
     ) -> Result<(), TestCaseError> {
@@ -345,7 +355,7 @@ mod tests {
         fn dispatched_kernels_are_their_safe_twins(
             rows in 0..=37usize,
             bias in any::<bool>(),
-            accumulate in any::<bool>(),
+            accumulate in any::<bool>().prop_map(|a| if a { Add } else { Overwrite }),
             extra in 0..=3usize,
             seed in any::<u64>(),
         ) {

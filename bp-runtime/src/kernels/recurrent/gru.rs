@@ -12,6 +12,7 @@
 
 use super::{a_w, add_a_wt, adds_params, at_v, col_sums, tail, tail_mut};
 use super::{check_backward, check_bias, check_forward, sigmoid, RnnGeom, RnnKind};
+use crate::kernels::Accumulate;
 use crate::Float;
 
 /// Forward step `t` of the GRU for the whole batch: writes `gates[:, t]` (`[r, z, n,
@@ -111,9 +112,9 @@ pub fn gru_step_backward<T: Float>(
     dw_hh: &mut [T],
     db_ih: &mut [T],
     db_hh: &mut [T],
-    acc_params: bool,
+    acc_params: Accumulate,
     dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     let kind = RnnKind::Gru;
     check_forward(g, kind, batch, t, [x, w_ih, w_hh], gates, &[], y);
@@ -154,7 +155,7 @@ pub fn gru_step_backward<T: Float>(
             &mut dw_hh[..hh],
         );
         at_v(batch, h, h, dn_hh, w4, hp, tl * h, acc, &mut dw_hh[hh..]);
-    } else if !acc {
+    } else if !acc.is_add() {
         dw_hh.fill(T::ZERO);
     }
     col_sums(batch, 3 * h, dgates, w4, acc, db_ih);
@@ -173,8 +174,18 @@ pub fn gru_step_backward<T: Float>(
             tl * inp,
         );
     }
-    a_w(batch, 2 * h, h, dgates, w4, &w_hh[..hh], true, dh, h);
-    a_w(batch, h, h, dn_hh, w4, &w_hh[hh..], true, dh, h);
+    a_w(
+        batch,
+        2 * h,
+        h,
+        dgates,
+        w4,
+        &w_hh[..hh],
+        Accumulate::Add,
+        dh,
+        h,
+    );
+    a_w(batch, h, h, dn_hh, w4, &w_hh[hh..], Accumulate::Add, dh, h);
 }
 
 /// The elementwise part of [`gru_step_backward`]: `dgates = [δr δz δn δhn]` and the
