@@ -9,7 +9,7 @@
 //! the tests compare it with on random inputs (proptest): the GEMM's micro-kernel and
 //! its dispatch to `#[target_feature]` code (`kernels/packed.rs`), the dispatch of the
 //! fixed-size dense kernels (`kernels/linear/fixed.rs`), and the job pointer of the
-//! worker pool ([`pool`]). The crate denies `unsafe_code`, those three modules alone
+//! worker pool ([`threads`]). The crate denies `unsafe_code`, those three modules alone
 //! allow it, and every other module forbids it: `forbid`, unlike `deny`, cannot be
 //! lifted by an `allow` further in, so no function of a safe module can opt out. The
 //! crate itself cannot forbid, since a crate-level `forbid` would refuse the three
@@ -30,11 +30,11 @@ pub mod io;
 pub mod kernels;
 pub mod loss;
 pub mod optim;
-#[allow(unsafe_code)] // the job pointer handed to the workers; see the module's docs
-pub mod pool;
 #[cfg(test)]
 mod prop;
 pub mod rng;
+#[allow(unsafe_code)] // the job pointer handed to the workers; see the module's docs
+pub mod threads;
 pub mod train;
 
 pub use error::Error;
