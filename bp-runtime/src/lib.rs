@@ -5,16 +5,17 @@
 //!
 //! # Unsafe code
 //!
-//! Three modules hold `unsafe`, each block with a `// SAFETY:` comment and a safe twin
-//! the tests compare it with on random inputs (proptest): the GEMM's micro-kernel and
-//! its dispatch to `#[target_feature]` code (`kernels/packed.rs`), the dispatch of the
+//! Three parts of the crate hold `unsafe`, each block with a `// SAFETY:` comment and a
+//! safe twin the tests compare it with on random inputs (proptest): bp's GEMM
+//! (`kernels/packed/`: the micro-kernel's unchecked loads in `tile.rs`, the calls of
+//! `#[target_feature]` code in `isa.rs` and `dispatch.rs`), the dispatch of the
 //! fixed-size dense kernels (`kernels/linear/fixed.rs`), and the job pointer of the
-//! worker pool ([`threads`]). The crate denies `unsafe_code`, those three modules alone
-//! allow it, and every other module forbids it: `forbid`, unlike `deny`, cannot be
-//! lifted by an `allow` further in, so no function of a safe module can opt out. The
-//! crate itself cannot forbid, since a crate-level `forbid` would refuse the three
-//! `allow`s as well; the two modules that only contain an unsafe one (`kernels`,
-//! `kernels::linear`) rest on the crate's `deny`, and any new module starts under it.
+//! worker pool ([`threads`]). The crate denies `unsafe_code`, those modules alone allow
+//! it, and every other module forbids it: `forbid`, unlike `deny`, cannot be lifted by
+//! an `allow` further in, so no function of a safe module can opt out. The crate itself
+//! cannot forbid, since a crate-level `forbid` would refuse the `allow`s as well; the
+//! modules that only contain unsafe ones (`kernels`, `kernels::linear`,
+//! `kernels::packed`) rest on the crate's `deny`, and any new module starts under it.
 #![deny(unsafe_code)]
 
 mod error;

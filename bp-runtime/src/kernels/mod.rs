@@ -11,11 +11,16 @@
 //!   contribution to a residual writes, later ones add.
 //! - Lengths are guaranteed by the generated code and checked exactly only in debug
 //!   builds; in release a wrong length can give a wrong result or a panic, never
-//!   undefined behaviour (every module but `packed` and `linear::fixed` forbids
-//!   `unsafe`; [`gemm`] checks every operand's extent before the packed product runs,
-//!   and the fixed-size kernels index with bounds checks).
-//! - Large products go through [`gemm`] (bp's own, `packed.rs`), which may use
-//!   [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; everything else is
+//!   undefined behaviour. The only `unsafe` under `kernels` is in the GEMM
+//!   (`packed/tile.rs`: the micro-kernel's unchecked loads; `packed/isa.rs` and
+//!   `packed/dispatch.rs`: calls of `#[target_feature]` functions after the CPU check)
+//!   and in the dispatch of the fixed-size dense kernels (`linear/fixed.rs`); [`gemm`]
+//!   checks every operand's extent before the packed product runs, each tile checks the
+//!   extent of its loads, and the fixed-size kernels index with bounds checks.
+//! - Matrix products go through [`gemm`], bp's own packed GEMM (`packed.rs` and
+//!   `packed/`, not a GEMM crate: those allocate on every call), which may use
+//!   [`threads`] threads for products above [`PARALLEL_THRESHOLD`]; dense layers with
+//!   `inp·out ≤` [`FIXED_MAX`] use the fixed-size kernels instead. Everything else is
 //!   single-threaded loops written so the compiler vectorizes them.
 
 mod conv;
@@ -26,7 +31,6 @@ mod gemm;
 mod linear;
 #[forbid(unsafe_code)]
 mod norm;
-#[allow(unsafe_code)] // unchecked loads in the micro-kernel, `#[target_feature]` calls
 mod packed;
 mod pool;
 mod recurrent;
