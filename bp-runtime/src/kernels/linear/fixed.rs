@@ -1,5 +1,6 @@
-//! The dense layer for small sizes known when the network is compiled: the same four
-//! functions as `linear.rs`, with the input and output widths as const parameters, so
+//! The dense layer for small sizes known when the network is compiled: three of the
+//! functions of `linear.rs` (the forward product, the input gradient and the weight
+//! gradient), with the input and output widths as const parameters, so
 //! every loop over them has a constant bound and the compiler unrolls and vectorizes it
 //! for exactly that size. `network!` emits these when `inp·out ≤` [`FIXED_MAX`]; for
 //! such layers a GEMM's blocking and packing cost more than the multiply-adds (a 2→8
@@ -7,8 +8,9 @@
 //!
 //! Each function is compiled for AVX-512, AVX2+FMA and the baseline target, and the best
 //! the CPU runs is picked at run time (as the GEMM's micro-kernels are). The one `unsafe`
-//! is that call of a `#[target_feature]` function after the CPU check; the bodies are
-//! safe Rust. The safe twin of each is its body with the same fused or separate
+//! is that call of a `#[target_feature]` function after the CPU check; the bodies
+//! themselves contain no `unsafe` and index with bounds checks, so a wrong length
+//! panics. The safe twin of each is its body with the same fused or separate
 //! multiply-add, compiled for the baseline target: the tests require the same bits from
 //! both on random row counts, data and slice tails, and compare each with the general
 //! kernels.
