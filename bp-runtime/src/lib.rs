@@ -1,7 +1,10 @@
 //! The runtime of `bp`: tensors, the kernels generated code calls, losses, optimizers,
 //! seeded initialization, data loading, serialization and a gradient checker.
 //!
-//! Users depend on the `bp` crate, which re-exports everything here.
+//! Users depend on the `bp` crate, which re-exports the user API from here: [`Tensor`],
+//! [`Network`], [`Error`], [`Float`] and the public modules. The items only generated code
+//! calls (the `check_*` functions, [`alloc_tensor`], [`reserve_buffer`], [`threads`], …)
+//! it re-exports under `bp::__private`, which is not API.
 //!
 //! # Unsafe code
 //!
@@ -17,6 +20,7 @@
 //! modules that only contain unsafe ones (`kernels`, `kernels::linear`,
 //! `kernels::packed`) rest on the crate's `deny`, and any new module starts under it.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 mod error;
 mod float;
