@@ -295,7 +295,7 @@ impl<N: Network<Scalar = f32>> Trainer<N> {
     pub fn step(&mut self) -> Result<f32, bp::Error> {
         let loss = self.forward_loss()?;
         // Plain SGD: the fused backward (each weight updated inside its gradient
-        // product), as `bp::fit_classifier` runs it.
+        // product), as `bp::train::fit_classifier` runs it.
         self.opt.backward_step(&mut self.net, &[&self.d_out])?;
         Ok(loss)
     }

@@ -40,6 +40,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+use crate::rng::SplitMix64;
 use crate::{Error, Network, Tensor};
 use std::fmt;
 
@@ -289,7 +290,7 @@ impl GradCheck {
         net: &mut N,
         inputs: &[&Tensor<f64>],
     ) -> Result<GradReport, Error> {
-        let mut rng = SplitMix(self.seed);
+        let mut rng = SplitMix64::new(self.seed);
         net.reseed(self.seed);
         net.forward_dyn(inputs)?;
         let projections = make_projections(net, &mut rng)?;
@@ -327,7 +328,7 @@ impl GradCheck {
     }
 
     /// The flat indices to check: all, or a seeded sample in increasing order.
-    fn sample(&self, len: usize, rng: &mut SplitMix) -> Vec<usize> {
+    fn sample(&self, len: usize, rng: &mut SplitMix64) -> Vec<usize> {
         let mut all: Vec<usize> = (0..len).collect();
         match self.max_elements {
             Some(m) if m < len => {
@@ -538,7 +539,7 @@ fn param_elem_mut<'a, N: Network<Scalar = f64>>(
 /// One projection per output, of the output's shape, uniform in [-1, 1).
 fn make_projections<N: Network<Scalar = f64>>(
     net: &N,
-    rng: &mut SplitMix,
+    rng: &mut SplitMix64,
 ) -> Result<Vec<Tensor<f64>>, Error> {
     (0..N::OUTPUTS.len())
         .map(|k| {
@@ -624,37 +625,6 @@ fn restore_buffers<N: Network<Scalar = f64>>(net: &mut N, saved: &[(&'static str
     for (name, value) in saved {
         if let Some(b) = net.buffer_mut(name) {
             b.assign(value);
-        }
-    }
-}
-
-/// SplitMix64: a tiny, fixed generator for the projections and the element sample, so a
-/// report is reproducible from its seed alone.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in 0..n (n > 0), by rejection so there is no modulo bias.
-    fn below(&mut self, n: usize) -> usize {
-        let n = n as u64;
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let v = self.next();
-            if v < zone {
-                return (v % n) as usize;
-            }
         }
     }
 }

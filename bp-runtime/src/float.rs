@@ -54,6 +54,9 @@ pub trait Float:
     fn sqrt(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// The error function `erf(x) = 2/√π·∫₀ˣ e^(−t²) dt` (`libm`'s, the same bits on every
+    /// platform; `f64::erf` is not stable).
+    fn erf(self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
     /// self^p.
@@ -77,9 +80,9 @@ pub trait Float:
     /// strides), on up to `threads` threads (1 = the calling thread only).
     ///
     /// As in BLAS, `C` is not read when `beta` is 0, and `A`, `B` are not read when
-    /// `alpha` or `k` is 0. Implemented for `f32` and `f64` through the `gemm-f32` and `gemm-f64` crates.
-    /// Call [`kernels::gemm`](crate::kernels::gemm) instead, which applies the global
-    /// thread setting.
+    /// `alpha` or `k` is 0. Implemented for `f32` and `f64` by bp's own packed product
+    /// (`kernels/packed`). Call [`kernels::gemm`](crate::kernels::gemm) instead, which
+    /// applies the global thread setting.
     ///
     /// # Panics
     /// If an operand's strides reach past the end of its slice or two elements of `C`
@@ -103,7 +106,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident, $name:literal) => {
+    ($t:ident, $name:literal, $erf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -132,6 +135,10 @@ macro_rules! impl_float {
             #[inline(always)]
             fn tanh(self) -> Self {
                 $t::tanh(self)
+            }
+            #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
             }
             #[inline(always)]
             fn abs(self) -> Self {
@@ -188,5 +195,30 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "F32");
-impl_float!(f64, "F64");
+impl_float!(f32, "F32", libm::erff);
+impl_float!(f64, "F64", libm::erf);
+
+#[cfg(test)]
+mod tests {
+    use super::Float;
+
+    #[test]
+    fn erf_known_values() {
+        let cases = [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (-2.0, -0.995_322_265_018_952_7),
+        ];
+        for (x, want) in cases {
+            let got = <f64 as Float>::erf(x);
+            assert!((got - want).abs() <= 1e-15, "erf({x}) = {got}, want {want}");
+            let got = <f32 as Float>::erf(x as f32);
+            assert!(
+                (f64::from(got) - want).abs() <= 1e-6,
+                "erf({x}f32) = {got}, want {want}"
+            );
+        }
+        assert_eq!(<f64 as Float>::erf(0.0), 0.0);
+    }
+}

@@ -10,6 +10,7 @@
 
 use super::gemm::gemm;
 use super::reduce::sum_of;
+use super::Accumulate;
 use crate::Float;
 
 /// Geometry of a 2-D convolution: input `[c, h, w]` per sample, weight
@@ -202,9 +203,9 @@ pub fn conv2d<T: Float>(
 /// - `dx[b] (+)= col2im(Wᵀ·dy[b])` when `dx` is given (`[batch, C, H, W]`; pixels no
 ///   window covers get 0).
 ///
-/// `acc_params` selects adding (true) or overwriting (false) for `dw` and `db`,
-/// `acc_x` for `dx`. `cols` and `dcols` are scratch of [`Conv2dGeom::cols_len`]
-/// elements each (`dcols` is not touched, and may be empty, when `dx` is `None`).
+/// `acc_params` says whether `dw` and `db` are overwritten or added to, `acc_x` the same
+/// for `dx`. `cols` and `dcols` are scratch of [`Conv2dGeom::cols_len`] elements each
+/// (`dcols` is not touched, and may be empty, when `dx` is `None`).
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -217,45 +218,29 @@ pub fn conv2d_backward<T: Float>(
     dy: &[T],
     dw: &mut [T],
     db: Option<&mut [T]>,
-    acc_params: bool,
+    acc_params: Accumulate,
     mut dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
     cols: &mut [T],
     dcols: &mut [T],
 ) {
+    check_backward(g, batch, [x, w, dy, dw, cols], dx.as_deref(), dcols);
     let (ckk, p, il, ol) = (g.c * g.k * g.k, g.ho() * g.wo(), g.in_len(), g.out_len());
-    debug_assert_eq!(x.len(), batch * il, "conv2d_backward: x");
-    debug_assert_eq!(w.len(), g.weight_len(), "conv2d_backward: w");
-    debug_assert_eq!(dy.len(), batch * ol, "conv2d_backward: dy");
-    debug_assert_eq!(dw.len(), g.weight_len(), "conv2d_backward: dw");
-    debug_assert_eq!(cols.len(), g.cols_len(), "conv2d_backward: cols");
-    if let Some(dx) = dx.as_deref() {
-        debug_assert_eq!(dx.len(), batch * il, "conv2d_backward: dx");
-        debug_assert_eq!(dcols.len(), g.cols_len(), "conv2d_backward: dcols");
-    }
     if let Some(db) = db {
-        debug_assert_eq!(db.len(), g.out, "conv2d_backward: db");
-        if !acc_params {
-            db.fill(T::ZERO);
-        }
-        if p > 0 {
-            for dyb in dy.chunks_exact(ol).take(batch) {
-                for (d, row) in db.iter_mut().zip(dyb.chunks_exact(p)) {
-                    *d += sum_of(row);
-                }
-            }
-        }
-    }
-    if (batch == 0 || p == 0) && !acc_params {
-        dw.fill(T::ZERO);
-    }
-    if let Some(dx) = dx.as_deref_mut() {
-        if p == 0 && !acc_x {
-            dx.fill(T::ZERO);
-        }
+        bias_grad(g, batch, dy, db, acc_params);
     }
     if p == 0 {
+        // No output pixel: nothing reaches dw or dx.
+        if !acc_params.is_add() {
+            dw.fill(T::ZERO);
+        }
+        if let Some(dx) = dx.filter(|_| !acc_x.is_add()) {
+            dx.fill(T::ZERO);
+        }
         return;
+    }
+    if batch == 0 && !acc_params.is_add() {
+        dw.fill(T::ZERO);
     }
     for b in 0..batch {
         let xb = &x[b * il..][..il];
@@ -266,11 +251,8 @@ pub fn conv2d_backward<T: Float>(
             im2col(g, xb, cols);
             cols
         };
-        let beta = if b == 0 && !acc_params {
-            T::ZERO
-        } else {
-            T::ONE
-        };
+        // The first sample overwrites or adds as asked, the others add.
+        let acc = if b == 0 { acc_params } else { Accumulate::Add };
         // dW [out, ckk] (+)= dy_b [out, p] · colsᵀ (cols [ckk, p] read with strides [1, p]).
         gemm(
             g.out,
@@ -281,49 +263,89 @@ pub fn conv2d_backward<T: Float>(
             [p, 1],
             src,
             [1, p],
-            beta,
+            acc.beta(),
             dw,
             [ckk, 1],
         );
-        let Some(dx) = dx.as_deref_mut() else {
-            continue;
-        };
-        let dxb = &mut dx[b * il..][..il];
-        // dcols [ckk, p] = Wᵀ · dy_b (W [out, ckk] read with strides [1, ckk]).
-        if g.is_pointwise() {
-            let beta = if acc_x { T::ONE } else { T::ZERO };
-            gemm(
-                ckk,
-                p,
-                g.out,
-                T::ONE,
-                w,
-                [1, ckk],
-                dyb,
-                [p, 1],
-                beta,
-                dxb,
-                [p, 1],
-            );
-        } else {
-            gemm(
-                ckk,
-                p,
-                g.out,
-                T::ONE,
-                w,
-                [1, ckk],
-                dyb,
-                [p, 1],
-                T::ZERO,
-                dcols,
-                [p, 1],
-            );
-            if !acc_x {
-                dxb.fill(T::ZERO);
-            }
-            col2im_add(g, dcols, dxb);
+        if let Some(dx) = dx.as_deref_mut() {
+            input_grad(g, w, dyb, &mut dx[b * il..][..il], acc_x, dcols);
         }
+    }
+}
+
+/// Debug-build length checks of [`conv2d_backward`]: `[x, w, dy, dw, cols]`, `dx` and
+/// `dcols` (the last two only when `dx` is given).
+fn check_backward<T: Float>(
+    g: &Conv2dGeom,
+    batch: usize,
+    [x, w, dy, dw, cols]: [&[T]; 5],
+    dx: Option<&[T]>,
+    dcols: &[T],
+) {
+    debug_assert_eq!(x.len(), batch * g.in_len(), "conv2d_backward: x");
+    debug_assert_eq!(w.len(), g.weight_len(), "conv2d_backward: w");
+    debug_assert_eq!(dy.len(), batch * g.out_len(), "conv2d_backward: dy");
+    debug_assert_eq!(dw.len(), g.weight_len(), "conv2d_backward: dw");
+    debug_assert_eq!(cols.len(), g.cols_len(), "conv2d_backward: cols");
+    if let Some(dx) = dx {
+        debug_assert_eq!(dx.len(), batch * g.in_len(), "conv2d_backward: dx");
+        debug_assert_eq!(dcols.len(), g.cols_len(), "conv2d_backward: dcols");
+    }
+}
+
+/// `db[o] (+)= Σ_{b,oy,ox} dy[b,o,oy,ox]`.
+fn bias_grad<T: Float>(g: &Conv2dGeom, batch: usize, dy: &[T], db: &mut [T], acc: Accumulate) {
+    debug_assert_eq!(db.len(), g.out, "conv2d_backward: db");
+    if !acc.is_add() {
+        db.fill(T::ZERO);
+    }
+    let p = g.ho() * g.wo();
+    if p == 0 {
+        return;
+    }
+    for dyb in dy.chunks_exact(g.out_len()).take(batch) {
+        for (d, row) in db.iter_mut().zip(dyb.chunks_exact(p)) {
+            *d += sum_of(row);
+        }
+    }
+}
+
+/// `dx (+)= col2im(Wᵀ·dy)` for one sample (`dx` `[C, H, W]`, `dy` `[out, ho, wo]`);
+/// `dcols` is scratch unless the kernel is pointwise, when the product goes to `dx`
+/// directly.
+fn input_grad<T: Float>(
+    g: &Conv2dGeom,
+    w: &[T],
+    dy: &[T],
+    dx: &mut [T],
+    acc: Accumulate,
+    dcols: &mut [T],
+) {
+    let (ckk, p) = (g.c * g.k * g.k, g.ho() * g.wo());
+    // Wᵀ · dy [ckk, p] (W [out, ckk] read with strides [1, ckk]).
+    let product = |beta: T, out: &mut [T]| {
+        gemm(
+            ckk,
+            p,
+            g.out,
+            T::ONE,
+            w,
+            [1, ckk],
+            dy,
+            [p, 1],
+            beta,
+            out,
+            [p, 1],
+        )
+    };
+    if g.is_pointwise() {
+        product(acc.beta(), dx);
+    } else {
+        product(T::ZERO, dcols);
+        if !acc.is_add() {
+            dx.fill(T::ZERO);
+        }
+        col2im_add(g, dcols, dx);
     }
 }
 
@@ -331,6 +353,7 @@ pub fn conv2d_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::kernels::fd_check::{assert_grad, dot, fd_grad, nans, rand_vec};
+    use Accumulate::{Add, Overwrite};
 
     /// Direct convolution: `y[b,o,oy,ox] = bias[o] + Σ_{c,i,j} w[o,c,i,j]·x[b,c,iy,ix]`
     /// with `iy = oy·s + i − p`, `ix = ox·s + j − p`, terms outside the image skipped.
@@ -516,9 +539,9 @@ mod tests {
                 &r,
                 &mut dw,
                 Some(&mut db),
-                false,
+                Overwrite,
                 Some(&mut dx),
-                false,
+                Overwrite,
                 &mut cols,
                 &mut dcols,
             );
@@ -534,9 +557,9 @@ mod tests {
                 &r,
                 &mut dw,
                 Some(&mut db),
-                true,
+                Add,
                 Some(&mut dx),
-                true,
+                Add,
                 &mut cols,
                 &mut dcols,
             );
@@ -554,9 +577,9 @@ mod tests {
                 &r,
                 &mut dw2,
                 None,
-                false,
+                Overwrite,
                 None,
-                false,
+                Overwrite,
                 &mut cols,
                 &mut [],
             );

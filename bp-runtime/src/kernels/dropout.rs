@@ -5,7 +5,7 @@
 //! versions and platforms, but it is not PyTorch's mask.
 #![forbid(unsafe_code)]
 
-use super::put;
+use super::{put, Accumulate};
 use crate::rng::Rng;
 use crate::Float;
 
@@ -51,12 +51,12 @@ pub fn dropout<T: Float>(x: &[T], mask: &[T], y: &mut [T]) {
     }
 }
 
-/// `dx[i] (+)= dy[i]·mask[i]`: with `accumulate` false `dx` is overwritten, with true
-/// it is added to.
+/// `dx[i] (+)= dy[i]·mask[i]`: [`Accumulate::Overwrite`] overwrites `dx`,
+/// [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than `dy` (lengths are checked equal in debug builds).
-pub fn dropout_backward<T: Float>(dy: &[T], mask: &[T], dx: &mut [T], accumulate: bool) {
+pub fn dropout_backward<T: Float>(dy: &[T], mask: &[T], dx: &mut [T], accumulate: Accumulate) {
     debug_assert_eq!(mask.len(), dy.len(), "dropout_backward: mask");
     debug_assert_eq!(dx.len(), dy.len(), "dropout_backward: dx");
     let (mask, dx) = (&mask[..dy.len()], &mut dx[..dy.len()]);
@@ -69,6 +69,7 @@ pub fn dropout_backward<T: Float>(dy: &[T], mask: &[T], dx: &mut [T], accumulate
 mod tests {
     use super::*;
     use crate::kernels::fd_check::{assert_grad, dot, fd_grad, nans, rand_vec};
+    use Accumulate::{Add, Overwrite};
 
     #[test]
     fn mask_follows_the_documented_rule() {
@@ -113,9 +114,9 @@ mod tests {
         };
         let want_dx = fd_grad(&x, 1e-3, j);
         let mut dx = nans(40);
-        dropout_backward(&r, &mask, &mut dx, false);
+        dropout_backward(&r, &mask, &mut dx, Overwrite);
         assert_grad(&dx, &want_dx, "dx");
-        dropout_backward(&r, &mask, &mut dx, true);
+        dropout_backward(&r, &mask, &mut dx, Add);
         let twice: Vec<f64> = want_dx.iter().map(|v| 2.0 * v).collect();
         assert_grad(&dx, &twice, "dx accumulated");
     }

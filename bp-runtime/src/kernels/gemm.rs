@@ -6,7 +6,7 @@
 //! once warm, which no GEMM crate we measured does (see `bp-runtime/GEMM.md`). With more
 //! than one thread, a product of at least [`PARALLEL_THRESHOLD`] multiply-adds is cut into
 //! bands of rows (or columns, for a column-major C), one per thread, on the
-//! allocation-free worker pool of [`crate::pool`]. The threshold is measured by
+//! allocation-free worker pool of [`crate::threads`]. The threshold is measured by
 //! `cargo run --release -p bp-runtime --example gemm_pick -- sweep`.
 #![forbid(unsafe_code)]
 
@@ -22,14 +22,14 @@ static THREADS: AtomicUsize = AtomicUsize::new(1);
 pub const PARALLEL_THRESHOLD: usize = 100_000;
 
 /// The most threads one product is split over.
-pub const MAX_THREADS: usize = crate::pool::MAX_CHUNKS;
+pub const MAX_THREADS: usize = crate::threads::MAX_CHUNKS;
 
 /// Sets the number of threads large matrix products may use (1, the default, keeps all
 /// work on the calling thread; 0 is taken as 1, more than [`MAX_THREADS`] as that).
 ///
 /// The setting is global to the process and takes effect for the next product. Products
 /// smaller than [`PARALLEL_THRESHOLD`] multiply-adds always stay on one thread. The
-/// extra threads are the workers of [`crate::pool`], started on first use; a step that
+/// extra threads are the workers of [`crate::threads`], started on first use; a step that
 /// uses them allocates nothing once they exist.
 pub fn set_threads(n: usize) {
     THREADS.store(n.clamp(1, MAX_THREADS), Ordering::Relaxed);
@@ -231,7 +231,7 @@ pub(crate) fn gemm_checked<T: Packed>(
         c_strides[1]
     };
     // Each band of C moves into the part that writes it.
-    crate::pool::for_chunks_at(c, parts, &|p| bound(p) * step, &|p, band| {
+    crate::threads::for_chunks_at(c, parts, &|p| bound(p) * step, &|p, band| {
         let (lo, hi) = (bound(p), bound(p + 1));
         if hi <= lo {
             return;

@@ -2,6 +2,7 @@
 //! products. `W` is stored `[out, inp]`, as PyTorch's `nn.Linear` stores it.
 
 use super::gemm::gemm;
+use super::Accumulate;
 use crate::Float;
 
 #[allow(unsafe_code)] // `#[target_feature]` calls after the CPU check
@@ -58,8 +59,9 @@ pub fn linear<T: Float>(
 }
 
 /// The residual of the input: `dx[r,i] (+)= Σ_o dy[r,o]·w[o,i]`, i.e. `dx (+)= dy·W`,
-/// with `dy` `[rows, out]`, `w` `[out, inp]`, `dx` `[rows, inp]`. With `accumulate`
-/// false `dx` is overwritten (its old content is never read), with true it is added to.
+/// with `dy` `[rows, out]`, `w` `[out, inp]`, `dx` `[rows, inp]`.
+/// [`Accumulate::Overwrite`] overwrites `dx` (its old content is never read),
+/// [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -70,12 +72,12 @@ pub fn linear_backward_input<T: Float>(
     dy: &[T],
     w: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     debug_assert_eq!(dy.len(), rows * out, "linear_backward_input: dy");
     debug_assert_eq!(w.len(), out * inp, "linear_backward_input: w");
     debug_assert_eq!(dx.len(), rows * inp, "linear_backward_input: dx");
-    let beta = if accumulate { T::ONE } else { T::ZERO };
+    let beta = accumulate.beta();
     gemm(
         rows,
         inp,
@@ -92,8 +94,9 @@ pub fn linear_backward_input<T: Float>(
 }
 
 /// The gradient of the weight: `dw[o,i] (+)= Σ_r dy[r,o]·x[r,i]`, i.e. `dW (+)= dyᵀ·x`,
-/// with `dy` `[rows, out]`, `x` `[rows, inp]`, `dw` `[out, inp]`. With `accumulate`
-/// false `dw` is overwritten (its old content is never read), with true it is added to.
+/// with `dy` `[rows, out]`, `x` `[rows, inp]`, `dw` `[out, inp]`.
+/// [`Accumulate::Overwrite`] overwrites `dw` (its old content is never read),
+/// [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -104,9 +107,9 @@ pub fn linear_backward_weight<T: Float>(
     dy: &[T],
     x: &[T],
     dw: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
-    let beta = if accumulate { T::ONE } else { T::ZERO };
+    let beta = accumulate.beta();
     weight_product(
         rows,
         inp,
@@ -174,15 +177,21 @@ pub fn linear_sgd_weight<T: Float>(
 }
 
 /// The gradient of the bias: `db[o] (+)= Σ_r dy[r,o]`, with `dy` `[rows, out]` and `db`
-/// `[out]`. With `accumulate` false `db` is overwritten, with true it is added to.
+/// `[out]`. [`Accumulate::Overwrite`] overwrites `db`, [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
-pub fn bias_backward<T: Float>(rows: usize, out: usize, dy: &[T], db: &mut [T], accumulate: bool) {
+pub fn bias_backward<T: Float>(
+    rows: usize,
+    out: usize,
+    dy: &[T],
+    db: &mut [T],
+    accumulate: Accumulate,
+) {
     debug_assert_eq!(dy.len(), rows * out, "bias_backward: dy");
     debug_assert_eq!(db.len(), out, "bias_backward: db");
     let db = &mut db[..out];
-    if !accumulate {
+    if !accumulate.is_add() {
         db.fill(T::ZERO);
     }
     if out == 0 {
@@ -200,6 +209,7 @@ pub fn bias_backward<T: Float>(rows: usize, out: usize, dy: &[T], db: &mut [T], 
 mod tests {
     use super::*;
     use crate::kernels::test_util::{assert_close, central_diff, data, dot};
+    use Accumulate::{Add, Overwrite};
 
     // (rows, inp, out) shapes, odd on purpose.
     const SHAPES: &[(usize, usize, usize)] = &[(1, 1, 1), (3, 5, 7), (17, 65, 33), (4, 1, 9)];
@@ -243,8 +253,8 @@ mod tests {
         // dx[r,i] (+)= Σ_o dy[r,o]·w[o,i]
         for &(rows, inp, out) in SHAPES {
             let (dy, w, old) = (data(rows * out, 4), data(out * inp, 5), data(rows * inp, 6));
-            for acc in [false, true] {
-                let mut want = if acc {
+            for acc in [Overwrite, Add] {
+                let mut want = if acc.is_add() {
                     old.clone()
                 } else {
                     vec![0.0; rows * inp]
@@ -255,7 +265,7 @@ mod tests {
                         want[r * inp + i] += s;
                     }
                 }
-                let mut dx = if acc {
+                let mut dx = if acc.is_add() {
                     old.clone()
                 } else {
                     vec![f64::NAN; rows * inp]
@@ -271,8 +281,8 @@ mod tests {
         // dw[o,i] (+)= Σ_r dy[r,o]·x[r,i]
         for &(rows, inp, out) in SHAPES {
             let (dy, x, old) = (data(rows * out, 7), data(rows * inp, 8), data(out * inp, 9));
-            for acc in [false, true] {
-                let mut want = if acc {
+            for acc in [Overwrite, Add] {
+                let mut want = if acc.is_add() {
                     old.clone()
                 } else {
                     vec![0.0; out * inp]
@@ -283,7 +293,7 @@ mod tests {
                         want[o * inp + i] += s;
                     }
                 }
-                let mut dw = if acc {
+                let mut dw = if acc.is_add() {
                     old.clone()
                 } else {
                     vec![f64::NAN; out * inp]
@@ -299,12 +309,16 @@ mod tests {
         // db[o] (+)= Σ_r dy[r,o]
         for &(rows, _, out) in SHAPES {
             let (dy, old) = (data(rows * out, 10), data(out, 11));
-            for acc in [false, true] {
-                let mut want = if acc { old.clone() } else { vec![0.0; out] };
+            for acc in [Overwrite, Add] {
+                let mut want = if acc.is_add() {
+                    old.clone()
+                } else {
+                    vec![0.0; out]
+                };
                 for (o, w) in want.iter_mut().enumerate() {
                     *w += (0..rows).map(|r| dy[r * out + o]).sum::<f64>();
                 }
-                let mut db = if acc {
+                let mut db = if acc.is_add() {
                     old.clone()
                 } else {
                     vec![f64::NAN; out]
@@ -315,7 +329,7 @@ mod tests {
         }
         // Hand-computed: the columns of [[1 2] [3 4]] sum to [4 6].
         let mut db = [0.0f32; 2];
-        bias_backward(2, 2, &[1.0, 2.0, 3.0, 4.0], &mut db, false);
+        bias_backward(2, 2, &[1.0, 2.0, 3.0, 4.0], &mut db, Overwrite);
         assert_eq!(db, [4.0, 6.0]);
     }
 
@@ -334,9 +348,9 @@ mod tests {
         let mut dx = vec![0.0; rows * inp];
         let mut dw = vec![0.0; out * inp];
         let mut db = vec![0.0; out];
-        linear_backward_input(rows, inp, out, &g, &w, &mut dx, false);
-        linear_backward_weight(rows, inp, out, &g, &x, &mut dw, false);
-        bias_backward(rows, out, &g, &mut db, false);
+        linear_backward_input(rows, inp, out, &g, &w, &mut dx, Overwrite);
+        linear_backward_weight(rows, inp, out, &g, &x, &mut dw, Overwrite);
+        bias_backward(rows, out, &g, &mut db, Overwrite);
         assert_close(&dx, &central_diff(&x, |x| j(x, &w, &b)), 1e-6);
         assert_close(&dw, &central_diff(&w, |w| j(&x, w, &b)), 1e-6);
         assert_close(&db, &central_diff(&b, |b| j(&x, &w, b)), 1e-6);
@@ -350,7 +364,7 @@ mod tests {
             let (x, dy, w) = (data(rows * inp, 1), data(rows * out, 2), data(out * inp, 3));
             let lr = 0.3;
             let mut g = vec![f64::NAN; out * inp];
-            linear_backward_weight(rows, inp, out, &dy, &x, &mut g, false);
+            linear_backward_weight(rows, inp, out, &dy, &x, &mut g, Overwrite);
             let want: Vec<f64> = w.iter().zip(&g).map(|(w, g)| w - lr * g).collect();
             let mut got = w.clone();
             linear_sgd_weight(rows, inp, out, &dy, &x, &mut got, lr);

@@ -10,7 +10,7 @@ mod layer;
 
 pub use layer::{layer_norm, layer_norm_backward};
 
-use super::put;
+use super::{put, Accumulate, Mode};
 use crate::Float;
 
 /// Mean and biased variance (two passes, in f64) of the values of channel `ch` of `x`
@@ -198,10 +198,12 @@ pub fn batch_norm_update_running<T: Float>(
 /// The backward of batch norm for `dy`, `xhat` `[batch, c, inner]`, with per-channel
 /// sums over the `N = batch·inner` values of each channel:
 ///
-/// - `dgamma[c] (+)= Σ dy·xhat`, `dbeta[c] (+)= Σ dy` (adding when `acc_params`);
-/// - when `dx` is given (adding when `acc_x`), in training mode (the statistics depend on
-///   `x`) `dx = gamma·inv_std/N · (N·dy − Σdy − xhat·Σ(dy·xhat))`; in evaluation mode
-///   (`training = false`, fixed running statistics) `dx = dy·gamma·inv_std`.
+/// - `dgamma[c] (+)= Σ dy·xhat`, `dbeta[c] (+)= Σ dy` (overwriting or adding as
+///   `acc_params` says);
+/// - when `dx` is given (overwriting or adding as `acc_x` says), in
+///   [`Mode::Training`] (the statistics depend on `x`)
+///   `dx = gamma·inv_std/N · (N·dy − Σdy − xhat·Σ(dy·xhat))`; in [`Mode::Evaluation`]
+///   (fixed running statistics) `dx = dy·gamma·inv_std`.
 ///
 /// `inv_std` is the one the matching forward wrote.
 ///
@@ -212,16 +214,16 @@ pub fn batch_norm_backward<T: Float>(
     batch: usize,
     c: usize,
     inner: usize,
-    training: bool,
+    mode: Mode,
     dy: &[T],
     xhat: &[T],
     gamma: &[T],
     inv_std: &[T],
     dgamma: &mut [T],
     dbeta: &mut [T],
-    acc_params: bool,
+    acc_params: Accumulate,
     mut dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     let len = batch * c * inner;
     debug_assert_eq!(dy.len(), len, "batch_norm_backward: dy");
@@ -250,7 +252,7 @@ pub fn batch_norm_backward<T: Float>(
             continue;
         };
         let k = gamma[ch] * inv_std[ch];
-        let (mean_dy, mean_dyx) = if training {
+        let (mean_dy, mean_dyx) = if mode.is_training() {
             (T::from_f64(sdy / n), T::from_f64(sdyx / n))
         } else {
             (T::ZERO, T::ZERO)
@@ -268,6 +270,7 @@ pub fn batch_norm_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::kernels::fd_check::{assert_grad, dot, fd_grad, nans, rand_vec};
+    use Accumulate::{Add, Overwrite};
 
     const EPS: f64 = 1e-5;
 
@@ -417,10 +420,10 @@ mod tests {
             );
             let r = rand_vec(x.len(), s + 5);
             let len = x.len();
-            for training in [true, false] {
+            for mode in [Mode::Training, Mode::Evaluation] {
                 let forward = |x: &[f64], gamma: &[f64], beta: &[f64]| {
                     let (mut y, mut xhat, mut inv) = (nans(len), nans(len), nans(c));
-                    if training {
+                    if mode.is_training() {
                         let (mut mean, mut var) = (nans(c), nans(c));
                         batch_norm_train(
                             batch, c, inner, EPS, x, gamma, beta, &mut y, &mut xhat, &mut mean,
@@ -440,48 +443,23 @@ mod tests {
                 let want_db = fd_grad(&beta, 1e-3, |b| j(&x, &gamma, b));
                 let (_, xhat, inv) = forward(&x, &gamma, &beta);
                 let (mut dg, mut db, mut dx) = (nans(c), nans(c), nans(len));
-                batch_norm_backward(
-                    batch,
-                    c,
-                    inner,
-                    training,
-                    &r,
-                    &xhat,
-                    &gamma,
-                    &inv,
-                    &mut dg,
-                    &mut db,
-                    false,
-                    Some(&mut dx),
-                    false,
-                );
-                let what = if training { "train" } else { "eval" };
+                let backward = |dg: &mut [f64], db: &mut [f64], dx: Option<&mut [f64]>, acc| {
+                    let (xhat, inv) = (&xhat, &inv);
+                    batch_norm_backward(
+                        batch, c, inner, mode, &r, xhat, &gamma, inv, dg, db, acc, dx, acc,
+                    );
+                };
+                backward(&mut dg, &mut db, Some(&mut dx), Overwrite);
+                let what = if mode.is_training() { "train" } else { "eval" };
                 assert_grad(&dx, &want_dx, &format!("{what} dx"));
                 assert_grad(&dg, &want_dg, &format!("{what} dgamma"));
                 assert_grad(&db, &want_db, &format!("{what} dbeta"));
-                batch_norm_backward(
-                    batch,
-                    c,
-                    inner,
-                    training,
-                    &r,
-                    &xhat,
-                    &gamma,
-                    &inv,
-                    &mut dg,
-                    &mut db,
-                    true,
-                    Some(&mut dx),
-                    true,
-                );
+                backward(&mut dg, &mut db, Some(&mut dx), Add);
                 let twice = |v: &[f64]| v.iter().map(|v| 2.0 * v).collect::<Vec<_>>();
                 assert_grad(&dx, &twice(&want_dx), "dx accumulated");
                 assert_grad(&dg, &twice(&want_dg), "dgamma accumulated");
                 assert_grad(&db, &twice(&want_db), "dbeta accumulated");
-                batch_norm_backward(
-                    batch, c, inner, training, &r, &xhat, &gamma, &inv, &mut dg, &mut db, false,
-                    None, false,
-                );
+                backward(&mut dg, &mut db, None, Overwrite);
                 assert_grad(&dg, &want_dg, "dgamma without dx");
             }
         }

@@ -5,6 +5,7 @@
 //! covers rows `oy·s .. oy·s + k` and columns `ox·s .. ox·s + k`.
 #![forbid(unsafe_code)]
 
+use super::Accumulate;
 use crate::Float;
 
 /// Geometry of a 2-D pooling: input `[c, h, w]` per sample, window `k × k`, stride
@@ -101,8 +102,8 @@ pub fn max_pool2d<T: Float>(
 
 /// The backward of [`max_pool2d`]: `dx[b,c,a] (+)= Σ_{outputs o of plane (b,c) with
 /// argmax[b,c,o] = a} dy[b,c,o]`, so each residual goes to the input its window chose
-/// (overlapping windows add). With `accumulate` false `dx` is first zeroed, with true
-/// the residuals are added to it.
+/// (overlapping windows add). [`Accumulate::Overwrite`] zeroes `dx` first,
+/// [`Accumulate::Add`] adds the residuals to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape or an `argmax` entry is not inside the plane
@@ -113,7 +114,7 @@ pub fn max_pool2d_backward<T: Float>(
     argmax: &[u32],
     dy: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     let (hw, p) = (g.h * g.w, g.ho() * g.wo());
     debug_assert_eq!(
@@ -123,7 +124,7 @@ pub fn max_pool2d_backward<T: Float>(
     );
     debug_assert_eq!(dy.len(), batch * g.out_len(), "max_pool2d_backward: dy");
     debug_assert_eq!(dx.len(), batch * g.c * hw, "max_pool2d_backward: dx");
-    if !accumulate {
+    if !accumulate.is_add() {
         dx.fill(T::ZERO);
     }
     if hw == 0 || p == 0 {
@@ -174,7 +175,7 @@ pub fn avg_pool2d<T: Float>(g: &Pool2dGeom, batch: usize, x: &[T], y: &mut [T]) 
 
 /// The backward of [`avg_pool2d`]: `dx[b,c,iy,ix] (+)= (1/k²)·Σ_{windows (oy,ox)
 /// covering (iy,ix)} dy[b,c,oy,ox]` (overlapping windows add; inputs no window covers
-/// get 0). With `accumulate` false `dx` is first zeroed, with true it is added to.
+/// get 0). [`Accumulate::Overwrite`] zeroes `dx` first, [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -183,12 +184,12 @@ pub fn avg_pool2d_backward<T: Float>(
     batch: usize,
     dy: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     let (hw, p, wo, s, k) = (g.h * g.w, g.ho() * g.wo(), g.wo(), g.stride, g.k);
     debug_assert_eq!(dy.len(), batch * g.out_len(), "avg_pool2d_backward: dy");
     debug_assert_eq!(dx.len(), batch * g.c * hw, "avg_pool2d_backward: dx");
-    if !accumulate {
+    if !accumulate.is_add() {
         dx.fill(T::ZERO);
     }
     if hw == 0 || p == 0 {
@@ -217,6 +218,7 @@ pub fn avg_pool2d_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::kernels::fd_check::{assert_grad, dot, fd_grad, nans, rand_vec};
+    use Accumulate::{Add, Overwrite};
 
     /// Non-overlapping (k = s), overlapping (s < k), gapped (s > k) and rounded-down
     /// geometries.
@@ -303,7 +305,7 @@ mod tests {
         max_pool2d(&g, 1, &x.map(|v| v as f32), &mut y, &mut a);
         assert_eq!((y, a), ([5.0, 5.0, 3.0, -1.0], [1, 2, 8, 10]));
         let mut dx = [9.0f32; 16];
-        max_pool2d_backward(&g, 1, &a, &[1.0, 2.0, 3.0, 4.0], &mut dx, false);
+        max_pool2d_backward(&g, 1, &a, &[1.0, 2.0, 3.0, 4.0], &mut dx, Overwrite);
         let mut want = [0.0; 16];
         (want[1], want[2], want[8], want[10]) = (1.0, 2.0, 3.0, 4.0);
         assert_eq!(dx, want);
@@ -323,7 +325,7 @@ mod tests {
         max_pool2d(&g, 1, &[0.0, 1.0, 3.0, 2.0, 3.0, 0.0], &mut y, &mut a);
         assert_eq!((y, a), ([3.0, 3.0], [2, 2]));
         let mut dx = [1.0f64; 6];
-        max_pool2d_backward(&g, 1, &a, &[10.0, 20.0], &mut dx, true);
+        max_pool2d_backward(&g, 1, &a, &[10.0, 20.0], &mut dx, Add);
         assert_eq!(dx, [1.0, 1.0, 31.0, 1.0, 1.0, 1.0]);
     }
 
@@ -374,15 +376,15 @@ mod tests {
             let (mut y, mut a) = (nans(batch * g.out_len()), vec![0; batch * g.out_len()]);
             max_pool2d(g, batch, &x, &mut y, &mut a);
             let mut dx = nans(x.len());
-            max_pool2d_backward(g, batch, &a, &r, &mut dx, false);
+            max_pool2d_backward(g, batch, &a, &r, &mut dx, Overwrite);
             assert_grad(&dx, &want_max, "max dx");
             let mut dx2 = nans(x.len());
-            avg_pool2d_backward(g, batch, &r, &mut dx2, false);
+            avg_pool2d_backward(g, batch, &r, &mut dx2, Overwrite);
             assert_grad(&dx2, &want_avg, "avg dx");
             // Accumulating each into the other's result gives the sum.
             let sum: Vec<f64> = want_max.iter().zip(&want_avg).map(|(a, b)| a + b).collect();
-            max_pool2d_backward(g, batch, &a, &r, &mut dx2, true);
-            avg_pool2d_backward(g, batch, &r, &mut dx, true);
+            max_pool2d_backward(g, batch, &a, &r, &mut dx2, Add);
+            avg_pool2d_backward(g, batch, &r, &mut dx, Add);
             assert_grad(&dx, &sum, "max then avg");
             assert_grad(&dx2, &sum, "avg then max");
         }

@@ -14,7 +14,7 @@ pub use lstm::{lstm_step, lstm_step_backward};
 pub use rnn::{rnn_step, rnn_step_backward};
 
 use super::gemm::gemm;
-use super::put;
+use super::{put, Accumulate};
 use crate::Float;
 
 /// Geometry of a recurrent layer: sequence length `t_len`, input size `inp`, hidden size
@@ -44,8 +44,9 @@ use crate::Float;
 /// hold (there is no later step) and on return of step `t` they hold `∂J/∂h_{t−1}`
 /// (`∂J/∂c_{t−1}`) — after `t = 0`, the gradient of the zero initial state, which the
 /// caller may ignore. The parameter gradients are written by step `T−1` (added to when
-/// `acc_params`) and added to by every other step, so one backward pass overwrites or
-/// accumulates as a whole. Step `t` writes (or adds to, with `acc_x`) only `dx[:, t]`.
+/// `acc_params` is [`Accumulate::Add`]) and added to by every other step, so one backward
+/// pass overwrites or accumulates as a whole. Step `t` writes (or adds to, as `acc_x`
+/// says) only `dx[:, t]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RnnGeom {
     /// Sequence length `T`.
@@ -135,10 +136,14 @@ impl RnnGeom {
     }
 }
 
-/// Whether step `t` adds to the parameter gradients: every step but `T−1` does, and
-/// `T−1` too when `acc_params`.
-fn adds_params(g: &RnnGeom, t: usize, acc_params: bool) -> bool {
-    acc_params || t + 1 < g.t_len
+/// How step `t` stores the parameter gradients: every step but `T−1` adds to them, and
+/// `T−1` does as `acc_params` says.
+fn adds_params(g: &RnnGeom, t: usize, acc_params: Accumulate) -> Accumulate {
+    if t + 1 < g.t_len {
+        Accumulate::Add
+    } else {
+        acc_params
+    }
 }
 
 /// `s[off..]`, or an empty slice when `off` is past the end (the products below do not
@@ -197,11 +202,11 @@ fn a_w<T: Float>(
     a: &[T],
     a_rs: usize,
     w: &[T],
-    acc: bool,
+    acc: Accumulate,
     c: &mut [T],
     c_rs: usize,
 ) {
-    let beta = if acc { T::ONE } else { T::ZERO };
+    let beta = acc.beta();
     gemm(m, k, n, T::ONE, a, [a_rs, 1], w, [k, 1], beta, c, [c_rs, 1]);
 }
 
@@ -216,10 +221,10 @@ fn at_v<T: Float>(
     a_rs: usize,
     v: &[T],
     v_rs: usize,
-    acc: bool,
+    acc: Accumulate,
     dw: &mut [T],
 ) {
-    let beta = if acc { T::ONE } else { T::ZERO };
+    let beta = acc.beta();
     gemm(
         n,
         k,
@@ -236,9 +241,9 @@ fn at_v<T: Float>(
 }
 
 /// `db[j] (+)= Σ_r a[r, j]` for `r < m`, `j < n`, the rows of `a` `a_rs` apart.
-fn col_sums<T: Float>(m: usize, n: usize, a: &[T], a_rs: usize, acc: bool, db: &mut [T]) {
+fn col_sums<T: Float>(m: usize, n: usize, a: &[T], a_rs: usize, acc: Accumulate, db: &mut [T]) {
     let db = &mut db[..n];
-    if !acc {
+    if !acc.is_add() {
         db.fill(T::ZERO);
     }
     for r in 0..m {
@@ -314,9 +319,9 @@ fn backward_tail<T: Float>(
     dgates: &[T],
     dh: &mut [T],
     [dw_ih, dw_hh, db_ih, db_hh]: [&mut [T]; 4],
-    acc_params: bool,
+    acc_params: Accumulate,
     dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     let (h, inp, tl) = (g.hidden, g.inp, g.t_len);
     let acc = adds_params(g, t, acc_params);
@@ -343,7 +348,7 @@ fn backward_tail<T: Float>(
             acc,
             dw_hh,
         );
-    } else if !acc {
+    } else if !acc.is_add() {
         dw_hh.fill(T::ZERO);
     }
     col_sums(batch, width, dgates, width, acc, db_ih);
@@ -361,7 +366,17 @@ fn backward_tail<T: Float>(
             tl * inp,
         );
     }
-    a_w(batch, width, h, dgates, width, w_hh, false, dh, h);
+    a_w(
+        batch,
+        width,
+        h,
+        dgates,
+        width,
+        w_hh,
+        Accumulate::Overwrite,
+        dh,
+        h,
+    );
 }
 
 /// Debug-build length checks shared by the forward steps.
@@ -461,7 +476,7 @@ pub fn last<T: Float>(batch: usize, t_len: usize, f: usize, x: &[T], y: &mut [T]
 }
 
 /// The backward of [`last`]: `dx[b, T−1, f] (+)= dy[b, f]`; the other steps get no
-/// residual (with `accumulate` false they are overwritten with 0, with true they are left
+/// residual ([`Accumulate::Overwrite`] sets them to 0, [`Accumulate::Add`] leaves them
 /// as they are).
 ///
 /// # Panics
@@ -472,7 +487,7 @@ pub fn last_backward<T: Float>(
     f: usize,
     dy: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     debug_assert!(t_len >= 1, "last_backward: empty sequence");
     debug_assert_eq!(dy.len(), batch * f, "last_backward: dy");
@@ -486,7 +501,7 @@ pub fn last_backward<T: Float>(
         .take(batch)
     {
         let (early, last) = dxs.split_at_mut((t_len - 1) * f);
-        if !accumulate {
+        if !accumulate.is_add() {
             early.fill(T::ZERO);
         }
         for (d, &g) in last.iter_mut().zip(gr) {
@@ -542,13 +557,20 @@ mod tests {
         last(2, 3, 2, &x, &mut y);
         assert_eq!(y, [5.0, 6.0, 11.0, 12.0]);
         let mut dx = nans(12);
-        last_backward(2, 3, 2, &[1.0, 2.0, 3.0, 4.0], &mut dx, false);
+        last_backward(
+            2,
+            3,
+            2,
+            &[1.0, 2.0, 3.0, 4.0],
+            &mut dx,
+            Accumulate::Overwrite,
+        );
         assert_eq!(
             dx,
             [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0, 4.0]
         );
         let mut dx = vec![1.0; 12];
-        last_backward(2, 3, 2, &[1.0, 2.0, 3.0, 4.0], &mut dx, true);
+        last_backward(2, 3, 2, &[1.0, 2.0, 3.0, 4.0], &mut dx, Accumulate::Add);
         assert_eq!(
             dx,
             [1.0, 1.0, 1.0, 1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0, 4.0, 5.0]

@@ -3,7 +3,7 @@
 //! kernels share.
 #![forbid(unsafe_code)]
 
-use super::put;
+use super::{put, Accumulate};
 use crate::Float;
 
 /// Independent partial sums kept by the row helpers: a floating-point sum is only
@@ -100,11 +100,18 @@ pub fn sum<T: Float>(rows: usize, n: usize, x: &[T], y: &mut [T]) {
 }
 
 /// The backward of [`sum`]: `dx[r,i] (+)= dy[r]`, with `dy` `[rows]` and `dx`
-/// `[rows, n]`. With `accumulate` false `dx` is overwritten, with true it is added to.
+/// `[rows, n]`. [`Accumulate::Overwrite`] overwrites `dx`, [`Accumulate::Add`] adds to
+/// it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
-pub fn sum_backward<T: Float>(rows: usize, n: usize, dy: &[T], dx: &mut [T], accumulate: bool) {
+pub fn sum_backward<T: Float>(
+    rows: usize,
+    n: usize,
+    dy: &[T],
+    dx: &mut [T],
+    accumulate: Accumulate,
+) {
     broadcast(rows, n, T::ONE, dy, dx, accumulate);
 }
 
@@ -129,18 +136,25 @@ pub fn mean<T: Float>(rows: usize, n: usize, x: &[T], y: &mut [T]) {
 }
 
 /// The backward of [`mean`]: `dx[r,i] (+)= dy[r] / n`, with `dy` `[rows]` and `dx`
-/// `[rows, n]`. With `accumulate` false `dx` is overwritten, with true it is added to.
+/// `[rows, n]`. [`Accumulate::Overwrite`] overwrites `dx`, [`Accumulate::Add`] adds to
+/// it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
-pub fn mean_backward<T: Float>(rows: usize, n: usize, dy: &[T], dx: &mut [T], accumulate: bool) {
+pub fn mean_backward<T: Float>(
+    rows: usize,
+    n: usize,
+    dy: &[T],
+    dx: &mut [T],
+    accumulate: Accumulate,
+) {
     // n = 0 gives an infinite scale, but then there is no element to scale.
     let inv = T::ONE / T::from_usize(n);
     broadcast(rows, n, inv, dy, dx, accumulate);
 }
 
 /// `dx[r,i] (+)= scale·dy[r]`: each row value spread over the `n` elements of its row.
-fn broadcast<T: Float>(rows: usize, n: usize, scale: T, dy: &[T], dx: &mut [T], acc: bool) {
+fn broadcast<T: Float>(rows: usize, n: usize, scale: T, dy: &[T], dx: &mut [T], acc: Accumulate) {
     debug_assert_eq!(dy.len(), rows, "reduction backward: dy");
     debug_assert_eq!(dx.len(), rows * n, "reduction backward: dx");
     if n == 0 {
@@ -159,6 +173,7 @@ fn broadcast<T: Float>(rows: usize, n: usize, scale: T, dy: &[T], dx: &mut [T], 
 mod tests {
     use super::*;
     use crate::kernels::test_util::{assert_close, central_diff, data, dot};
+    use Accumulate::{Add, Overwrite};
 
     // (rows, n) shapes: rows shorter than LANES, a multiple of it, and ragged.
     const SHAPES: &[(usize, usize)] = &[(1, 1), (2, 3), (3, 16), (4, 37), (2, 784)];
@@ -192,9 +207,9 @@ mod tests {
         assert_eq!(y, [2.0, 5.0]);
         // dx[r,i] = dy[r] / 3 for mean.
         let mut dx = [0.0f32; 6];
-        mean_backward(2, 3, &[3.0, 6.0], &mut dx, false);
+        mean_backward(2, 3, &[3.0, 6.0], &mut dx, Overwrite);
         assert_eq!(dx, [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
-        sum_backward(2, 3, &[1.0, -1.0], &mut dx, true);
+        sum_backward(2, 3, &[1.0, -1.0], &mut dx, Add);
         assert_eq!(dx, [2.0, 2.0, 2.0, 1.0, 1.0, 1.0]);
         // An empty row sums to 0 and has a NaN mean.
         sum(2, 0, &[], &mut y);
@@ -224,8 +239,8 @@ mod tests {
         for &(rows, n) in SHAPES {
             let (dy, old) = (data(rows, 4), data(rows * n, 5));
             for (mean_, scale) in [(false, 1.0), (true, 1.0 / n as f64)] {
-                for acc in [false, true] {
-                    let mut want = if acc {
+                for acc in [Overwrite, Add] {
+                    let mut want = if acc.is_add() {
                         old.clone()
                     } else {
                         vec![0.0; rows * n]
@@ -233,7 +248,7 @@ mod tests {
                     for (i, w) in want.iter_mut().enumerate() {
                         *w += dy[i / n] * scale;
                     }
-                    let mut dx = if acc {
+                    let mut dx = if acc.is_add() {
                         old.clone()
                     } else {
                         vec![f64::NAN; rows * n]
@@ -256,14 +271,14 @@ mod tests {
         let (rows, n) = (3, 5);
         let (x, g) = (data(rows * n, 6), data(rows, 7));
         let mut dx = vec![0.0; rows * n];
-        sum_backward(rows, n, &g, &mut dx, false);
+        sum_backward(rows, n, &g, &mut dx, Overwrite);
         let numeric = central_diff(&x, |x| {
             let mut y = vec![0.0; rows];
             sum(rows, n, x, &mut y);
             dot(&g, &y)
         });
         assert_close(&dx, &numeric, 1e-6);
-        mean_backward(rows, n, &g, &mut dx, false);
+        mean_backward(rows, n, &g, &mut dx, Overwrite);
         let numeric = central_diff(&x, |x| {
             let mut y = vec![0.0; rows];
             mean(rows, n, x, &mut y);

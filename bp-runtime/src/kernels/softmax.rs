@@ -3,8 +3,8 @@
 //! backward formulas.
 #![forbid(unsafe_code)]
 
-use super::put;
 use super::reduce::{dot_of, max_of, sum_of};
+use super::{put, Accumulate};
 use crate::Float;
 
 /// `y[r,i] = exp(x[r,i] − m_r) / Σ_j exp(x[r,j] − m_r)` with `m_r = max_j x[r,j]`, for
@@ -35,8 +35,8 @@ pub fn softmax<T: Float>(rows: usize, n: usize, x: &[T], y: &mut [T]) {
 }
 
 /// The backward of [`softmax`] from its output: `dx[r,i] (+)= y[r,i]·(dy[r,i] − s_r)`
-/// with `s_r = Σ_j dy[r,j]·y[r,j]`, for `y`, `dy` and `dx` `[rows, n]`. With
-/// `accumulate` false `dx` is overwritten, with true it is added to.
+/// with `s_r = Σ_j dy[r,j]·y[r,j]`, for `y`, `dy` and `dx` `[rows, n]`.
+/// [`Accumulate::Overwrite`] overwrites `dx`, [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -46,7 +46,7 @@ pub fn softmax_backward<T: Float>(
     y: &[T],
     dy: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     debug_assert_eq!(y.len(), rows * n, "softmax_backward: y");
     debug_assert_eq!(dy.len(), rows * n, "softmax_backward: dy");
@@ -91,7 +91,7 @@ pub fn log_softmax<T: Float>(rows: usize, n: usize, x: &[T], y: &mut [T]) {
 
 /// The backward of [`log_softmax`] from its output: `dx[r,i] (+)= dy[r,i] −
 /// exp(y[r,i])·Σ_j dy[r,j]`, for `y`, `dy` and `dx` `[rows, n]` (`exp(y)` is the
-/// softmax). With `accumulate` false `dx` is overwritten, with true it is added to.
+/// softmax). [`Accumulate::Overwrite`] overwrites `dx`, [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -101,7 +101,7 @@ pub fn log_softmax_backward<T: Float>(
     y: &[T],
     dy: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     debug_assert_eq!(y.len(), rows * n, "log_softmax_backward: y");
     debug_assert_eq!(dy.len(), rows * n, "log_softmax_backward: dy");
@@ -123,6 +123,7 @@ pub fn log_softmax_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::kernels::test_util::{assert_close, central_diff, data, dot};
+    use Accumulate::{Add, Overwrite};
 
     const SHAPES: &[(usize, usize)] = &[(1, 1), (2, 3), (3, 10), (2, 37)];
 
@@ -198,8 +199,8 @@ mod tests {
                     want_l[i] = g[i] - l[i].exp() * gsum;
                 }
             }
-            for acc in [false, true] {
-                let base = if acc {
+            for acc in [Overwrite, Add] {
+                let base = if acc.is_add() {
                     old.clone()
                 } else {
                     vec![f64::NAN; rows * n]
@@ -207,7 +208,7 @@ mod tests {
                 let add = |w: &[f64]| -> Vec<f64> {
                     w.iter()
                         .zip(&old)
-                        .map(|(w, o)| if acc { w + o } else { *w })
+                        .map(|(w, o)| if acc.is_add() { w + o } else { *w })
                         .collect()
                 };
                 let mut dx = base.clone();
@@ -227,7 +228,7 @@ mod tests {
         let (rows, n) = (3, 7);
         let (x, g) = (data(rows * n, 5), data(rows * n, 6));
         type Forward = fn(usize, usize, &[f64], &mut [f64]);
-        type Backward = fn(usize, usize, &[f64], &[f64], &mut [f64], bool);
+        type Backward = fn(usize, usize, &[f64], &[f64], &mut [f64], Accumulate);
         let pairs: [(Forward, Backward); 2] = [
             (softmax, softmax_backward),
             (log_softmax, log_softmax_backward),
@@ -236,7 +237,7 @@ mod tests {
             let mut y = vec![0.0; rows * n];
             forward(rows, n, &x, &mut y);
             let mut dx = vec![0.0; rows * n];
-            backward(rows, n, &y, &g, &mut dx, false);
+            backward(rows, n, &y, &g, &mut dx, Overwrite);
             let numeric = central_diff(&x, |x| {
                 let mut y = vec![0.0; rows * n];
                 forward(rows, n, x, &mut y);

@@ -2,18 +2,18 @@
 //! gradients): copies (`flatten`, output-gradient copies) and concatenation.
 #![forbid(unsafe_code)]
 
-use super::put;
+use super::{put, Accumulate};
 use crate::Float;
 
-/// `dst[i] (+)= src[i]` for every `i`: `src` and `dst` have the same length. With
-/// `accumulate` false `dst` is overwritten, with true `src` is added to it.
+/// `dst[i] (+)= src[i]` for every `i`: `src` and `dst` have the same length.
+/// [`Accumulate::Overwrite`] overwrites `dst`, [`Accumulate::Add`] adds `src` to it.
 ///
 /// # Panics
 /// If `dst` is shorter than `src` (lengths are checked equal in debug builds).
-pub fn copy<T: Float>(src: &[T], dst: &mut [T], accumulate: bool) {
+pub fn copy<T: Float>(src: &[T], dst: &mut [T], accumulate: Accumulate) {
     debug_assert_eq!(src.len(), dst.len(), "copy: lengths");
     let dst = &mut dst[..src.len()];
-    if accumulate {
+    if accumulate.is_add() {
         for (d, &s) in dst.iter_mut().zip(src) {
             *d += s;
         }
@@ -53,8 +53,8 @@ pub fn concat_part<T: Float>(
 }
 
 /// The backward of [`concat_part`]: `dx[o, j] (+)= dy[o, offset + j]` for `j < part`,
-/// with `dy` `[outer, total]` and `dx` `[outer, part]`. With `accumulate` false `dx` is
-/// overwritten, with true it is added to.
+/// with `dy` `[outer, total]` and `dx` `[outer, part]`. [`Accumulate::Overwrite`]
+/// overwrites `dx`, [`Accumulate::Add`] adds to it.
 ///
 /// # Panics
 /// If a slice is shorter than its shape or the part does not fit in a row
@@ -66,7 +66,7 @@ pub fn concat_part_backward<T: Float>(
     offset: usize,
     dy: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     debug_assert!(
         offset + part <= total,
@@ -90,13 +90,14 @@ pub fn concat_part_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::kernels::test_util::{central_diff, data, dot};
+    use Accumulate::{Add, Overwrite};
 
     #[test]
     fn copy_overwrites_or_adds() {
         let mut dst = [f32::NAN; 3];
-        copy(&[1.0, 2.0, 3.0], &mut dst, false);
+        copy(&[1.0, 2.0, 3.0], &mut dst, Overwrite);
         assert_eq!(dst, [1.0, 2.0, 3.0]);
-        copy(&[1.0, 2.0, 3.0], &mut dst, true);
+        copy(&[1.0, 2.0, 3.0], &mut dst, Add);
         assert_eq!(dst, [2.0, 4.0, 6.0]);
     }
 
@@ -126,9 +127,9 @@ mod tests {
         let mut offset = 0;
         for (p, &w) in parts.iter().zip(&widths) {
             let mut back = vec![f64::NAN; outer * w];
-            concat_part_backward(outer, w, total, offset, &y, &mut back, false);
+            concat_part_backward(outer, w, total, offset, &y, &mut back, Overwrite);
             assert_eq!(&back, p);
-            concat_part_backward(outer, w, total, offset, &y, &mut back, true);
+            concat_part_backward(outer, w, total, offset, &y, &mut back, Add);
             let twice: Vec<f64> = p.iter().map(|v| 2.0 * v).collect();
             assert_eq!(back, twice);
             offset += w;
@@ -141,7 +142,7 @@ mod tests {
         let (outer, part, total, offset) = (3, 2, 5, 1);
         let (x, g) = (data(outer * part, 1), data(outer * total, 2));
         let mut dx = vec![0.0; outer * part];
-        concat_part_backward(outer, part, total, offset, &g, &mut dx, false);
+        concat_part_backward(outer, part, total, offset, &g, &mut dx, Overwrite);
         let numeric = central_diff(&x, |x| {
             let mut y = vec![0.0; outer * total];
             concat_part(outer, part, total, offset, x, &mut y);

@@ -122,8 +122,8 @@ fn plain_split<T: Float>(c: &Coeffs<T>, p: &mut [T], g: &[T]) {
         1
     };
     let len = p.len();
-    crate::pool::for_chunks(p, parts, &|i, pc| {
-        let start = crate::pool::chunk_start(len, parts, i);
+    crate::threads::for_chunks(p, parts, &|i, pc| {
+        let start = crate::threads::chunk_start(len, parts, i);
         plain(c, pc, &g[start..start + pc.len()]);
     });
 }

@@ -1,5 +1,6 @@
-//! The dense layer for small sizes known when the network is compiled: the same four
-//! functions as `linear.rs`, with the input and output widths as const parameters, so
+//! The dense layer for small sizes known when the network is compiled: three of the
+//! functions of `linear.rs` (the forward product, the input gradient and the weight
+//! gradient), with the input and output widths as const parameters, so
 //! every loop over them has a constant bound and the compiler unrolls and vectorizes it
 //! for exactly that size. `network!` emits these when `inp·out ≤` [`FIXED_MAX`]; for
 //! such layers a GEMM's blocking and packing cost more than the multiply-adds (a 2→8
@@ -7,13 +8,15 @@
 //!
 //! Each function is compiled for AVX-512, AVX2+FMA and the baseline target, and the best
 //! the CPU runs is picked at run time (as the GEMM's micro-kernels are). The one `unsafe`
-//! is that call of a `#[target_feature]` function after the CPU check; the bodies are
-//! safe Rust. The safe twin of each is its body with the same fused or separate
+//! is that call of a `#[target_feature]` function after the CPU check; the bodies
+//! themselves contain no `unsafe` and index with bounds checks, so a wrong length
+//! panics. The safe twin of each is its body with the same fused or separate
 //! multiply-add, compiled for the baseline target: the tests require the same bits from
 //! both on random row counts, data and slice tails, and compare each with the general
 //! kernels.
 
 use super::super::packed::{best_isa, Isa};
+use super::super::Accumulate;
 use crate::Float;
 
 /// The largest `inp·out` for which `network!` emits the fixed-size kernels (a stack copy
@@ -75,7 +78,7 @@ multiversion! {
     ///
     /// # Panics
     /// If a slice is shorter than its shape.
-    fn linear_backward_input_fixed(rows: usize, dy: &[T], w: &[T], dx: &mut [T], accumulate: bool) => input
+    fn linear_backward_input_fixed(rows: usize, dy: &[T], w: &[T], dx: &mut [T], accumulate: Accumulate) => input
 }
 
 multiversion! {
@@ -84,7 +87,7 @@ multiversion! {
     ///
     /// # Panics
     /// If a slice is shorter than its shape.
-    fn linear_backward_weight_fixed(rows: usize, dy: &[T], x: &[T], dw: &mut [T], accumulate: bool) => weight
+    fn linear_backward_weight_fixed(rows: usize, dy: &[T], x: &[T], dw: &mut [T], accumulate: Accumulate) => weight
 }
 
 /// The `rows` leading `[N]` rows of `s`.
@@ -159,13 +162,17 @@ fn input<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     dy: &[T],
     w: &[T],
     dx: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     let dys = rows_of::<T, OUT>(dy, rows, "linear_backward_input_fixed: dy");
     let dxs = rows_of_mut::<T, INP>(dx, rows, "linear_backward_input_fixed: dx");
     let ws = rows_of::<T, INP>(w, OUT, "linear_backward_input_fixed: w");
     for (dyr, dxr) in dys.iter().zip(dxs) {
-        let mut acc = if accumulate { *dxr } else { [T::ZERO; INP] };
+        let mut acc = if accumulate.is_add() {
+            *dxr
+        } else {
+            [T::ZERO; INP]
+        };
         for (&d, wr) in dyr.iter().zip(ws) {
             for (a, &wv) in acc.iter_mut().zip(wr) {
                 *a = madd::<T, FMA>(d, wv, *a);
@@ -181,7 +188,7 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     dy: &[T],
     x: &[T],
     dw: &mut [T],
-    accumulate: bool,
+    accumulate: Accumulate,
 ) {
     let dys = rows_of::<T, OUT>(dy, rows, "linear_backward_weight_fixed: dy");
     let xs = rows_of::<T, INP>(x, rows, "linear_backward_weight_fixed: x");
@@ -189,7 +196,7 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     // Four outputs at a time, sharing each load of an input row.
     let (wb, wt) = dws.as_chunks_mut::<4>();
     for (ob, dw4) in wb.iter_mut().enumerate() {
-        let mut acc = if accumulate {
+        let mut acc = if accumulate.is_add() {
             *dw4
         } else {
             [[T::ZERO; INP]; 4]
@@ -206,7 +213,11 @@ fn weight<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     }
     let o0 = wb.len() * 4;
     for (k, dwr) in wt.iter_mut().enumerate() {
-        let mut acc = if accumulate { *dwr } else { [T::ZERO; INP] };
+        let mut acc = if accumulate.is_add() {
+            *dwr
+        } else {
+            [T::ZERO; INP]
+        };
         for (dyr, xr) in dys.iter().zip(xs) {
             let d = dyr[o0 + k];
             for (a, &xv) in acc.iter_mut().zip(xr) {
@@ -222,6 +233,7 @@ mod tests {
     use super::*;
     use crate::kernels::{linear, linear_backward_input, linear_backward_weight};
     use proptest::prelude::*;
+    use Accumulate::{Add, Overwrite};
 
     fn data(n: usize, seed: u64) -> Vec<f64> {
         let mut r = crate::rng::Rng::new(seed);
@@ -244,7 +256,7 @@ mod tests {
         linear_fixed::<f64, INP, OUT>(rows, &x, &w, None, &mut y2);
         close(&y2, &y1);
         let dy = data(rows * OUT, 4);
-        for acc in [false, true] {
+        for acc in [Overwrite, Add] {
             let (mut d1, mut d2) = (data(rows * INP, 5), data(rows * INP, 5));
             linear_backward_input(rows, INP, OUT, &dy, &w, &mut d1, acc);
             linear_backward_input_fixed::<f64, INP, OUT>(rows, &dy, &w, &mut d2, acc);
@@ -298,7 +310,7 @@ mod tests {
     fn twins<T: Float, const INP: usize, const OUT: usize>(
         rows: usize,
         bias: bool,
-        accumulate: bool,
+        accumulate: Accumulate,
         extra: usize,
         seed: u64,
     ) -> Result<(), TestCaseError> {
@@ -345,7 +357,7 @@ mod tests {
         fn dispatched_kernels_are_their_safe_twins(
             rows in 0..=37usize,
             bias in any::<bool>(),
-            accumulate in any::<bool>(),
+            accumulate in any::<bool>().prop_map(|a| if a { Add } else { Overwrite }),
             extra in 0..=3usize,
             seed in any::<u64>(),
         ) {

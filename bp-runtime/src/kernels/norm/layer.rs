@@ -3,7 +3,7 @@
 //! f64 whatever `T` is.
 
 use super::channel_stats;
-use crate::kernels::put;
+use crate::kernels::{put, Accumulate};
 use crate::Float;
 
 /// Layer norm over the last dimension of `x` `[rows, n]` (PyTorch's `nn.LayerNorm(n)`):
@@ -53,9 +53,9 @@ pub fn layer_norm<T: Float>(
 }
 
 /// The backward of [`layer_norm`] for `dy`, `xhat` `[rows, n]`: with `g = dy·gamma`,
-/// per row `dx = inv_std/n · (n·g − Σg − xhat·Σ(g·xhat))` (when `dx` is given; adding
-/// when `acc_x`), and `dgamma (+)= Σ_rows dy·xhat`, `dbeta (+)= Σ_rows dy` (adding when
-/// `acc_params`).
+/// per row `dx = inv_std/n · (n·g − Σg − xhat·Σ(g·xhat))` (when `dx` is given;
+/// overwriting or adding as `acc_x` says), and `dgamma (+)= Σ_rows dy·xhat`,
+/// `dbeta (+)= Σ_rows dy` (as `acc_params` says).
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -69,9 +69,9 @@ pub fn layer_norm_backward<T: Float>(
     inv_std: &[T],
     dgamma: &mut [T],
     dbeta: &mut [T],
-    acc_params: bool,
+    acc_params: Accumulate,
     dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     debug_assert_eq!(dy.len(), rows * n, "layer_norm_backward: dy");
     debug_assert_eq!(xhat.len(), rows * n, "layer_norm_backward: xhat");
@@ -79,7 +79,7 @@ pub fn layer_norm_backward<T: Float>(
     debug_assert_eq!(inv_std.len(), rows, "layer_norm_backward: inv_std");
     debug_assert_eq!(dgamma.len(), n, "layer_norm_backward: dgamma");
     debug_assert_eq!(dbeta.len(), n, "layer_norm_backward: dbeta");
-    if !acc_params {
+    if !acc_params.is_add() {
         dgamma.fill(T::ZERO);
         dbeta.fill(T::ZERO);
     }
@@ -117,6 +117,7 @@ pub fn layer_norm_backward<T: Float>(
 mod tests {
     use super::*;
     use crate::kernels::fd_check::{assert_grad, dot, fd_grad, nans, rand_vec};
+    use Accumulate::{Add, Overwrite};
 
     const EPS: f64 = 1e-5;
 
@@ -179,9 +180,9 @@ mod tests {
             &inv,
             &mut dg,
             &mut db,
-            false,
+            Overwrite,
             Some(&mut dx),
-            false,
+            Overwrite,
         );
         assert_grad(&dx, &want_dx, "dx");
         assert_grad(&dg, &want_dg, "dgamma");
@@ -195,9 +196,9 @@ mod tests {
             &inv,
             &mut dg,
             &mut db,
-            true,
+            Add,
             Some(&mut dx),
-            true,
+            Add,
         );
         let twice = |v: &[f64]| v.iter().map(|v| 2.0 * v).collect::<Vec<_>>();
         assert_grad(&dx, &twice(&want_dx), "dx accumulated");

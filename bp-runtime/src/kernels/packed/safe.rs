@@ -5,14 +5,14 @@
 //! the tests the switch is a constant `false` and the twins compile away.
 #![forbid(unsafe_code)]
 
-use super::Elem;
+use crate::Float;
 
 /// The safe twin of `micro`: `Σ_p A[i, p]·B[p, j]` for `i < R`, `j < NR`, `p < kc`, with
 /// `A[i, p]` at `a0 + i·ars + p·acs` of `a` and `B[p, j]` at `b0 + p·brs + j` of `b`. The
 /// same multiply-adds in the same order as `micro`, so the same bits; a load out of
 /// bounds panics here where `micro` would read it.
 #[inline(always)]
-pub(super) fn micro<T: Elem, const R: usize, const NR: usize, const FMA: bool>(
+pub(super) fn micro<T: Float, const R: usize, const NR: usize, const FMA: bool>(
     kc: usize,
     (a, a0, ars, acs): (&[T], usize, usize, usize),
     (b, b0, brs): (&[T], usize, usize),

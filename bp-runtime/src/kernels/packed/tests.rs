@@ -1,3 +1,5 @@
+use super::isa::Elem;
+use super::tile::micro;
 use super::*;
 
 #[allow(clippy::too_many_arguments)]

@@ -12,6 +12,7 @@
 
 use super::{a_w, add_a_wt, adds_params, at_v, col_sums, tail, tail_mut};
 use super::{check_backward, check_bias, check_forward, sigmoid, RnnGeom, RnnKind};
+use crate::kernels::Accumulate;
 use crate::Float;
 
 /// Forward step `t` of the GRU for the whole batch: writes `gates[:, t]` (`[r, z, n,
@@ -111,9 +112,9 @@ pub fn gru_step_backward<T: Float>(
     dw_hh: &mut [T],
     db_ih: &mut [T],
     db_hh: &mut [T],
-    acc_params: bool,
+    acc_params: Accumulate,
     dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     let kind = RnnKind::Gru;
     check_forward(g, kind, batch, t, [x, w_ih, w_hh], gates, &[], y);
@@ -126,9 +127,62 @@ pub fn gru_step_backward<T: Float>(
         dx.as_deref(),
     );
     gru_gate_residuals(g, batch, t, y, gates, dy, dh, dgates);
+    let grads = [dw_ih, dw_hh, db_ih, db_hh];
+    gru_param_grads(
+        g,
+        batch,
+        t,
+        x,
+        y,
+        dgates,
+        grads,
+        adds_params(g, t, acc_params),
+    );
     let (h, w4, inp, tl) = (g.hidden, 4 * g.hidden, g.inp, g.t_len);
     let (hh, dn_hh) = (2 * h * h, tail(dgates, 3 * h));
-    let acc = adds_params(g, t, acc_params);
+    if let Some(dx) = dx {
+        a_w(
+            batch,
+            3 * h,
+            inp,
+            dgates,
+            w4,
+            w_ih,
+            acc_x,
+            tail_mut(dx, t * inp),
+            tl * inp,
+        );
+    }
+    a_w(
+        batch,
+        2 * h,
+        h,
+        dgates,
+        w4,
+        &w_hh[..hh],
+        Accumulate::Add,
+        dh,
+        h,
+    );
+    a_w(batch, h, h, dn_hh, w4, &w_hh[hh..], Accumulate::Add, dh, h);
+}
+
+/// The parameter gradients of [`gru_step_backward`] from `dgates = [δr δz δn δhn]`:
+/// `dW_ih (+)= [δr δz δn]ᵀ·x[:, t]`, `dW_hh (+)= [δr δz δhn]ᵀ·h_{t−1}` (overwritten with
+/// 0 at `t = 0` unless adding), `db_ih (+)= Σ_b [δr δz δn]`, `db_hh (+)= Σ_b [δr δz δhn]`.
+#[allow(clippy::too_many_arguments)]
+fn gru_param_grads<T: Float>(
+    g: &RnnGeom,
+    batch: usize,
+    t: usize,
+    x: &[T],
+    y: &[T],
+    dgates: &[T],
+    [dw_ih, dw_hh, db_ih, db_hh]: [&mut [T]; 4],
+    acc: Accumulate,
+) {
+    let (h, w4, inp, tl) = (g.hidden, 4 * g.hidden, g.inp, g.t_len);
+    let (hh, dn_hh) = (2 * h * h, tail(dgates, 3 * h));
     at_v(
         batch,
         3 * h,
@@ -154,27 +208,12 @@ pub fn gru_step_backward<T: Float>(
             &mut dw_hh[..hh],
         );
         at_v(batch, h, h, dn_hh, w4, hp, tl * h, acc, &mut dw_hh[hh..]);
-    } else if !acc {
+    } else if !acc.is_add() {
         dw_hh.fill(T::ZERO);
     }
     col_sums(batch, 3 * h, dgates, w4, acc, db_ih);
     col_sums(batch, 2 * h, dgates, w4, acc, &mut db_hh[..2 * h]);
     col_sums(batch, h, dn_hh, w4, acc, &mut db_hh[2 * h..]);
-    if let Some(dx) = dx {
-        a_w(
-            batch,
-            3 * h,
-            inp,
-            dgates,
-            w4,
-            w_ih,
-            acc_x,
-            tail_mut(dx, t * inp),
-            tl * inp,
-        );
-    }
-    a_w(batch, 2 * h, h, dgates, w4, &w_hh[..hh], true, dh, h);
-    a_w(batch, h, h, dn_hh, w4, &w_hh[hh..], true, dh, h);
 }
 
 /// The elementwise part of [`gru_step_backward`]: `dgates = [δr δz δn δhn]` and the

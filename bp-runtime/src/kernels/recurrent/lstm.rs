@@ -9,6 +9,7 @@ use super::{
     backward_tail, check_backward, check_bias, check_forward, preactivate, sigmoid, RnnGeom,
     RnnKind,
 };
+use crate::kernels::Accumulate;
 use crate::Float;
 
 /// Forward step `t` of the LSTM for the whole batch: writes `gates[:, t]` (i, f, g, o
@@ -81,9 +82,9 @@ pub fn lstm_step_backward<T: Float>(
     dw_hh: &mut [T],
     db_ih: &mut [T],
     db_hh: &mut [T],
-    acc_params: bool,
+    acc_params: Accumulate,
     dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     let kind = RnnKind::Lstm;
     check_forward(g, kind, batch, t, [x, w_ih, w_hh], gates, cell, y);

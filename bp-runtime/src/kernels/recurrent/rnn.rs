@@ -6,6 +6,7 @@
 use super::{
     backward_tail, check_backward, check_bias, check_forward, preactivate, RnnGeom, RnnKind,
 };
+use crate::kernels::Accumulate;
 use crate::Float;
 
 /// Forward step `t` of the tanh RNN for the whole batch:
@@ -66,9 +67,9 @@ pub fn rnn_step_backward<T: Float>(
     dw_hh: &mut [T],
     db_ih: &mut [T],
     db_hh: &mut [T],
-    acc_params: bool,
+    acc_params: Accumulate,
     dx: Option<&mut [T]>,
-    acc_x: bool,
+    acc_x: Accumulate,
 ) {
     let kind = RnnKind::Rnn;
     check_forward(g, kind, batch, t, [x, w_ih, w_hh], gates, &[], y);

@@ -8,6 +8,7 @@ use super::{
 };
 use super::{RnnGeom, RnnKind};
 use crate::kernels::fd_check::{assert_grad, dot, fd_grad, nans, rand_vec};
+use crate::kernels::Accumulate::{self, Add, Overwrite};
 
 /// `[x, w_ih, w_hh, b_ih, b_hh]` of one test case.
 pub(super) type Params = [Vec<f64>; 5];
@@ -69,8 +70,8 @@ fn backward(
     [y, gates, cell]: &[Vec<f64>; 3],
     r: &[f64],
     grads: &mut [Vec<f64>; 5],
-    acc_params: bool,
-    acc_x: Option<bool>,
+    acc_params: Accumulate,
+    acc_x: Option<Accumulate>,
 ) {
     let [x, wi, wh, _, _] = p;
     let [dx, dwi, dwh, dbi, dbh] = grads;
@@ -81,7 +82,7 @@ fn backward(
         0
     });
     let mut dg = nans(g.scratch_len(kind, batch));
-    let ax = acc_x.unwrap_or(false);
+    let ax = acc_x.unwrap_or(Overwrite);
     for t in (0..g.t_len).rev() {
         let dx = acc_x.map(|_| &mut dx[..]);
         match kind {
@@ -162,9 +163,9 @@ pub(super) fn check_cell(kind: RnnKind, naive: fn(&RnnGeom, usize, &Params) -> V
             .collect();
         let mut grads: [Vec<f64>; 5] = std::array::from_fn(|k| nans(p[k].len()));
         let runs = [
-            (false, Some(false), &want),
-            (true, Some(true), &twice),
-            (false, Some(false), &want),
+            (Overwrite, Some(Overwrite), &want),
+            (Add, Some(Add), &twice),
+            (Overwrite, Some(Overwrite), &want),
         ];
         for (run, (acc_p, acc_x, expect)) in runs.into_iter().enumerate() {
             backward(kind, &g, batch, &p, &fwd, &r, &mut grads, acc_p, acc_x);
@@ -174,7 +175,7 @@ pub(super) fn check_cell(kind: RnnKind, naive: fn(&RnnGeom, usize, &Params) -> V
             }
         }
         let mut no_dx: [Vec<f64>; 5] = std::array::from_fn(|k| nans(p[k].len()));
-        backward(kind, &g, batch, &p, &fwd, &r, &mut no_dx, false, None);
+        backward(kind, &g, batch, &p, &fwd, &r, &mut no_dx, Overwrite, None);
         assert!(
             no_dx[0].iter().all(|v| v.is_nan()),
             "dx was written without being asked for"

@@ -115,7 +115,7 @@ pub fn run(parts: usize, f: Job<'_>) {
     match parts {
         0 => return,
         1 => return f(0),
-        _ => assert!(parts <= MAX_PARTS, "pool::run: too many parts ({parts})"),
+        _ => assert!(parts <= MAX_PARTS, "threads::run: too many parts ({parts})"),
     }
     let Some(busy) = Busy::acquire() else {
         return sequential(parts, f);

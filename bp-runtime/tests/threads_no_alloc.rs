@@ -1,6 +1,6 @@
-//! `pool::run` allocates nothing once its workers exist, checked with a counting global
+//! `threads::run` allocates nothing once its workers exist, checked with a counting global
 //! allocator. Also prints the round-trip time of an empty two-part job (see it with
-//! `cargo test -p bp-runtime --test pool_no_alloc -- --nocapture`).
+//! `cargo test -p bp-runtime --test threads_no_alloc -- --nocapture`).
 //!
 //! One test only: the allocation count is process-wide, and a second test running at the
 //! same time would allocate.
@@ -10,7 +10,7 @@
 //! running test) after it has spawned the test thread, and on a loaded machine that can
 //! fall inside the counted window (seen: 'left: 4' once in 20 runs beside a build).
 
-use bp_runtime::pool;
+use bp_runtime::threads;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ static GLOBAL: Counting = Counting;
 fn run_allocates_nothing_once_warm() {
     let sum = AtomicUsize::new(0);
     let add = |i: usize| _ = sum.fetch_add(i + 1, Relaxed);
-    pool::run(2, &add); // spawns the worker
+    threads::run(2, &add); // spawns the worker
 
     // The window opens right after the spawning call and first waits 20 ms: a worker
     // thread that was still starting (and allocating, as a new thread does) when `run`
@@ -61,7 +61,7 @@ fn run_allocates_nothing_once_warm() {
     let before = ALLOCATIONS.load(Relaxed);
     std::thread::sleep(Duration::from_millis(20));
     for _ in 0..1000 {
-        pool::run(2, &add);
+        threads::run(2, &add);
     }
     let allocations = ALLOCATIONS.load(Relaxed) - before;
     assert_eq!(allocations, 0, "allocations in 1000 warm calls");
@@ -92,13 +92,13 @@ fn print_round_trip(case: &str, calls: usize, idle: Duration, work: Duration) {
     for time in &mut times {
         std::thread::sleep(idle);
         let start = Instant::now();
-        pool::run(2, &part);
+        threads::run(2, &part);
         *time = start.elapsed();
     }
     times.sort_unstable();
     let quantile = |q: f64| times[((calls - 1) as f64 * q) as usize];
     println!(
-        "pool::run(2, …) with parts of {work:?}, {case}: median {:?}, p10 {:?}, p90 {:?}, \
+        "threads::run(2, …) with parts of {work:?}, {case}: median {:?}, p10 {:?}, p90 {:?}, \
          p99 {:?}; part 1 ran on a worker in {} of {calls} calls",
         quantile(0.5),
         quantile(0.1),

@@ -1,0 +1,100 @@
+//! Which compiled kernels run ([`Isa`], [`best_isa`]), and the element types of the
+//! product ([`Elem`]) with the AVX-512 16×16 transpose `f32` packs with. The `unsafe`
+//! here is the call of that `#[target_feature]` transpose after the CPU check.
+
+use super::safe;
+use crate::Float;
+
+/// Which compiled kernels run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Isa {
+    Baseline,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+/// The best kernels this CPU runs.
+pub(crate) fn best_isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            return Isa::Avx512;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Baseline
+}
+
+/// An element type of the product, with its optional 16×16 transpose (used to pack a
+/// transposed op(B); `false` means "not available, copy element by element").
+pub(crate) trait Elem: Float {
+    /// Writes the transpose of the 16×16 block at `src` (rows `srs` apart) to `dst`
+    /// (rows `drs` apart), if this type and CPU have a fast way to.
+    fn transpose16(_src: &[Self], _srs: usize, _dst: &mut [Self], _drs: usize) -> bool {
+        false
+    }
+}
+
+impl Elem for f64 {}
+
+impl Elem for f32 {
+    fn transpose16(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if best_isa() == Isa::Avx512 && !safe::active() {
+            assert!(src.len() > 15 * srs + 15 && dst.len() > 15 * drs + 15);
+            // SAFETY: the CPU has avx512f (best_isa), and the assert bounds every row
+            // `transpose16_avx512` reads and writes.
+            unsafe { transpose16_avx512(src, srs, dst, drs) };
+            return true;
+        }
+        false
+    }
+}
+
+/// The 16×16 transpose in registers: 16 loads, 64 shuffles, 16 stores.
+///
+/// # Safety
+/// The CPU must have avx512f; `src` must hold 16 rows of 16 at `srs` apart and `dst` 16
+/// rows of 16 at `drs` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16_avx512(src: &[f32], srs: usize, dst: &mut [f32], drs: usize) {
+    use std::arch::x86_64::*;
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (i, v) in r.iter_mut().enumerate() {
+        // SAFETY: row i of 16 floats is inside src (the caller's contract).
+        *v = unsafe { _mm512_loadu_ps(src.as_ptr().add(i * srs)) };
+    }
+    let mut t = [_mm512_setzero_ps(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    for k in 0..4 {
+        let b = 4 * k;
+        r[b] = ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
+        r[b + 1] = ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
+        r[b + 2] = ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
+        r[b + 3] = ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
+    }
+    for k in 0..4 {
+        t[k] = _mm512_shuffle_f32x4::<0x88>(r[k], r[k + 4]);
+        t[k + 4] = _mm512_shuffle_f32x4::<0xdd>(r[k], r[k + 4]);
+        t[k + 8] = _mm512_shuffle_f32x4::<0x88>(r[k + 8], r[k + 12]);
+        t[k + 12] = _mm512_shuffle_f32x4::<0xdd>(r[k + 8], r[k + 12]);
+    }
+    for k in 0..8 {
+        r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[k + 8]);
+        r[k + 8] = _mm512_shuffle_f32x4::<0xdd>(t[k], t[k + 8]);
+    }
+    for (i, v) in r.iter().enumerate() {
+        // SAFETY: row i of 16 floats is inside dst (the caller's contract).
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(i * drs), *v) };
+    }
+}
