@@ -15,7 +15,7 @@ use quote::quote;
 pub fn signature(c: &Expansion) -> Signature {
     let ty = &c.ty;
     Signature {
-        t: quote!(::bp::Tensor<#ty>),
+        t: quote!(::bp::__private::Tensor<#ty>),
         ty: ty.clone(),
         m: c.m.clone(),
         inputs: c
@@ -56,7 +56,7 @@ fn constructors(c: &Expansion) -> TokenStream {
     let alloc = |f: &Ident, what: String, shape: &[usize], v: f64| {
         let dims = shape.iter().map(|&d| lit(d));
         let v = literal(v);
-        quote!(#f: ::bp::alloc_tensor(#what, &[#(#dims),*], #v)?)
+        quote!(#f: ::bp::__private::alloc_tensor(#what, &[#(#dims),*], #v)?)
     };
     let pz = c.g.params.iter().map(|p| {
         let what = format!("parameter `{}`", p.torch_name);
@@ -87,7 +87,7 @@ fn constructors(c: &Expansion) -> TokenStream {
         /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
         /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
         /// tensor, instead of aborting the process.
-        pub fn try_new(#seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
+        pub fn try_new(#seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
             let mut #params = #m::Params { #(#pz,)* };
             #(#inits)*
             ::core::result::Result::Ok(Self {
@@ -96,10 +96,10 @@ fn constructors(c: &Expansion) -> TokenStream {
                 values: ::core::default::Default::default(),
                 residuals: ::core::default::Default::default(),
                 buffers: #m::Buffers { #(#bz,)* },
-                rng: ::bp::rng::Rng::for_name(#seed, "dropout"),
+                rng: ::bp::__private::rng::Rng::for_name(#seed, "dropout"),
                 batch: 0,
-                training: true,
-                forward_training: true,
+                mode: ::bp::__private::Mode::Training,
+                forward_mode: ::bp::__private::Mode::Training,
                 forward_done: false,
                 backward_done: false,
                 grads_spent: true,
@@ -129,13 +129,13 @@ fn reserves(c: &Expansion) -> TokenStream {
     let (reserve_values, reserve_residuals) = reservations(c);
     quote! {
         /// Room in every forward buffer for a batch of `batch`.
-        fn reserve_values(values: &mut #m::Values, #batch: usize) -> ::core::result::Result<(), ::bp::Error> {
+        fn reserve_values(values: &mut #m::Values, #batch: usize) -> ::core::result::Result<(), ::bp::__private::Error> {
             #(#reserve_values)*
             ::core::result::Result::Ok(())
         }
 
         /// Room in every residual and backward workspace for a batch of `batch`.
-        fn reserve_residuals(residuals: &mut #m::Residuals, #batch: usize) -> ::core::result::Result<(), ::bp::Error> {
+        fn reserve_residuals(residuals: &mut #m::Residuals, #batch: usize) -> ::core::result::Result<(), ::bp::__private::Error> {
             #(#reserve_residuals)*
             ::core::result::Result::Ok(())
         }
@@ -144,7 +144,7 @@ fn reserves(c: &Expansion) -> TokenStream {
 
 /// `forward`, `inputs_mut`, `forward_loaded` and the `run_forward` they share.
 fn forward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
-    let (batch, training) = (hyg("batch"), hyg("training"));
+    let (batch, mode) = (hyg("batch"), hyg("mode"));
     let in_names = &sig.inputs;
     let (inputs, inputs_mut_ty, out_ty) =
         (sig.input_params(), sig.inputs_mut_ty(), sig.out_ty(None));
@@ -156,17 +156,17 @@ fn forward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
     };
     let check = input_checks(c);
     let prepare = c.has_prepare().then(
-        || quote!(if #training { Self::prepare_pass(&mut self.rng, &mut self.values, #batch); }),
+        || quote!(if #mode.is_training() { Self::prepare_pass(&mut self.rng, &mut self.values, #batch); }),
     );
     let update = c.has_update().then(
-        || quote!(if #training { Self::update_pass(&mut self.buffers, &self.values, #batch); }),
+        || quote!(if #mode.is_training() { Self::update_pass(&mut self.buffers, &self.values, #batch); }),
     );
     let bn_checks = batch_norm_checks(c);
     let fwd_finite = finite_checks(c).forward;
     let fdoc = docs::forward_api_doc(c, d);
     quote! {
         #[doc = #fdoc]
-        pub fn forward(&mut self, #inputs) -> ::core::result::Result<#out_ty, ::bp::Error> {
+        pub fn forward(&mut self, #inputs) -> ::core::result::Result<#out_ty, ::bp::__private::Error> {
             #check
             Self::reserve_values(&mut self.values, #batch)?;
             #(self.values.#in_names.assign(#in_names);)*
@@ -184,21 +184,21 @@ fn forward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
 
         /// [`forward`](Self::forward) on the batch already in the input buffers (see
         /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
-        pub fn forward_loaded(&mut self) -> ::core::result::Result<#out_ty, ::bp::Error> {
+        pub fn forward_loaded(&mut self) -> ::core::result::Result<#out_ty, ::bp::__private::Error> {
             #(let #in_names = &self.values.#in_names;)*
             #check
             Self::reserve_values(&mut self.values, #batch)?;
             self.run_forward(#batch)
         }
 
-        fn run_forward(&mut self, #batch: usize) -> ::core::result::Result<#out_ty, ::bp::Error> {
-            ::bp::Network::check_state(self)?;
-            let #training = self.training;
+        fn run_forward(&mut self, #batch: usize) -> ::core::result::Result<#out_ty, ::bp::__private::Error> {
+            ::bp::__private::Network::check_state(self)?;
+            let #mode = self.mode;
             #bn_checks
             #prepare
-            Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #training);
+            Self::forward_pass(&self.params, &self.buffers, &mut self.values, #batch, #mode);
             if self.check_finite {
-                let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
+                let finite = (|| -> ::core::result::Result<(), ::bp::__private::Error> {
                     #fwd_finite
                     ::core::result::Result::Ok(())
                 })();
@@ -208,7 +208,7 @@ fn forward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
                 }
             }
             #update
-            self.forward_training = #training;
+            self.forward_mode = #mode;
             self.batch = #batch;
             self.forward_done = true;
             self.backward_done = false;
@@ -227,7 +227,7 @@ fn backward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
         let seed_it = c.residuals[o]
             .as_ref()
             .map(|r| quote!(self.residuals.#r.assign(#d);));
-        quote!(::bp::check_output_grad(#name, #d, self.batch, &[#(#dims),*])?; #seed_it)
+        quote!(::bp::__private::check_output_grad(#name, #d, self.batch, &[#(#dims),*])?; #seed_it)
     });
     let accumulate = hyg("accumulate");
     let finite = finite_checks(c);
@@ -235,15 +235,15 @@ fn backward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
     let bdoc = docs::backward_api_doc(c, d);
     quote! {
         #[doc = #bdoc]
-        pub fn backward(&mut self, #d_params) -> ::core::result::Result<(), ::bp::Error> {
-            self.backward_with(#(#d_args,)* false, None)
+        pub fn backward(&mut self, #d_params) -> ::core::result::Result<(), ::bp::__private::Error> {
+            self.backward_with(#(#d_args,)* ::bp::__private::Accumulate::Overwrite, None)
         }
 
         /// Like [`backward`](Self::backward), but adds the parameter gradients to the
         /// ones already held instead of overwriting them: gradient accumulation over
         /// micro-batches. Residuals of nodes are those of this call.
-        pub fn backward_accumulate(&mut self, #d_params) -> ::core::result::Result<(), ::bp::Error> {
-            self.backward_with(#(#d_args,)* true, None)
+        pub fn backward_accumulate(&mut self, #d_params) -> ::core::result::Result<(), ::bp::__private::Error> {
+            self.backward_with(#(#d_args,)* ::bp::__private::Accumulate::Add, None)
         }
 
         /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
@@ -255,19 +255,19 @@ fn backward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
         /// `backward`). It takes the step itself: do not call an optimizer's `step`
         /// after it. `Sgd`'s `Optimizer::backward_step` calls this. An `lr` that is
         /// negative or not finite is an error, and nothing is changed.
-        pub fn backward_sgd(&mut self, #(#d_args: &#t,)* lr: f64) -> ::core::result::Result<(), ::bp::Error> {
-            ::bp::optim::check_lr(lr)?;
-            self.backward_with(#(#d_args,)* false, Some(<#ty as ::bp::Float>::from_f64(lr)))
+        pub fn backward_sgd(&mut self, #(#d_args: &#t,)* lr: f64) -> ::core::result::Result<(), ::bp::__private::Error> {
+            ::bp::__private::optim::check_lr(lr)?;
+            self.backward_with(#(#d_args,)* ::bp::__private::Accumulate::Overwrite, Some(<#ty as ::bp::__private::Float>::from_f64(lr)))
         }
 
-        fn backward_with(&mut self, #(#d_args: &#t,)* #accumulate: bool, sgd: ::core::option::Option<#ty>) -> ::core::result::Result<(), ::bp::Error> {
+        fn backward_with(&mut self, #(#d_args: &#t,)* #accumulate: ::bp::__private::Accumulate, sgd: ::core::option::Option<#ty>) -> ::core::result::Result<(), ::bp::__private::Error> {
             if !self.forward_done {
-                return Err(::bp::Error::invalid("backward called before forward: run forward on a batch first"));
+                return Err(::bp::__private::Error::invalid("backward called before forward: run forward on a batch first"));
             }
-            ::bp::Network::check_state(self)?;
+            ::bp::__private::Network::check_state(self)?;
             Self::reserve_residuals(&mut self.residuals, self.batch)?;
             #(#out_checks)*
-            Self::backward_pass(&mut self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, sgd, self.forward_training);
+            Self::backward_pass(&mut self.params, &self.values, &mut self.residuals, &mut self.grads, self.batch, #accumulate, sgd, self.forward_mode);
             self.backward_done = true;
             self.grads_spent = sgd.is_some();
             if self.check_finite {
@@ -303,7 +303,7 @@ fn predict_api(c: &Expansion, sig: &Signature) -> TokenStream {
     let pdoc = docs::predict_doc(c);
     quote! {
         #[doc = #pdoc]
-        pub fn predict(&self, #inputs) -> ::core::result::Result<#out_owned_ty, ::bp::Error> {
+        pub fn predict(&self, #inputs) -> ::core::result::Result<#out_owned_ty, ::bp::__private::Error> {
             let mut #ws = self.workspace();
             self.predict_into(&mut #ws, #(#in_names),*)?;
             let #m::Values { #(#outs,)* .. } = #ws;
@@ -312,12 +312,12 @@ fn predict_api(c: &Expansion, sig: &Signature) -> TokenStream {
 
         /// Inference into a workspace the caller keeps (from [`workspace`](Self::workspace)):
         /// no allocation once the workspace has seen the largest batch. Needs only `&self`.
-        pub fn predict_into<'w>(&self, #ws: &'w mut #m::Values, #inputs) -> ::core::result::Result<#out_ty_w, ::bp::Error> {
+        pub fn predict_into<'w>(&self, #ws: &'w mut #m::Values, #inputs) -> ::core::result::Result<#out_ty_w, ::bp::__private::Error> {
             #check
-            ::bp::Network::check_state(self)?;
+            ::bp::__private::Network::check_state(self)?;
             Self::reserve_values(#ws, #batch)?;
             #(#ws.#in_names.assign(#in_names);)*
-            Self::forward_pass(&self.params, &self.buffers, #ws, #batch, false);
+            Self::forward_pass(&self.params, &self.buffers, #ws, #batch, ::bp::__private::Mode::Evaluation);
             if self.check_finite {
                 #predict_finite
             }
@@ -335,19 +335,19 @@ fn predict_api(c: &Expansion, sig: &Signature) -> TokenStream {
 fn init_param(c: &Expansion, p: usize, target: TokenStream, seed: &Ident) -> TokenStream {
     let param = &c.g.params[p];
     let name = &param.torch_name;
-    let rng = quote!(&mut ::bp::rng::Rng::for_name(#seed, #name));
+    let rng = quote!(&mut ::bp::__private::rng::Rng::for_name(#seed, #name));
     match param.init {
         ParamInit::Const(v) => {
             let v = signed(v);
-            quote!(::bp::init::constant(#target, #v);)
+            quote!(::bp::__private::init::constant(#target, #v);)
         }
         ParamInit::Normal(std) => {
             let std = literal(std);
-            quote!(::bp::init::normal(#target, #std, #rng);)
+            quote!(::bp::__private::init::normal(#target, #std, #rng);)
         }
         ParamInit::Uniform(lo, hi) => {
             let (lo, hi) = (signed(lo), signed(hi));
-            quote!(::bp::init::uniform(#target, #lo, #hi, #rng);)
+            quote!(::bp::__private::init::uniform(#target, #lo, #hi, #rng);)
         }
     }
 }

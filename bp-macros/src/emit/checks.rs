@@ -16,10 +16,10 @@ pub fn input_checks(c: &Expansion) -> TokenStream {
         let name = c.g.nodes[i].name.as_str();
         let dims = c.g.shape(i).iter().map(|&d| lit(d));
         if k == 0 {
-            ts.extend(quote!(let #batch = ::bp::check_input(#name, #ident, &[#(#dims),*])?;));
+            ts.extend(quote!(let #batch = ::bp::__private::check_input(#name, #ident, &[#(#dims),*])?;));
         } else {
             let first = c.g.nodes[inputs[0]].name.as_str();
-            ts.extend(quote!(::bp::check_batch(#first, #batch, #name, ::bp::check_input(#name, #ident, &[#(#dims),*])?)?;));
+            ts.extend(quote!(::bp::__private::check_batch(#first, #batch, #name, ::bp::__private::check_input(#name, #ident, &[#(#dims),*])?)?;));
         }
     }
     ts
@@ -27,7 +27,7 @@ pub fn input_checks(c: &Expansion) -> TokenStream {
 
 /// PyTorch's rule: batch norm in training needs more than one value per channel.
 pub fn batch_norm_checks(c: &Expansion) -> Option<TokenStream> {
-    let (batch, training) = (hyg("batch"), hyg("training"));
+    let (batch, mode) = (hyg("batch"), hyg("mode"));
     let checks: Vec<TokenStream> =
         c.g.nodes
             .iter()
@@ -41,11 +41,11 @@ pub fn batch_norm_checks(c: &Expansion) -> Option<TokenStream> {
                 let dims = shape.iter().map(|&d| lit(d));
                 let name = node.name.as_str();
                 Some(quote! {
-                    ::bp::check_batch_norm(#name, #batch, #per_channel, &[#(#dims),*])?;
+                    ::bp::__private::check_batch_norm(#name, #batch, #per_channel, &[#(#dims),*])?;
                 })
             })
             .collect();
-    (!checks.is_empty()).then(|| quote!(if #training { #(#checks)* }))
+    (!checks.is_empty()).then(|| quote!(if #mode.is_training() { #(#checks)* }))
 }
 
 /// The statements reserving every buffer a pass sizes, for the forward pass's `values`
@@ -55,7 +55,7 @@ pub fn reservations(c: &Expansion) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let batch = hyg("batch");
     let reserve = |field: TokenStream, what: String, per: usize, fixed: usize| {
         let (per, fixed) = (lit(per), lit(fixed));
-        quote!(::bp::reserve_buffer(&mut #field, #what, #batch, #per, #fixed)?;)
+        quote!(::bp::__private::reserve_buffer(&mut #field, #what, #batch, #per, #fixed)?;)
     };
     let mut values: Vec<TokenStream> = c
         .valued()
@@ -99,7 +99,7 @@ pub struct FiniteChecks {
 
 pub fn finite_checks(c: &Expansion) -> FiniteChecks {
     let call = |pass: &str, items: Vec<TokenStream>| {
-        (!items.is_empty()).then(|| quote!(::bp::check_finite(#pass, &[#(#items),*])?;))
+        (!items.is_empty()).then(|| quote!(::bp::__private::check_finite(#pass, &[#(#items),*])?;))
     };
     let values_in = |at: TokenStream| -> Vec<TokenStream> {
         c.valued()

@@ -47,7 +47,7 @@ pub fn fallback(h: &Header, errors: TokenStream) -> TokenStream {
             #methods
         }
         #[allow(unused_variables)]
-        impl ::bp::Network for #name {
+        impl ::bp::__private::Network for #name {
             #network
         }
     }
@@ -84,7 +84,7 @@ fn stub_methods(sig: &Signature) -> TokenStream {
 /// The required items of `bp::Network`, every body unreachable.
 fn stub_network(sig: &Signature) -> TokenStream {
     let (t, ty) = (&sig.t, &sig.ty);
-    let p = quote!(::bp::__private);
+    let p = quote!(::bp::__private::__private);
     let r = |t: TokenStream| quote!(::core::result::Result<#t, #p::Error>);
     let unit = r(quote!(()));
     let opt = |t: TokenStream| quote!(::core::option::Option<#t>);

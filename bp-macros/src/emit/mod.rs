@@ -73,7 +73,7 @@ impl Expansion<'_> {
 
     fn tensor(&self) -> TokenStream {
         let ty = &self.ty;
-        quote!(::bp::Tensor<#ty>)
+        quote!(::bp::__private::Tensor<#ty>)
     }
 }
 

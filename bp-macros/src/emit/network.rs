@@ -20,10 +20,10 @@ pub fn network_impl(c: &Expansion) -> TokenStream {
     let passes = dyn_passes(c);
     let state = state_access(c);
     quote! {
-        impl ::bp::Network for #name {
+        impl ::bp::__private::Network for #name {
             type Scalar = #ty;
-            const INPUTS: &'static [::bp::Port] = &[#(#in_ports),*];
-            const OUTPUTS: &'static [::bp::Port] = &[#(#out_ports),*];
+            const INPUTS: &'static [::bp::__private::Port] = &[#(#in_ports),*];
+            const OUTPUTS: &'static [::bp::__private::Port] = &[#(#out_ports),*];
             const STRUCTURE_HASH: u64 = #hash;
             #passes
             #state
@@ -34,7 +34,7 @@ pub fn network_impl(c: &Expansion) -> TokenStream {
 /// The passes with inputs and gradients as slices.
 fn dyn_passes(c: &Expansion) -> TokenStream {
     let ty = &c.ty;
-    let t = quote!(::bp::Tensor<#ty>);
+    let t = quote!(::bp::__private::Tensor<#ty>);
     let inputs = c.inputs();
     let (n_in, n_out) = (inputs.len(), c.g.outputs.len());
     let xs = (0..n_in).map(|k| quote!(inputs[#k]));
@@ -48,8 +48,8 @@ fn dyn_passes(c: &Expansion) -> TokenStream {
         quote!(#k => Some(&mut self.values.#v),)
     });
     quote! {
-        fn forward_dyn(&mut self, inputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
-            ::bp::check_count("forward_dyn", #n_in, inputs.len())?;
+        fn forward_dyn(&mut self, inputs: &[&#t]) -> ::core::result::Result<(), ::bp::__private::Error> {
+            ::bp::__private::check_count("forward_dyn", #n_in, inputs.len())?;
             self.forward(#(#xs),*)?;
             Ok(())
         }
@@ -62,20 +62,20 @@ fn dyn_passes(c: &Expansion) -> TokenStream {
         fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut #t> {
             match i { #(#in_arms)* _ => None }
         }
-        fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+        fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::__private::Error> {
             self.forward_loaded()?;
             Ok(())
         }
-        fn backward_dyn(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
-            ::bp::check_count("backward_dyn", #n_out, d_outputs.len())?;
-            self.backward_with(#(#ds,)* false, None)
+        fn backward_dyn(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::__private::Error> {
+            ::bp::__private::check_count("backward_dyn", #n_out, d_outputs.len())?;
+            self.backward_with(#(#ds,)* ::bp::__private::Accumulate::Overwrite, None)
         }
-        fn backward_dyn_accumulate(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::Error> {
-            ::bp::check_count("backward_dyn_accumulate", #n_out, d_outputs.len())?;
-            self.backward_with(#(#ds,)* true, None)
+        fn backward_dyn_accumulate(&mut self, d_outputs: &[&#t]) -> ::core::result::Result<(), ::bp::__private::Error> {
+            ::bp::__private::check_count("backward_dyn_accumulate", #n_out, d_outputs.len())?;
+            self.backward_with(#(#ds,)* ::bp::__private::Accumulate::Add, None)
         }
-        fn backward_sgd_dyn(&mut self, d_outputs: &[&#t], lr: f64) -> ::core::result::Result<(), ::bp::Error> {
-            ::bp::check_count("backward_sgd_dyn", #n_out, d_outputs.len())?;
+        fn backward_sgd_dyn(&mut self, d_outputs: &[&#t], lr: f64) -> ::core::result::Result<(), ::bp::__private::Error> {
+            ::bp::__private::check_count("backward_sgd_dyn", #n_out, d_outputs.len())?;
             self.backward_sgd(#(#ds,)* lr)
         }
     }
@@ -102,7 +102,7 @@ fn refs(at: &str, fields: &[impl ToTokens], mutable: bool) -> Vec<TokenStream> {
 /// Parameters, gradients and buffers by name; the state checks and the visitor.
 fn state_access(c: &Expansion) -> TokenStream {
     let (ty, g) = (&c.ty, c.g);
-    let t = quote!(::bp::Tensor<#ty>);
+    let t = quote!(::bp::__private::Tensor<#ty>);
     let pnames: Vec<&str> = g.params.iter().map(|p| p.torch_name.as_str()).collect();
     let pf: Vec<&Ident> = g.params.iter().map(|p| &p.ident).collect();
     let gf: Vec<&Ident> = g.params.iter().map(|p| &p.grad_ident).collect();
@@ -139,9 +139,9 @@ fn state_access(c: &Expansion) -> TokenStream {
             }
             #grad
         }
-        fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
-            #(::bp::check_state_shape("parameter", #pnames, &self.params.#pf, &[#pdims])?;)*
-            #(::bp::check_state_shape("buffer", #bnames, &self.buffers.#bf, &[#bdims])?;)*
+        fn check_state(&self) -> ::core::result::Result<(), ::bp::__private::Error> {
+            #(::bp::__private::check_state_shape("parameter", #pnames, &self.params.#pf, &[#pdims])?;)*
+            #(::bp::__private::check_state_shape("buffer", #bnames, &self.buffers.#bf, &[#bdims])?;)*
             ::core::result::Result::Ok(())
         }
         fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
@@ -154,17 +154,21 @@ fn state_access(c: &Expansion) -> TokenStream {
             #buffer_mut
         }
         fn reseed(&mut self, seed: u64) {
-            self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
+            self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
         }
         #nodes
-        fn visit_params(&mut self, #f: &mut ::bp::ParamVisitor<'_, #ty>) {
+        fn visit_params(&mut self, #f: &mut ::bp::__private::ParamVisitor<'_, #ty>) {
             #(#f(#pnames, &mut self.params.#pf, &self.grads.#gf);)*
         }
         fn set_training(&mut self, training: bool) {
-            self.training = training;
+            self.mode = if training {
+                ::bp::__private::Mode::Training
+            } else {
+                ::bp::__private::Mode::Evaluation
+            };
         }
         fn is_training(&self) -> bool {
-            self.training
+            self.mode.is_training()
         }
     }
 }
@@ -172,7 +176,7 @@ fn state_access(c: &Expansion) -> TokenStream {
 /// The values, residuals and input gradients of the user's nodes by name.
 fn node_access(c: &Expansion) -> TokenStream {
     let (ty, g) = (&c.ty, c.g);
-    let some = quote!(::core::option::Option<&::bp::Tensor<#ty>>);
+    let some = quote!(::core::option::Option<&::bp::__private::Tensor<#ty>>);
     let nodes = g.nodes.iter().enumerate();
     let (res_names, res_fields): (Vec<&str>, Vec<&Ident>) = nodes
         .filter(|(_, n)| n.user && matches!(n.kind, Kind::Op(_)))

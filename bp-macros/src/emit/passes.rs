@@ -144,7 +144,7 @@ fn backward_steps(c: &Expansion, cg: &CodeGen, derivation: &mut Derivation) -> T
     let sgd_step = |ps: Vec<ParamId>| {
         let steps = ps.iter().map(|&p| {
             let (field, g) = (&c.g.params[p].ident, &c.g.params[p].grad_ident);
-            quote!(::bp::optim::sgd_update(#params.#field.as_mut_slice(), #g.as_slice(), #lr);)
+            quote!(::bp::__private::optim::sgd_update(#params.#field.as_mut_slice(), #g.as_slice(), #lr);)
         });
         if ps.is_empty() {
             TokenStream::new()
@@ -252,7 +252,7 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
     let prepare = (!prepare.is_empty()).then(|| {
         quote! {
             /// Training mode, before the forward pass: draws what is random (dropout masks).
-            fn prepare_pass(#rng: &mut ::bp::rng::Rng, #(#pn)*: &mut #m::Values, #batch: usize) {
+            fn prepare_pass(#rng: &mut ::bp::__private::rng::Rng, #(#pn)*: &mut #m::Values, #batch: usize) {
                 #prepare_body
             }
         }
@@ -269,16 +269,16 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
     });
     let (fnames, fwd_body, s) = pass(&fwd, &[&p, &b, &v]);
     let [fp, fb, fv] = [&fnames[0], &fnames[1], &fnames[2]];
-    let (batch, training) = (s("batch"), s("training"));
+    let (batch, mode) = (s("batch"), s("mode"));
     let forward = quote! {
         #[doc = #fdoc]
-        fn forward_pass(#fp: &#m::Params, #fb: &#m::Buffers, #fv: &mut #m::Values, #batch: usize, #training: bool) {
+        fn forward_pass(#fp: &#m::Params, #fb: &#m::Buffers, #fv: &mut #m::Values, #batch: usize, #mode: ::bp::__private::Mode) {
             #fwd_body
         }
     };
     let (bnames, bwd_body, s) = pass(&bwd, &[&p_ref, &v, &r, &g]);
     let [bp, bv, br, bg] = [&bnames[0], &bnames[1], &bnames[2], &bnames[3]];
-    let (batch, accumulate, sgd, training) = (s("batch"), s("accumulate"), s("sgd"), s("training"));
+    let (batch, accumulate, sgd, mode) = (s("batch"), s("accumulate"), s("sgd"), s("mode"));
     let code = quote! {
         #prepare
         #update
@@ -291,9 +291,9 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
             #br: &mut #m::Residuals,
             #bg: &mut #m::Grads,
             #batch: usize,
-            #accumulate: bool,
+            #accumulate: ::bp::__private::Accumulate,
             #sgd: ::core::option::Option<#elem>,
-            #training: bool,
+            #mode: ::bp::__private::Mode,
         ) {
             #bwd_body
         }

@@ -75,10 +75,12 @@ pub fn main_struct(c: &Expansion) -> TokenStream {
             values: #m::Values,
             residuals: #m::Residuals,
             buffers: #m::Buffers,
-            rng: ::bp::rng::Rng,
+            rng: ::bp::__private::rng::Rng,
             batch: usize,
-            training: bool,
-            forward_training: bool,
+            /// Training or evaluation ([`bp::Network::set_training`]).
+            mode: ::bp::__private::Mode,
+            /// The mode of the last forward pass, which backward follows.
+            forward_mode: ::bp::__private::Mode,
             forward_done: bool,
             backward_done: bool,
             /// The last backward was `backward_sgd`, which keeps no gradients.

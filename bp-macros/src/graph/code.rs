@@ -14,8 +14,8 @@ pub struct CodeGen<'a> {
     pub ty: TokenStream,
     /// The batch size, a local of the generated function.
     pub batch: Ident,
-    /// Whether the network is in training mode, a local of the generated function.
-    pub training: Ident,
+    /// The `bp::Mode` (training or evaluation), a local of the generated function.
+    pub mode: Ident,
     /// The dropout random stream, a local of `prepare_pass`.
     pub rng: Ident,
     /// The runtime flag of `backward_accumulate`.
@@ -40,7 +40,7 @@ pub struct Contribution {
     pub ident: Ident,
     /// Statements to run before the first write (sizing the buffer).
     pub prelude: TokenStream,
-    /// `false` to overwrite, `true` to add, or the runtime `accumulate` flag.
+    /// `Accumulate::Overwrite`, `Accumulate::Add`, or the runtime `accumulate` value.
     pub acc: TokenStream,
     /// Whether this contribution overwrites for sure.
     pub first: bool,
@@ -59,7 +59,7 @@ impl<'a> CodeGen<'a> {
                 crate::syntax::Dtype::F64 => quote!(f64),
             },
             batch: Ident::new("batch", Span::mixed_site()),
-            training: Ident::new("training", Span::mixed_site()),
+            mode: Ident::new("mode", Span::mixed_site()),
             rng: Ident::new("rng", Span::mixed_site()),
             accumulate: Ident::new("accumulate", Span::mixed_site()),
             residuals,
@@ -188,7 +188,7 @@ impl<'a> CodeGen<'a> {
             return Some(Contribution {
                 ident: self.g.params[p].grad_ident.clone(),
                 prelude: TokenStream::new(),
-                acc: if first { quote!(#acc) } else { quote!(true) },
+                acc: if first { quote!(#acc) } else { quote!(::bp::__private::Accumulate::Add) },
                 first: false,
                 runtime: first,
                 math: format!("{} {}", self.d_name(id), if first { "=" } else { "+=" }),
@@ -203,7 +203,11 @@ impl<'a> CodeGen<'a> {
                 TokenStream::new()
             },
             ident,
-            acc: if first { quote!(false) } else { quote!(true) },
+            acc: if first {
+                quote!(::bp::__private::Accumulate::Overwrite)
+            } else {
+                quote!(::bp::__private::Accumulate::Add)
+            },
             math: format!("{} {}", self.d_name(id), if first { "=" } else { "+=" }),
             first,
             runtime: false,

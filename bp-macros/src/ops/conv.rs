@@ -119,7 +119,7 @@ impl Conv {
             self.pad,
         ]
         .map(Literal::usize_unsuffixed);
-        quote!(&::bp::kernels::Conv2dGeom { c: #c, h: #h, w: #w, out: #o, k: #k, stride: #s, pad: #p })
+        quote!(&::bp::__private::kernels::Conv2dGeom { c: #c, h: #h, w: #w, out: #o, k: #k, stride: #s, pad: #p })
     }
 }
 
@@ -149,7 +149,7 @@ impl Op for Conv {
             k = self.k
         );
         let w = &w.ident;
-        let code = quote!(::bp::kernels::conv2d(#g, #batch, #x, #w, #bias, #y, #cols););
+        let code = quote!(::bp::__private::kernels::conv2d(#g, #batch, #x, #w, #bias, #y, #cols););
         Step::new(math, code)
     }
 
@@ -176,7 +176,7 @@ impl Op for Conv {
         }
         let (cols, dcols) = (cg.aux(self.cols[1]), cg.aux(self.cols[2]));
         let (pre, dxs, acc_x) = (dx.prelude, dx.slice, dx.acc);
-        let code = quote!(#pre ::bp::kernels::conv2d_backward(#g, #batch, #x, #wv, #dy, #dw, #db, #acc, #dxs, #acc_x, #cols, #dcols););
+        let code = quote!(#pre ::bp::__private::kernels::conv2d_backward(#g, #batch, #x, #wv, #dy, #dw, #db, #acc, #dxs, #acc_x, #cols, #dcols););
         vec![Step::lines(math, code)]
     }
 

@@ -64,16 +64,16 @@ impl Op for Dropout {
         let (p, n) = (literal(self.p), Literal::usize_unsuffixed(self.n));
         quote! {
             #mask.resize(&[#batch * #n]);
-            ::bp::kernels::dropout_mask(#p, #rng, #mask);
+            ::bp::__private::kernels::dropout_mask(#p, #rng, #mask);
         }
     }
 
     fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
-        let (x, y, mask, training) = (
+        let (x, y, mask, mode) = (
             cg.value(self.x[0]),
             cg.value(out),
             cg.aux(self.mask),
-            &cg.training,
+            &cg.mode,
         );
         let math = format!(
             "{} = {} ⊙ mask (training, p = {}), or {1} (evaluation)",
@@ -84,10 +84,10 @@ impl Op for Dropout {
         Step::new(
             math,
             quote! {
-                if #training {
-                    ::bp::kernels::dropout(#x, #mask, #y);
+                if #mode.is_training() {
+                    ::bp::__private::kernels::dropout(#x, #mask, #y);
                 } else {
-                    ::bp::kernels::copy(#x, #y, false);
+                    ::bp::__private::kernels::copy(#x, #y, ::bp::__private::Accumulate::Overwrite);
                 }
             },
         )
@@ -98,14 +98,14 @@ impl Op for Dropout {
             return vec![];
         };
         let math = format!("{} {} ⊙ mask", c.math, cg.d_name(out));
-        let (dy, mask, training) = (cg.residual(out), cg.aux(self.mask), &cg.training);
+        let (dy, mask, mode) = (cg.residual(out), cg.aux(self.mask), &cg.mode);
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
         let code = quote! {
             #pre
-            if #training {
-                ::bp::kernels::dropout_backward(#dy, #mask, #dx, #acc);
+            if #mode.is_training() {
+                ::bp::__private::kernels::dropout_backward(#dy, #mask, #dx, #acc);
             } else {
-                ::bp::kernels::copy(#dy, #dx, #acc);
+                ::bp::__private::kernels::copy(#dy, #dx, #acc);
             }
         };
         vec![Step::new(math, code)]

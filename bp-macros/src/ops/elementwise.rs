@@ -201,7 +201,7 @@ impl Fused {
         let sum = format_ident!("{}_sum", d, span = Span::mixed_site());
         let assign = |lhs: TokenStream, rhs: TokenStream| {
             if runtime {
-                quote!(if #acc { #lhs += #rhs } else { #lhs = #rhs })
+                quote!(if #acc.is_add() { #lhs += #rhs } else { #lhs = #rhs })
             } else if first {
                 quote!(#lhs = #rhs;)
             } else {
@@ -221,7 +221,7 @@ impl Fused {
             }
             Class::ParamFull => {
                 if runtime {
-                    lp.pre.push(quote!(if !#acc { #d.fill(0.0); }));
+                    lp.pre.push(quote!(if !#acc.is_add() { #d.fill(0.0); }));
                 }
                 lp.inner.push((quote!(#d.iter_mut()), quote!(#d)));
                 lp.body.push(quote!(*#d += #g;));

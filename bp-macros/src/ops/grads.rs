@@ -32,7 +32,7 @@ pub fn optional_input(cg: &CodeGen, x: NodeId) -> InputGrad {
         None => InputGrad {
             prelude: TokenStream::new(),
             slice: quote!(None),
-            acc: quote!(false),
+            acc: quote!(::bp::__private::Accumulate::Overwrite),
             math: None,
         },
     }

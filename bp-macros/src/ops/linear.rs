@@ -76,9 +76,9 @@ impl Linear {
                 Literal::usize_unsuffixed(self.inp),
                 Literal::usize_unsuffixed(self.out),
             );
-            quote!(::bp::kernels::#fixed::<_, #i, #o>)
+            quote!(::bp::__private::kernels::#fixed::<_, #i, #o>)
         } else {
-            quote!(::bp::kernels::#ident)
+            quote!(::bp::__private::kernels::#ident)
         }
     }
 
@@ -119,7 +119,7 @@ impl Op for Linear {
             let k = self.kernel("linear");
             quote!(#k(#rows, #x, #w, #bias, #y);)
         } else {
-            quote!(::bp::kernels::linear(#rows, #inp, #outf, #x, #w, #bias, #y);)
+            quote!(::bp::__private::kernels::linear(#rows, #inp, #outf, #x, #w, #bias, #y);)
         };
         Step::new(math, code)
     }
@@ -155,7 +155,7 @@ impl Op for Linear {
             let w_mut = cg.fuse_sgd(self.params[0]);
             quote! {
                 if let Some(#lr) = #sgd {
-                    ::bp::kernels::linear_sgd_weight(#rows, #inp, #outf, #dy, #x, #w_mut, #lr);
+                    ::bp::__private::kernels::linear_sgd_weight(#rows, #inp, #outf, #dy, #x, #w_mut, #lr);
                 } else {
                     #kw(#rows, #inp, #outf, #dy, #x, #dw, #acc);
                 }
@@ -164,7 +164,7 @@ impl Op for Linear {
         steps.push(Step::new(format!("{dw} = {d_y}ᵀ·{xn}"), code));
         if let Some(&p) = self.params.get(1) {
             let db = &cg.g.params[p].grad_ident;
-            let code = quote!(::bp::kernels::bias_backward(#rows, #outf, #dy, #db, #acc););
+            let code = quote!(::bp::__private::kernels::bias_backward(#rows, #outf, #dy, #db, #acc););
             steps.push(Step::new(format!("{db} = Σ_rows {d_y}"), code));
         }
         steps

@@ -181,7 +181,7 @@ impl Op for Norm {
         &self.buffers
     }
     fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
-        let (x, y, batch, training) = (cg.value(self.x[0]), cg.value(out), &cg.batch, &cg.training);
+        let (x, y, batch, mode) = (cg.value(self.x[0]), cg.value(out), &cg.batch, &cg.mode);
         let (w, b) = (
             &cg.g.params[self.params[0]].ident,
             &cg.g.params[self.params[1]].ident,
@@ -191,15 +191,15 @@ impl Op for Norm {
         let math = self.forward_math(cg, out);
         let Some([mean, var]) = self.stats.map(|s| s.map(|a| cg.aux(a))) else {
             let rows = cg.rows(self.x[0], 1);
-            let code = quote!(::bp::kernels::layer_norm(#rows, #inner, #eps, #x, #w, #b, #y, #xhat, #inv_std););
+            let code = quote!(::bp::__private::kernels::layer_norm(#rows, #inner, #eps, #x, #w, #b, #y, #xhat, #inv_std););
             return Step::new(math, code);
         };
         let (rm, rv) = (cg.buffer(self.buffers[0]), cg.buffer(self.buffers[1]));
         let code = quote! {
-            if #training {
-                ::bp::kernels::batch_norm_train(#batch, #outer, #inner, #eps, #x, #w, #b, #y, #xhat, #mean, #var, #inv_std);
+            if #mode.is_training() {
+                ::bp::__private::kernels::batch_norm_train(#batch, #outer, #inner, #eps, #x, #w, #b, #y, #xhat, #mean, #var, #inv_std);
             } else {
-                ::bp::kernels::batch_norm_eval(#batch, #outer, #inner, #eps, #x, #w, #b, #rm, #rv, #y, #xhat, #inv_std);
+                ::bp::__private::kernels::batch_norm_eval(#batch, #outer, #inner, #eps, #x, #w, #b, #rm, #rv, #y, #xhat, #inv_std);
             }
         };
         Step::new(math, code)
@@ -213,12 +213,11 @@ impl Op for Norm {
         let [rm, rv, nbt] = [0, 1, 2].map(|i| cg.buffer(self.buffers[i]));
         let (outer, inner, _) = self.dims();
         let m = literal(momentum);
-        quote!(::bp::kernels::batch_norm_update_running(#outer, #batch * #inner, #m, #mean, #var, #rm, #rv, #nbt);)
+        quote!(::bp::__private::kernels::batch_norm_update_running(#outer, #batch * #inner, #m, #mean, #var, #rm, #rv, #nbt);)
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
-        let (dy, batch, training, acc) =
-            (cg.residual(out), &cg.batch, &cg.training, &cg.accumulate);
+        let (dy, batch, mode, acc) = (cg.residual(out), &cg.batch, &cg.mode, &cg.accumulate);
         let (w, dw, db) = (
             &cg.g.params[self.params[0]].ident,
             &cg.g.params[self.params[0]].grad_ident,
@@ -238,9 +237,9 @@ impl Op for Norm {
         let (pre, dxs, acc_x) = (dx.prelude, dx.slice, dx.acc);
         let code = if self.momentum.is_none() {
             let rows = cg.rows(self.x[0], 1);
-            quote!(#pre ::bp::kernels::layer_norm_backward(#rows, #inner, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
+            quote!(#pre ::bp::__private::kernels::layer_norm_backward(#rows, #inner, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
         } else {
-            quote!(#pre ::bp::kernels::batch_norm_backward(#batch, #outer, #inner, #training, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
+            quote!(#pre ::bp::__private::kernels::batch_norm_backward(#batch, #outer, #inner, #mode, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
         };
         vec![Step::lines(math, code)]
     }

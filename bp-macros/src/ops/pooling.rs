@@ -81,7 +81,7 @@ impl Pool {
     fn geom(&self) -> TokenStream {
         let [c, h, w, k, s] =
             [self.c, self.h, self.w, self.k, self.stride].map(Literal::usize_unsuffixed);
-        quote!(&::bp::kernels::Pool2dGeom { c: #c, h: #h, w: #w, k: #k, stride: #s })
+        quote!(&::bp::__private::kernels::Pool2dGeom { c: #c, h: #h, w: #w, k: #k, stride: #s })
     }
     fn out_len(&self) -> usize {
         self.c * ((self.h - self.k) / self.stride + 1) * ((self.w - self.k) / self.stride + 1)
@@ -112,9 +112,9 @@ impl Op for Pool {
         let code = match self.argmax {
             Some(idx) => {
                 let idx = cg.aux(idx);
-                quote!(::bp::kernels::max_pool2d(#g, #batch, #x, #y, #idx);)
+                quote!(::bp::__private::kernels::max_pool2d(#g, #batch, #x, #y, #idx);)
             }
-            None => quote!(::bp::kernels::avg_pool2d(#g, #batch, #x, #y);),
+            None => quote!(::bp::__private::kernels::avg_pool2d(#g, #batch, #x, #y);),
         };
         Step::new(math, code)
     }
@@ -133,9 +133,9 @@ impl Op for Pool {
         let code = match self.argmax {
             Some(idx) => {
                 let idx = cg.aux(idx);
-                quote!(#pre ::bp::kernels::max_pool2d_backward(#g, #batch, #idx, #dy, #dx, #acc);)
+                quote!(#pre ::bp::__private::kernels::max_pool2d_backward(#g, #batch, #idx, #dy, #dx, #acc);)
             }
-            None => quote!(#pre ::bp::kernels::avg_pool2d_backward(#g, #batch, #dy, #dx, #acc);),
+            None => quote!(#pre ::bp::__private::kernels::avg_pool2d_backward(#g, #batch, #dy, #dx, #acc);),
         };
         vec![Step::new(math, code)]
     }

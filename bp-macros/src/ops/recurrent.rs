@@ -150,7 +150,7 @@ impl Recurrent {
 
     fn geom(&self) -> TokenStream {
         let [t, i, h] = [self.t_len, self.inp, self.hidden].map(Literal::usize_unsuffixed);
-        quote!(&::bp::kernels::RnnGeom { t_len: #t, inp: #i, hidden: #h })
+        quote!(&::bp::__private::kernels::RnnGeom { t_len: #t, inp: #i, hidden: #h })
     }
     fn p(&self, cg: &CodeGen, i: usize) -> (Ident, Ident) {
         let p = &cg.g.params[self.params[i]];
@@ -181,7 +181,7 @@ impl Op for Recurrent {
         });
         let code = quote! {
             for #t in 0..#steps {
-                ::bp::kernels::#step(#g, #batch, #t, #x, #w_ih, #w_hh, #b_ih, #b_hh, #gates, #cell #y);
+                ::bp::__private::kernels::#step(#g, #batch, #t, #x, #w_ih, #w_hh, #b_ih, #b_hh, #gates, #cell #y);
             }
         };
         Step::new(self.forward_math(cg, out), code)
@@ -226,7 +226,7 @@ impl Op for Recurrent {
         let code = quote! {
             #pre
             for #t in (0..#steps).rev() {
-                ::bp::kernels::#step(#g, #batch, #t, #x, #y, #w_ih, #w_hh, #gates, #cell #dy, #dh, #dc #dgates,
+                ::bp::__private::kernels::#step(#g, #batch, #t, #x, #y, #w_ih, #w_hh, #gates, #cell #dy, #dh, #dc #dgates,
                     #dw_ih, #dw_hh, #db_ih, #db_hh, #acc, #dx, #acc_x);
             }
         };

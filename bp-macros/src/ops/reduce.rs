@@ -51,7 +51,7 @@ impl Op for Reduce {
         };
         let n = Literal::usize_unsuffixed(n);
         let f = if self.mean { quote!(mean) } else { quote!(sum) };
-        Step::new(math, quote!(::bp::kernels::#f(#batch, #n, #x, #y);))
+        Step::new(math, quote!(::bp::__private::kernels::#f(#batch, #n, #x, #y);))
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
@@ -75,7 +75,7 @@ impl Op for Reduce {
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
         vec![Step::new(
             math,
-            quote!(#pre ::bp::kernels::#f(#batch, #n, #dy, #dx, #acc);),
+            quote!(#pre ::bp::__private::kernels::#f(#batch, #n, #dy, #dx, #acc);),
         )]
     }
 

@@ -57,7 +57,7 @@ impl Op for Softmax {
             let math = format!("{yn} = exp({xn}) / Σ exp({xn})  (over the last dim)");
             (math, quote!(softmax))
         };
-        Step::new(math, quote!(::bp::kernels::#f(#rows, #n, #x, #y);))
+        Step::new(math, quote!(::bp::__private::kernels::#f(#rows, #n, #x, #y);))
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
@@ -78,7 +78,7 @@ impl Op for Softmax {
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
         vec![Step::new(
             math,
-            quote!(#pre ::bp::kernels::#f(#rows, #n, #y, #dy, #dx, #acc);),
+            quote!(#pre ::bp::__private::kernels::#f(#rows, #n, #y, #dy, #dx, #acc);),
         )]
     }
 

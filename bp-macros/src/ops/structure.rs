@@ -106,7 +106,7 @@ impl Op for Concat {
             .zip(self.views(cg, out))
             .map(|(&p, (outer, part, total, offset))| {
                 let x = cg.value(p);
-                quote!(::bp::kernels::concat_part(#outer, #part, #total, #offset, #x, #y);)
+                quote!(::bp::__private::kernels::concat_part(#outer, #part, #total, #offset, #x, #y);)
             })
             .collect();
         let names: Vec<String> = self.parts.iter().map(|&p| cg.name(p)).collect();
@@ -126,7 +126,7 @@ impl Op for Concat {
             if let Some(c) = cg.contribute(p) {
                 let math = format!("{} the slice of {d_y} where {} sits", c.math, cg.name(p));
                 let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-                let code = quote!(#pre ::bp::kernels::concat_part_backward(#outer, #part, #total, #offset, #dy, #dx, #acc););
+                let code = quote!(#pre ::bp::__private::kernels::concat_part_backward(#outer, #part, #total, #offset, #dy, #dx, #acc););
                 steps.push(Step::new(math, code));
             }
         }
@@ -162,7 +162,7 @@ impl Op for Flatten {
     fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
         let (x, y) = (cg.value(self.x[0]), cg.value(out));
         let math = format!("{} = flatten({})", cg.name(out), cg.name(self.x[0]));
-        Step::new(math, quote!(::bp::kernels::copy(#x, #y, false);))
+        Step::new(math, quote!(::bp::__private::kernels::copy(#x, #y, ::bp::__private::Accumulate::Overwrite);))
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
@@ -179,7 +179,7 @@ impl Op for Flatten {
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
         vec![Step::new(
             math,
-            quote!(#pre ::bp::kernels::copy(#dy, #dx, #acc);),
+            quote!(#pre ::bp::__private::kernels::copy(#dy, #dx, #acc);),
         )]
     }
 
@@ -229,7 +229,7 @@ impl Op for Last {
             Literal::usize_unsuffixed(self.f),
         );
         let math = format!("{} = {}[T − 1]", cg.name(out), cg.name(self.x[0]));
-        Step::new(math, quote!(::bp::kernels::last(#batch, #t, #f, #x, #y);))
+        Step::new(math, quote!(::bp::__private::kernels::last(#batch, #t, #f, #x, #y);))
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
@@ -247,7 +247,7 @@ impl Op for Last {
             cg.d_name(out)
         );
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        let code = quote!(#pre ::bp::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc););
+        let code = quote!(#pre ::bp::__private::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc););
         vec![Step::new(math, code)]
     }
 

@@ -5,16 +5,16 @@ pub mod __bp_FanOut {
     /// Learnable parameters, PyTorch layout.
     #[derive(Clone, Debug, Default)]
     pub struct Params {
-        pub s: ::bp::Tensor<f64>,
-        pub a_weight: ::bp::Tensor<f64>,
-        pub a_bias: ::bp::Tensor<f64>,
+        pub s: ::bp::__private::Tensor<f64>,
+        pub a_weight: ::bp::__private::Tensor<f64>,
+        pub a_bias: ::bp::__private::Tensor<f64>,
     }
     /// Gradients of the parameters, `d_` + the parameter's name.
     #[derive(Clone, Debug, Default)]
     pub struct Grads {
-        pub d_s: ::bp::Tensor<f64>,
-        pub d_a_weight: ::bp::Tensor<f64>,
-        pub d_a_bias: ::bp::Tensor<f64>,
+        pub d_s: ::bp::__private::Tensor<f64>,
+        pub d_a_weight: ::bp::__private::Tensor<f64>,
+        pub d_a_bias: ::bp::__private::Tensor<f64>,
     }
     /// Saved state that is not learned (batch norm's running statistics).
     #[derive(Clone, Debug, Default)]
@@ -23,26 +23,26 @@ pub mod __bp_FanOut {
     /// backward: the forward pass's workspace.
     #[derive(Clone, Debug, Default)]
     pub struct Values {
-        pub x: ::bp::Tensor<f64>,
-        pub a: ::bp::Tensor<f64>,
-        pub b: ::bp::Tensor<f64>,
-        pub c: ::bp::Tensor<f64>,
-        pub y_1: ::bp::Tensor<f64>,
-        pub y_sum: ::bp::Tensor<f64>,
-        pub y_mean: ::bp::Tensor<f64>,
-        pub y: ::bp::Tensor<f64>,
+        pub x: ::bp::__private::Tensor<f64>,
+        pub a: ::bp::__private::Tensor<f64>,
+        pub b: ::bp::__private::Tensor<f64>,
+        pub c: ::bp::__private::Tensor<f64>,
+        pub y_1: ::bp::__private::Tensor<f64>,
+        pub y_sum: ::bp::__private::Tensor<f64>,
+        pub y_mean: ::bp::__private::Tensor<f64>,
+        pub y: ::bp::__private::Tensor<f64>,
     }
     /// Residuals ∂J/∂node, `d_` + the node's name, and backward's scratch.
     #[derive(Clone, Debug, Default)]
     pub struct Residuals {
-        pub d_x: ::bp::Tensor<f64>,
-        pub d_a: ::bp::Tensor<f64>,
-        pub d_b: ::bp::Tensor<f64>,
-        pub d_c: ::bp::Tensor<f64>,
-        pub d_y_1: ::bp::Tensor<f64>,
-        pub d_y_sum: ::bp::Tensor<f64>,
-        pub d_y_mean: ::bp::Tensor<f64>,
-        pub d_y: ::bp::Tensor<f64>,
+        pub d_x: ::bp::__private::Tensor<f64>,
+        pub d_a: ::bp::__private::Tensor<f64>,
+        pub d_b: ::bp::__private::Tensor<f64>,
+        pub d_c: ::bp::__private::Tensor<f64>,
+        pub d_y_1: ::bp::__private::Tensor<f64>,
+        pub d_y_sum: ::bp::__private::Tensor<f64>,
+        pub d_y_mean: ::bp::__private::Tensor<f64>,
+        pub d_y: ::bp::__private::Tensor<f64>,
     }
 }
 /**
@@ -60,10 +60,12 @@ pub struct FanOut {
     values: __bp_FanOut::Values,
     residuals: __bp_FanOut::Residuals,
     buffers: __bp_FanOut::Buffers,
-    rng: ::bp::rng::Rng,
+    rng: ::bp::__private::rng::Rng,
     batch: usize,
-    training: bool,
-    forward_training: bool,
+    /// Training or evaluation ([`bp::Network::set_training`]).
+    mode: ::bp::__private::Mode,
+    /// The mode of the last forward pass, which backward follows.
+    forward_mode: ::bp::__private::Mode,
     forward_done: bool,
     backward_done: bool,
     /// The last backward was `backward_sgd`, which keeps no gradients.
@@ -75,10 +77,10 @@ pub struct FanOut {
 impl FanOut {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-    - `s` []: Const(0.5)
-    - `a.weight` [4, 3]: Uniform(-0.5773502691896258, 0.5773502691896258)
-    - `a.bias` [4]: Uniform(-0.5773502691896258, 0.5773502691896258)
-    */
+- `s` []: Const(0.5)
+- `a.weight` [4, 3]: Uniform(-0.5773502691896258, 0.5773502691896258)
+- `a.bias` [4]: Uniform(-0.5773502691896258, 0.5773502691896258)
+*/
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -92,39 +94,51 @@ impl FanOut {
     /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
     /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
     /// tensor, instead of aborting the process.
-    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
+    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
         let mut params = __bp_FanOut::Params {
-            s: ::bp::alloc_tensor("parameter `s`", &[], 0.0)?,
-            a_weight: ::bp::alloc_tensor("parameter `a.weight`", &[4, 3], 0.0)?,
-            a_bias: ::bp::alloc_tensor("parameter `a.bias`", &[4], 0.0)?,
+            s: ::bp::__private::alloc_tensor("parameter `s`", &[], 0.0)?,
+            a_weight: ::bp::__private::alloc_tensor(
+                "parameter `a.weight`",
+                &[4, 3],
+                0.0,
+            )?,
+            a_bias: ::bp::__private::alloc_tensor("parameter `a.bias`", &[4], 0.0)?,
         };
-        ::bp::init::constant(&mut params.s, 0.5);
-        ::bp::init::uniform(
+        ::bp::__private::init::constant(&mut params.s, 0.5);
+        ::bp::__private::init::uniform(
             &mut params.a_weight,
             -0.5773502691896258,
             0.5773502691896258,
-            &mut ::bp::rng::Rng::for_name(seed, "a.weight"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "a.weight"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.a_bias,
             -0.5773502691896258,
             0.5773502691896258,
-            &mut ::bp::rng::Rng::for_name(seed, "a.bias"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "a.bias"),
         );
         ::core::result::Result::Ok(Self {
             params,
             grads: __bp_FanOut::Grads {
-                d_s: ::bp::alloc_tensor("the gradient of `s`", &[], 0.0)?,
-                d_a_weight: ::bp::alloc_tensor("the gradient of `a.weight`", &[4, 3], 0.0)?,
-                d_a_bias: ::bp::alloc_tensor("the gradient of `a.bias`", &[4], 0.0)?,
+                d_s: ::bp::__private::alloc_tensor("the gradient of `s`", &[], 0.0)?,
+                d_a_weight: ::bp::__private::alloc_tensor(
+                    "the gradient of `a.weight`",
+                    &[4, 3],
+                    0.0,
+                )?,
+                d_a_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `a.bias`",
+                    &[4],
+                    0.0,
+                )?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
             buffers: __bp_FanOut::Buffers {},
-            rng: ::bp::rng::Rng::for_name(seed, "dropout"),
+            rng: ::bp::__private::rng::Rng::for_name(seed, "dropout"),
             batch: 0,
-            training: true,
-            forward_training: true,
+            mode: ::bp::__private::Mode::Training,
+            forward_mode: ::bp::__private::Mode::Training,
             forward_done: false,
             backward_done: false,
             grads_spent: true,
@@ -147,63 +161,117 @@ impl FanOut {
     fn reserve_values(
         values: &mut __bp_FanOut::Values,
         batch: usize,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(&mut values.x, "the value of `x`", batch, 3, 0)?;
-        ::bp::reserve_buffer(&mut values.a, "the value of `a`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut values.b, "the value of `b`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut values.c, "the value of `c`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut values.y_1, "the value of `y_1`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut values.y_sum, "the value of `y_sum`", batch, 1, 0)?;
-        ::bp::reserve_buffer(&mut values.y_mean, "the value of `y_mean`", batch, 1, 0)?;
-        ::bp::reserve_buffer(&mut values.y, "the value of `y`", batch, 1, 0)?;
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::reserve_buffer(&mut values.x, "the value of `x`", batch, 3, 0)?;
+        ::bp::__private::reserve_buffer(&mut values.a, "the value of `a`", batch, 4, 0)?;
+        ::bp::__private::reserve_buffer(&mut values.b, "the value of `b`", batch, 4, 0)?;
+        ::bp::__private::reserve_buffer(&mut values.c, "the value of `c`", batch, 4, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.y_1,
+            "the value of `y_1`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.y_sum,
+            "the value of `y_sum`",
+            batch,
+            1,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.y_mean,
+            "the value of `y_mean`",
+            batch,
+            1,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(&mut values.y, "the value of `y`", batch, 1, 0)?;
         ::core::result::Result::Ok(())
     }
     /// Room in every residual and backward workspace for a batch of `batch`.
     fn reserve_residuals(
         residuals: &mut __bp_FanOut::Residuals,
         batch: usize,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(&mut residuals.d_x, "the residual of `x`", batch, 3, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_a, "the residual of `a`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_b, "the residual of `b`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_c, "the residual of `c`", batch, 4, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_y_1, "the residual of `y_1`", batch, 4, 0)?;
-        ::bp::reserve_buffer(
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_x,
+            "the residual of `x`",
+            batch,
+            3,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_a,
+            "the residual of `a`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_b,
+            "the residual of `b`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_c,
+            "the residual of `c`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_y_1,
+            "the residual of `y_1`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut residuals.d_y_sum,
             "the residual of `y_sum`",
             batch,
             1,
             0,
         )?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
             &mut residuals.d_y_mean,
             "the residual of `y_mean`",
             batch,
             1,
             0,
         )?;
-        ::bp::reserve_buffer(&mut residuals.d_y, "the residual of `y`", batch, 1, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_y,
+            "the residual of `y`",
+            batch,
+            1,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-    A batch whose shape does not fit an input is an error naming the input and both shapes.
+A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-    ```text
-    x = input                  [B, 3]
-    a = x·a.weightᵀ + a.bias   [B, 4]
-    b = a·σ(a) + s             [B, 4]
-    c = relu(a) − b            [B, 4]
-    y_1 = c^2                  [B, 4]
-    y_sum = Σ_i y_1_i          [B]
-    y_mean = Σ_i a_i / 4       [B]
-    y = y_sum + y_mean         [B]
-    ```*/
+```text
+x = input                  [B, 3]
+a = x·a.weightᵀ + a.bias   [B, 4]
+b = a·σ(a) + s             [B, 4]
+c = relu(a) − b            [B, 4]
+y_1 = c^2                  [B, 4]
+y_sum = Σ_i y_1_i          [B]
+y_mean = Σ_i a_i / 4       [B]
+y = y_sum + y_mean         [B]
+```*/
     pub fn forward(
         &mut self,
-        x: &::bp::Tensor<f64>,
-    ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
-        let batch = ::bp::check_input("x", x, &[3])?;
+        x: &::bp::__private::Tensor<f64>,
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f64>, ::bp::__private::Error> {
+        let batch = ::bp::__private::check_input("x", x, &[3])?;
         Self::reserve_values(&mut self.values, batch)?;
         self.values.x.assign(x);
         self.run_forward(batch)
@@ -213,33 +281,29 @@ impl FanOut {
     /// [`forward_loaded`](Self::forward_loaded), which copies nothing. [`forward`](Self::forward)
     /// instead copies its arguments into these buffers (a dense layer's weight gradient
     /// needs its input after forward has returned).
-    pub fn inputs_mut(&mut self) -> (&mut ::bp::Tensor<f64>,) {
+    pub fn inputs_mut(&mut self) -> (&mut ::bp::__private::Tensor<f64>,) {
         (&mut self.values.x,)
     }
     /// [`forward`](Self::forward) on the batch already in the input buffers (see
     /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
-    pub fn forward_loaded(&mut self) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
+    pub fn forward_loaded(
+        &mut self,
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f64>, ::bp::__private::Error> {
         let x = &self.values.x;
-        let batch = ::bp::check_input("x", x, &[3])?;
+        let batch = ::bp::__private::check_input("x", x, &[3])?;
         Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
     fn run_forward(
         &mut self,
         batch: usize,
-    ) -> ::core::result::Result<&::bp::Tensor<f64>, ::bp::Error> {
-        ::bp::Network::check_state(self)?;
-        let training = self.training;
-        Self::forward_pass(
-            &self.params,
-            &self.buffers,
-            &mut self.values,
-            batch,
-            training,
-        );
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f64>, ::bp::__private::Error> {
+        ::bp::__private::Network::check_state(self)?;
+        let mode = self.mode;
+        Self::forward_pass(&self.params, &self.buffers, &mut self.values, batch, mode);
         if self.check_finite {
-            let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
-                ::bp::check_finite(
+            let finite = (|| -> ::core::result::Result<(), ::bp::__private::Error> {
+                ::bp::__private::check_finite(
                     "forward",
                     &[
                         ("`x`", &self.values.x),
@@ -259,7 +323,7 @@ impl FanOut {
                 return ::core::result::Result::Err(e);
             }
         }
-        self.forward_training = training;
+        self.forward_mode = mode;
         self.batch = batch;
         self.forward_done = true;
         self.backward_done = false;
@@ -267,32 +331,35 @@ impl FanOut {
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-    ```text
-    d_y = ∂J/∂y   (given)
-    d_y_sum = d_y
-    d_y_mean = d_y
-    d_a = d_y_mean / 4  (each element)
-    d_y_1 = d_y_sum  (each element)
-    d_c = d_y_1·(2·c)
-    d_a += (d_c if a > 0 else 0)
-    d_b = −d_c
-    d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
-    d_s = d_b
-    d_x = d_a·a.weight
-    d_a_weight = d_aᵀ·x
-    d_a_bias = Σ_rows d_a
-    ```*/
-    pub fn backward(&mut self, d_y: &::bp::Tensor<f64>) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_y, false, None)
+```text
+d_y = ∂J/∂y   (given)
+d_y_sum = d_y
+d_y_mean = d_y
+d_a = d_y_mean / 4  (each element)
+d_y_1 = d_y_sum  (each element)
+d_c = d_y_1·(2·c)
+d_a += (d_c if a > 0 else 0)
+d_b = −d_c
+d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
+d_s = d_b
+d_x = d_a·a.weight
+d_a_weight = d_aᵀ·x
+d_a_bias = Σ_rows d_a
+```*/
+    pub fn backward(
+        &mut self,
+        d_y: &::bp::__private::Tensor<f64>,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        self.backward_with(d_y, ::bp::__private::Accumulate::Overwrite, None)
     }
     /// Like [`backward`](Self::backward), but adds the parameter gradients to the
     /// ones already held instead of overwriting them: gradient accumulation over
     /// micro-batches. Residuals of nodes are those of this call.
     pub fn backward_accumulate(
         &mut self,
-        d_y: &::bp::Tensor<f64>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_y, true, None)
+        d_y: &::bp::__private::Tensor<f64>,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        self.backward_with(d_y, ::bp::__private::Accumulate::Add, None)
     }
     /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
     /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
@@ -305,26 +372,32 @@ impl FanOut {
     /// negative or not finite is an error, and nothing is changed.
     pub fn backward_sgd(
         &mut self,
-        d_y: &::bp::Tensor<f64>,
+        d_y: &::bp::__private::Tensor<f64>,
         lr: f64,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::optim::check_lr(lr)?;
-        self.backward_with(d_y, false, Some(<f64 as ::bp::Float>::from_f64(lr)))
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::optim::check_lr(lr)?;
+        self.backward_with(
+            d_y,
+            ::bp::__private::Accumulate::Overwrite,
+            Some(<f64 as ::bp::__private::Float>::from_f64(lr)),
+        )
     }
     fn backward_with(
         &mut self,
-        d_y: &::bp::Tensor<f64>,
-        accumulate: bool,
+        d_y: &::bp::__private::Tensor<f64>,
+        accumulate: ::bp::__private::Accumulate,
         sgd: ::core::option::Option<f64>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         if !self.forward_done {
-            return Err(::bp::Error::invalid(
-                "backward called before forward: run forward on a batch first",
-            ));
+            return Err(
+                ::bp::__private::Error::invalid(
+                    "backward called before forward: run forward on a batch first",
+                ),
+            );
         }
-        ::bp::Network::check_state(self)?;
+        ::bp::__private::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
-        ::bp::check_output_grad("y", d_y, self.batch, &[])?;
+        ::bp::__private::check_output_grad("y", d_y, self.batch, &[])?;
         self.residuals.d_y.assign(d_y);
         Self::backward_pass(
             &mut self.params,
@@ -334,12 +407,12 @@ impl FanOut {
             self.batch,
             accumulate,
             sgd,
-            self.forward_training,
+            self.forward_mode,
         );
         self.backward_done = true;
         self.grads_spent = sgd.is_some();
         if self.check_finite {
-            ::bp::check_finite(
+            ::bp::__private::check_finite(
                 "backward",
                 &[
                     ("the residual of `y`", &self.residuals.d_y),
@@ -353,7 +426,7 @@ impl FanOut {
                 ],
             )?;
             if sgd.is_none() {
-                ::bp::check_finite(
+                ::bp::__private::check_finite(
                     "backward",
                     &[
                         ("the gradient of `s`", &self.grads.d_s),
@@ -362,7 +435,7 @@ impl FanOut {
                     ],
                 )?;
             } else {
-                ::bp::check_finite(
+                ::bp::__private::check_finite(
                     "backward (SGD step)",
                     &[
                         ("parameter `s`", &self.params.s),
@@ -377,8 +450,8 @@ impl FanOut {
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
     pub fn predict(
         &self,
-        x: &::bp::Tensor<f64>,
-    ) -> ::core::result::Result<::bp::Tensor<f64>, ::bp::Error> {
+        x: &::bp::__private::Tensor<f64>,
+    ) -> ::core::result::Result<::bp::__private::Tensor<f64>, ::bp::__private::Error> {
         let mut ws = self.workspace();
         self.predict_into(&mut ws, x)?;
         let __bp_FanOut::Values { y, .. } = ws;
@@ -389,15 +462,24 @@ impl FanOut {
     pub fn predict_into<'w>(
         &self,
         ws: &'w mut __bp_FanOut::Values,
-        x: &::bp::Tensor<f64>,
-    ) -> ::core::result::Result<&'w ::bp::Tensor<f64>, ::bp::Error> {
-        let batch = ::bp::check_input("x", x, &[3])?;
-        ::bp::Network::check_state(self)?;
+        x: &::bp::__private::Tensor<f64>,
+    ) -> ::core::result::Result<
+        &'w ::bp::__private::Tensor<f64>,
+        ::bp::__private::Error,
+    > {
+        let batch = ::bp::__private::check_input("x", x, &[3])?;
+        ::bp::__private::Network::check_state(self)?;
         Self::reserve_values(ws, batch)?;
         ws.x.assign(x);
-        Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
+        Self::forward_pass(
+            &self.params,
+            &self.buffers,
+            ws,
+            batch,
+            ::bp::__private::Mode::Evaluation,
+        );
         if self.check_finite {
-            ::bp::check_finite(
+            ::bp::__private::check_finite(
                 "predict",
                 &[
                     ("`x`", &ws.x),
@@ -419,40 +501,31 @@ impl FanOut {
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-    ```text
-    x = input                  [B, 3]
-    a = x·a.weightᵀ + a.bias   [B, 4]
-    b = a·σ(a) + s             [B, 4]
-    c = relu(a) − b            [B, 4]
-    y_1 = c^2                  [B, 4]
-    y_sum = Σ_i y_1_i          [B]
-    y_mean = Σ_i a_i / 4       [B]
-    y = y_sum + y_mean         [B]
-    ```*/
+```text
+x = input                  [B, 3]
+a = x·a.weightᵀ + a.bias   [B, 4]
+b = a·σ(a) + s             [B, 4]
+c = relu(a) − b            [B, 4]
+y_1 = c^2                  [B, 4]
+y_sum = Σ_i y_1_i          [B]
+y_mean = Σ_i a_i / 4       [B]
+y = y_sum + y_mean         [B]
+```*/
     fn forward_pass(
         params: &__bp_FanOut::Params,
         _: &__bp_FanOut::Buffers,
         values: &mut __bp_FanOut::Values,
         batch: usize,
-        _: bool,
+        _: ::bp::__private::Mode,
     ) {
-        let __bp_FanOut::Params {
-            s,
-            a_weight,
-            a_bias,
-        } = params;
-        let __bp_FanOut::Values {
-            x,
-            a,
-            b,
-            c,
-            y_1,
-            y_sum,
-            y_mean,
-            y,
-        } = values;
+        let __bp_FanOut::Params { s, a_weight, a_bias } = params;
+        let __bp_FanOut::Values { x, a, b, c, y_1, y_sum, y_mean, y } = values;
         a.resize(&[batch, 4]);
-        ::bp::kernels::linear_fixed::<_, 3, 4>(batch, x, a_weight, Some(a_bias.as_slice()), a);
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            3,
+            4,
+        >(batch, x, a_weight, Some(a_bias.as_slice()), a);
         b.resize(&[batch, 4]);
         {
             let s = s[0];
@@ -473,42 +546,46 @@ impl FanOut {
             }
         }
         y_sum.resize(&[batch]);
-        ::bp::kernels::sum(batch, 4, y_1, y_sum);
+        ::bp::__private::kernels::sum(batch, 4, y_1, y_sum);
         y_mean.resize(&[batch]);
-        ::bp::kernels::mean(batch, 4, a, y_mean);
+        ::bp::__private::kernels::mean(batch, 4, a, y_mean);
         y.resize(&[batch]);
         {
-            for ((y, &y_sum), &y_mean) in y.iter_mut().zip(y_sum.iter()).zip(y_mean.iter()) {
+            for ((y, &y_sum), &y_mean) in y
+                .iter_mut()
+                .zip(y_sum.iter())
+                .zip(y_mean.iter())
+            {
                 *y = y_sum + y_mean;
             }
         }
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-    ```text
-    d_y = ∂J/∂y   (given)
-    d_y_sum = d_y
-    d_y_mean = d_y
-    d_a = d_y_mean / 4  (each element)
-    d_y_1 = d_y_sum  (each element)
-    d_c = d_y_1·(2·c)
-    d_a += (d_c if a > 0 else 0)
-    d_b = −d_c
-    d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
-    d_s = d_b
-    d_x = d_a·a.weight
-    d_a_weight = d_aᵀ·x
-    d_a_bias = Σ_rows d_a
-    ```*/
+```text
+d_y = ∂J/∂y   (given)
+d_y_sum = d_y
+d_y_mean = d_y
+d_a = d_y_mean / 4  (each element)
+d_y_1 = d_y_sum  (each element)
+d_c = d_y_1·(2·c)
+d_a += (d_c if a > 0 else 0)
+d_b = −d_c
+d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
+d_s = d_b
+d_x = d_a·a.weight
+d_a_weight = d_aᵀ·x
+d_a_bias = Σ_rows d_a
+```*/
     fn backward_pass(
         params: &mut __bp_FanOut::Params,
         values: &__bp_FanOut::Values,
         residuals: &mut __bp_FanOut::Residuals,
         grads: &mut __bp_FanOut::Grads,
         batch: usize,
-        accumulate: bool,
+        accumulate: ::bp::__private::Accumulate,
         sgd: ::core::option::Option<f64>,
-        _: bool,
+        _: ::bp::__private::Mode,
     ) {
         let __bp_FanOut::Params { ref a_weight, .. } = *params;
         let __bp_FanOut::Values { x, a, c, .. } = values;
@@ -522,25 +599,35 @@ impl FanOut {
             d_y_mean,
             d_y,
         } = residuals;
-        let __bp_FanOut::Grads {
-            d_s,
-            d_a_weight,
-            d_a_bias,
-        } = grads;
+        let __bp_FanOut::Grads { d_s, d_a_weight, d_a_bias } = grads;
         {
             d_y_sum.resize(&[batch]);
             d_y_mean.resize(&[batch]);
-            for ((&d_y, d_y_sum), d_y_mean) in
-                d_y.iter().zip(d_y_sum.iter_mut()).zip(d_y_mean.iter_mut())
+            for ((&d_y, d_y_sum), d_y_mean) in d_y
+                .iter()
+                .zip(d_y_sum.iter_mut())
+                .zip(d_y_mean.iter_mut())
             {
                 *d_y_sum = d_y;
                 *d_y_mean = d_y;
             }
         }
         d_a.resize(&[batch, 4]);
-        ::bp::kernels::mean_backward(batch, 4, d_y_mean, d_a, false);
+        ::bp::__private::kernels::mean_backward(
+            batch,
+            4,
+            d_y_mean,
+            d_a,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         d_y_1.resize(&[batch, 4]);
-        ::bp::kernels::sum_backward(batch, 4, d_y_sum, d_y_1, false);
+        ::bp::__private::kernels::sum_backward(
+            batch,
+            4,
+            d_y_sum,
+            d_y_1,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         {
             d_c.resize(&[batch, 4]);
             for ((&d_y_1, &c), d_c) in d_y_1.iter().zip(c.iter()).zip(d_c.iter_mut()) {
@@ -566,41 +653,55 @@ impl FanOut {
                 *d_a += d_b * (t0 + a * (t0 * (1.0 - t0)));
                 d_s_sum += d_b;
             }
-            if accumulate {
-                d_s[0] += d_s_sum
-            } else {
-                d_s[0] = d_s_sum
-            }
+            if accumulate.is_add() { d_s[0] += d_s_sum } else { d_s[0] = d_s_sum }
         }
         d_x.resize(&[batch, 3]);
-        ::bp::kernels::linear_backward_input_fixed::<_, 3, 4>(batch, d_a, a_weight, d_x, false);
-        ::bp::kernels::linear_backward_weight_fixed::<_, 3, 4>(
-            batch, d_a, x, d_a_weight, accumulate,
-        );
-        ::bp::kernels::bias_backward(batch, 4, d_a, d_a_bias, accumulate);
+        ::bp::__private::kernels::linear_backward_input_fixed::<
+            _,
+            3,
+            4,
+        >(batch, d_a, a_weight, d_x, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            3,
+            4,
+        >(batch, d_a, x, d_a_weight, accumulate);
+        ::bp::__private::kernels::bias_backward(batch, 4, d_a, d_a_bias, accumulate);
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(params.a_weight.as_mut_slice(), d_a_weight.as_slice(), lr);
-            ::bp::optim::sgd_update(params.a_bias.as_mut_slice(), d_a_bias.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.a_weight.as_mut_slice(),
+                d_a_weight.as_slice(),
+                lr,
+            );
+            ::bp::__private::optim::sgd_update(
+                params.a_bias.as_mut_slice(),
+                d_a_bias.as_slice(),
+                lr,
+            );
         }
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(params.s.as_mut_slice(), d_s.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.s.as_mut_slice(),
+                d_s.as_slice(),
+                lr,
+            );
         }
     }
 }
-impl ::bp::Network for FanOut {
+impl ::bp::__private::Network for FanOut {
     type Scalar = f64;
-    const INPUTS: &'static [::bp::Port] = &[("x", &[3])];
-    const OUTPUTS: &'static [::bp::Port] = &[("y", &[])];
+    const INPUTS: &'static [::bp::__private::Port] = &[("x", &[3])];
+    const OUTPUTS: &'static [::bp::__private::Port] = &[("y", &[])];
     const STRUCTURE_HASH: u64 = 5503294328065695303u64;
     fn forward_dyn(
         &mut self,
-        inputs: &[&::bp::Tensor<f64>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("forward_dyn", 1usize, inputs.len())?;
+        inputs: &[&::bp::__private::Tensor<f64>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("forward_dyn", 1usize, inputs.len())?;
         self.forward(inputs[0usize])?;
         Ok(())
     }
-    fn output(&self, i: usize) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn output(&self, i: usize) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.forward_done {
             return None;
         }
@@ -609,42 +710,58 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::Tensor<f64>> {
+    fn input_mut(
+        &mut self,
+        i: usize,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f64>> {
         match i {
             0usize => Some(&mut self.values.x),
             _ => None,
         }
     }
-    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+    fn forward_loaded_dyn(
+        &mut self,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         self.forward_loaded()?;
         Ok(())
     }
     fn backward_dyn(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f64>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_dyn", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], false, None)
+        d_outputs: &[&::bp::__private::Tensor<f64>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("backward_dyn", 1usize, d_outputs.len())?;
+        self.backward_with(
+            d_outputs[0usize],
+            ::bp::__private::Accumulate::Overwrite,
+            None,
+        )
     }
     fn backward_dyn_accumulate(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f64>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], true, None)
+        d_outputs: &[&::bp::__private::Tensor<f64>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count(
+            "backward_dyn_accumulate",
+            1usize,
+            d_outputs.len(),
+        )?;
+        self.backward_with(d_outputs[0usize], ::bp::__private::Accumulate::Add, None)
     }
     fn backward_sgd_dyn(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f64>],
+        d_outputs: &[&::bp::__private::Tensor<f64>],
         lr: f64,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
         self.backward_sgd(d_outputs[0usize], lr)
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["s", "a.weight", "a.bias"]
     }
-    fn param(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn param(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         match name {
             "s" => Some(&self.params.s),
             "a.weight" => Some(&self.params.a_weight),
@@ -652,7 +769,10 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn param_mut(&mut self, name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f64>> {
+    fn param_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f64>> {
         match name {
             "s" => Some(&mut self.params.s),
             "a.weight" => Some(&mut self.params.a_weight),
@@ -660,7 +780,7 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn grad(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if self.grads_spent {
             return None;
         }
@@ -671,25 +791,44 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_state_shape("parameter", "s", &self.params.s, &[])?;
-        ::bp::check_state_shape("parameter", "a.weight", &self.params.a_weight, &[4, 3])?;
-        ::bp::check_state_shape("parameter", "a.bias", &self.params.a_bias, &[4])?;
+    fn check_state(&self) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_state_shape("parameter", "s", &self.params.s, &[])?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "a.weight",
+            &self.params.a_weight,
+            &[4, 3],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "a.bias",
+            &self.params.a_bias,
+            &[4],
+        )?;
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]
     }
-    fn buffer(&self, _name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn buffer(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         None
     }
-    fn buffer_mut(&mut self, _name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f64>> {
+    fn buffer_mut(
+        &mut self,
+        _name: &str,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f64>> {
         None
     }
     fn reseed(&mut self, seed: u64) {
-        self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
+        self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
     }
-    fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn value(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.forward_done {
             return None;
         }
@@ -702,7 +841,10 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn residual(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn residual(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.backward_done {
             return None;
         }
@@ -714,7 +856,10 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn input_grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f64>> {
+    fn input_grad(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.backward_done {
             return None;
         }
@@ -723,26 +868,25 @@ impl ::bp::Network for FanOut {
             _ => None,
         }
     }
-    fn visit_params(&mut self, f: &mut ::bp::ParamVisitor<'_, f64>) {
+    fn visit_params(&mut self, f: &mut ::bp::__private::ParamVisitor<'_, f64>) {
         f("s", &mut self.params.s, &self.grads.d_s);
-        f(
-            "a.weight",
-            &mut self.params.a_weight,
-            &self.grads.d_a_weight,
-        );
+        f("a.weight", &mut self.params.a_weight, &self.grads.d_a_weight);
         f("a.bias", &mut self.params.a_bias, &self.grads.d_a_bias);
     }
     fn set_training(&mut self, training: bool) {
-        self.training = training;
+        self.mode = if training {
+            ::bp::__private::Mode::Training
+        } else {
+            ::bp::__private::Mode::Evaluation
+        };
     }
     fn is_training(&self) -> bool {
-        self.training
+        self.mode.is_training()
     }
 }
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {
-    }
+    >() {}
     let _ = assert_send_sync_clone::<FanOut>;
 };

@@ -5,82 +5,82 @@ pub mod __bp_Layers {
     /// Learnable parameters, PyTorch layout.
     #[derive(Clone, Debug, Default)]
     pub struct Params {
-        pub c_weight: ::bp::Tensor<f32>,
-        pub c_bias: ::bp::Tensor<f32>,
-        pub bn_weight: ::bp::Tensor<f32>,
-        pub bn_bias: ::bp::Tensor<f32>,
-        pub l_weight_ih_l0: ::bp::Tensor<f32>,
-        pub l_weight_hh_l0: ::bp::Tensor<f32>,
-        pub l_bias_ih_l0: ::bp::Tensor<f32>,
-        pub l_bias_hh_l0: ::bp::Tensor<f32>,
-        pub out_weight: ::bp::Tensor<f32>,
-        pub out_bias: ::bp::Tensor<f32>,
+        pub c_weight: ::bp::__private::Tensor<f32>,
+        pub c_bias: ::bp::__private::Tensor<f32>,
+        pub bn_weight: ::bp::__private::Tensor<f32>,
+        pub bn_bias: ::bp::__private::Tensor<f32>,
+        pub l_weight_ih_l0: ::bp::__private::Tensor<f32>,
+        pub l_weight_hh_l0: ::bp::__private::Tensor<f32>,
+        pub l_bias_ih_l0: ::bp::__private::Tensor<f32>,
+        pub l_bias_hh_l0: ::bp::__private::Tensor<f32>,
+        pub out_weight: ::bp::__private::Tensor<f32>,
+        pub out_bias: ::bp::__private::Tensor<f32>,
     }
     /// Gradients of the parameters, `d_` + the parameter's name.
     #[derive(Clone, Debug, Default)]
     pub struct Grads {
-        pub d_c_weight: ::bp::Tensor<f32>,
-        pub d_c_bias: ::bp::Tensor<f32>,
-        pub d_bn_weight: ::bp::Tensor<f32>,
-        pub d_bn_bias: ::bp::Tensor<f32>,
-        pub d_l_weight_ih_l0: ::bp::Tensor<f32>,
-        pub d_l_weight_hh_l0: ::bp::Tensor<f32>,
-        pub d_l_bias_ih_l0: ::bp::Tensor<f32>,
-        pub d_l_bias_hh_l0: ::bp::Tensor<f32>,
-        pub d_out_weight: ::bp::Tensor<f32>,
-        pub d_out_bias: ::bp::Tensor<f32>,
+        pub d_c_weight: ::bp::__private::Tensor<f32>,
+        pub d_c_bias: ::bp::__private::Tensor<f32>,
+        pub d_bn_weight: ::bp::__private::Tensor<f32>,
+        pub d_bn_bias: ::bp::__private::Tensor<f32>,
+        pub d_l_weight_ih_l0: ::bp::__private::Tensor<f32>,
+        pub d_l_weight_hh_l0: ::bp::__private::Tensor<f32>,
+        pub d_l_bias_ih_l0: ::bp::__private::Tensor<f32>,
+        pub d_l_bias_hh_l0: ::bp::__private::Tensor<f32>,
+        pub d_out_weight: ::bp::__private::Tensor<f32>,
+        pub d_out_bias: ::bp::__private::Tensor<f32>,
     }
     /// Saved state that is not learned (batch norm's running statistics).
     #[derive(Clone, Debug, Default)]
     pub struct Buffers {
-        pub bn_running_mean: ::bp::Tensor<f32>,
-        pub bn_running_var: ::bp::Tensor<f32>,
-        pub bn_num_batches_tracked: ::bp::Tensor<f32>,
+        pub bn_running_mean: ::bp::__private::Tensor<f32>,
+        pub bn_running_var: ::bp::__private::Tensor<f32>,
+        pub bn_num_batches_tracked: ::bp::__private::Tensor<f32>,
     }
     /// The value of every node for the last batch, and what operations keep for
     /// backward: the forward pass's workspace.
     #[derive(Clone, Debug, Default)]
     pub struct Values {
-        pub img: ::bp::Tensor<f32>,
-        pub seq: ::bp::Tensor<f32>,
-        pub c: ::bp::Tensor<f32>,
-        pub bn: ::bp::Tensor<f32>,
-        pub p_1: ::bp::Tensor<f32>,
-        pub p: ::bp::Tensor<f32>,
-        pub l: ::bp::Tensor<f32>,
-        pub d_flatten: ::bp::Tensor<f32>,
-        pub d_last: ::bp::Tensor<f32>,
-        pub d_concat: ::bp::Tensor<f32>,
-        pub d: ::bp::Tensor<f32>,
-        pub out: ::bp::Tensor<f32>,
-        pub c_cols: ::bp::Tensor<f32>,
-        pub bn_xhat: ::bp::Tensor<f32>,
-        pub bn_mean: ::bp::Tensor<f32>,
-        pub bn_var: ::bp::Tensor<f32>,
-        pub bn_inv_std: ::bp::Tensor<f32>,
+        pub img: ::bp::__private::Tensor<f32>,
+        pub seq: ::bp::__private::Tensor<f32>,
+        pub c: ::bp::__private::Tensor<f32>,
+        pub bn: ::bp::__private::Tensor<f32>,
+        pub p_1: ::bp::__private::Tensor<f32>,
+        pub p: ::bp::__private::Tensor<f32>,
+        pub l: ::bp::__private::Tensor<f32>,
+        pub d_flatten: ::bp::__private::Tensor<f32>,
+        pub d_last: ::bp::__private::Tensor<f32>,
+        pub d_concat: ::bp::__private::Tensor<f32>,
+        pub d: ::bp::__private::Tensor<f32>,
+        pub out: ::bp::__private::Tensor<f32>,
+        pub c_cols: ::bp::__private::Tensor<f32>,
+        pub bn_xhat: ::bp::__private::Tensor<f32>,
+        pub bn_mean: ::bp::__private::Tensor<f32>,
+        pub bn_var: ::bp::__private::Tensor<f32>,
+        pub bn_inv_std: ::bp::__private::Tensor<f32>,
         pub p_argmax: ::std::vec::Vec<u32>,
-        pub l_gates: ::bp::Tensor<f32>,
-        pub l_cell: ::bp::Tensor<f32>,
-        pub d_mask: ::bp::Tensor<f32>,
+        pub l_gates: ::bp::__private::Tensor<f32>,
+        pub l_cell: ::bp::__private::Tensor<f32>,
+        pub d_mask: ::bp::__private::Tensor<f32>,
     }
     /// Residuals ∂J/∂node, `d_` + the node's name, and backward's scratch.
     #[derive(Clone, Debug, Default)]
     pub struct Residuals {
-        pub d_c: ::bp::Tensor<f32>,
-        pub d_bn: ::bp::Tensor<f32>,
-        pub d_p_1: ::bp::Tensor<f32>,
-        pub d_p: ::bp::Tensor<f32>,
-        pub d_l: ::bp::Tensor<f32>,
-        pub d_d_flatten: ::bp::Tensor<f32>,
-        pub d_d_last: ::bp::Tensor<f32>,
-        pub d_d_concat: ::bp::Tensor<f32>,
-        pub d_d: ::bp::Tensor<f32>,
-        pub d_out: ::bp::Tensor<f32>,
-        pub c_bcols: ::bp::Tensor<f32>,
-        pub c_dcols: ::bp::Tensor<f32>,
-        pub l_dh: ::bp::Tensor<f32>,
-        pub l_dgates: ::bp::Tensor<f32>,
-        pub l_dc: ::bp::Tensor<f32>,
+        pub d_c: ::bp::__private::Tensor<f32>,
+        pub d_bn: ::bp::__private::Tensor<f32>,
+        pub d_p_1: ::bp::__private::Tensor<f32>,
+        pub d_p: ::bp::__private::Tensor<f32>,
+        pub d_l: ::bp::__private::Tensor<f32>,
+        pub d_d_flatten: ::bp::__private::Tensor<f32>,
+        pub d_d_last: ::bp::__private::Tensor<f32>,
+        pub d_d_concat: ::bp::__private::Tensor<f32>,
+        pub d_d: ::bp::__private::Tensor<f32>,
+        pub d_out: ::bp::__private::Tensor<f32>,
+        pub c_bcols: ::bp::__private::Tensor<f32>,
+        pub c_dcols: ::bp::__private::Tensor<f32>,
+        pub l_dh: ::bp::__private::Tensor<f32>,
+        pub l_dgates: ::bp::__private::Tensor<f32>,
+        pub l_dc: ::bp::__private::Tensor<f32>,
     }
 }
 /**
@@ -105,10 +105,12 @@ pub struct Layers {
     values: __bp_Layers::Values,
     residuals: __bp_Layers::Residuals,
     buffers: __bp_Layers::Buffers,
-    rng: ::bp::rng::Rng,
+    rng: ::bp::__private::rng::Rng,
     batch: usize,
-    training: bool,
-    forward_training: bool,
+    /// Training or evaluation ([`bp::Network::set_training`]).
+    mode: ::bp::__private::Mode,
+    /// The mode of the last forward pass, which backward follows.
+    forward_mode: ::bp::__private::Mode,
     forward_done: bool,
     backward_done: bool,
     /// The last backward was `backward_sgd`, which keeps no gradients.
@@ -120,17 +122,17 @@ pub struct Layers {
 impl Layers {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-    - `c.weight` [4, 1, 3, 3]: Uniform(-0.3333333333333333, 0.3333333333333333)
-    - `c.bias` [4]: Uniform(-0.3333333333333333, 0.3333333333333333)
-    - `bn.weight` [4]: Const(1.0)
-    - `bn.bias` [4]: Const(0.0)
-    - `l.weight_ih_l0` [20, 4]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `l.weight_hh_l0` [20, 5]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `l.bias_ih_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `l.bias_hh_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `out.weight` [3, 69]: Uniform(-0.1203858530857692, 0.1203858530857692)
-    - `out.bias` [3]: Uniform(-0.1203858530857692, 0.1203858530857692)
-    */
+- `c.weight` [4, 1, 3, 3]: Uniform(-0.3333333333333333, 0.3333333333333333)
+- `c.bias` [4]: Uniform(-0.3333333333333333, 0.3333333333333333)
+- `bn.weight` [4]: Const(1.0)
+- `bn.bias` [4]: Const(0.0)
+- `l.weight_ih_l0` [20, 4]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `l.weight_hh_l0` [20, 5]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `l.bias_ih_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `l.bias_hh_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `out.weight` [3, 69]: Uniform(-0.1203858530857692, 0.1203858530857692)
+- `out.bias` [3]: Uniform(-0.1203858530857692, 0.1203858530857692)
+*/
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -144,106 +146,174 @@ impl Layers {
     /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
     /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
     /// tensor, instead of aborting the process.
-    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
+    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
         let mut params = __bp_Layers::Params {
-            c_weight: ::bp::alloc_tensor("parameter `c.weight`", &[4, 1, 3, 3], 0.0)?,
-            c_bias: ::bp::alloc_tensor("parameter `c.bias`", &[4], 0.0)?,
-            bn_weight: ::bp::alloc_tensor("parameter `bn.weight`", &[4], 0.0)?,
-            bn_bias: ::bp::alloc_tensor("parameter `bn.bias`", &[4], 0.0)?,
-            l_weight_ih_l0: ::bp::alloc_tensor("parameter `l.weight_ih_l0`", &[20, 4], 0.0)?,
-            l_weight_hh_l0: ::bp::alloc_tensor("parameter `l.weight_hh_l0`", &[20, 5], 0.0)?,
-            l_bias_ih_l0: ::bp::alloc_tensor("parameter `l.bias_ih_l0`", &[20], 0.0)?,
-            l_bias_hh_l0: ::bp::alloc_tensor("parameter `l.bias_hh_l0`", &[20], 0.0)?,
-            out_weight: ::bp::alloc_tensor("parameter `out.weight`", &[3, 69], 0.0)?,
-            out_bias: ::bp::alloc_tensor("parameter `out.bias`", &[3], 0.0)?,
+            c_weight: ::bp::__private::alloc_tensor(
+                "parameter `c.weight`",
+                &[4, 1, 3, 3],
+                0.0,
+            )?,
+            c_bias: ::bp::__private::alloc_tensor("parameter `c.bias`", &[4], 0.0)?,
+            bn_weight: ::bp::__private::alloc_tensor(
+                "parameter `bn.weight`",
+                &[4],
+                0.0,
+            )?,
+            bn_bias: ::bp::__private::alloc_tensor("parameter `bn.bias`", &[4], 0.0)?,
+            l_weight_ih_l0: ::bp::__private::alloc_tensor(
+                "parameter `l.weight_ih_l0`",
+                &[20, 4],
+                0.0,
+            )?,
+            l_weight_hh_l0: ::bp::__private::alloc_tensor(
+                "parameter `l.weight_hh_l0`",
+                &[20, 5],
+                0.0,
+            )?,
+            l_bias_ih_l0: ::bp::__private::alloc_tensor(
+                "parameter `l.bias_ih_l0`",
+                &[20],
+                0.0,
+            )?,
+            l_bias_hh_l0: ::bp::__private::alloc_tensor(
+                "parameter `l.bias_hh_l0`",
+                &[20],
+                0.0,
+            )?,
+            out_weight: ::bp::__private::alloc_tensor(
+                "parameter `out.weight`",
+                &[3, 69],
+                0.0,
+            )?,
+            out_bias: ::bp::__private::alloc_tensor("parameter `out.bias`", &[3], 0.0)?,
         };
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.c_weight,
             -0.3333333333333333,
             0.3333333333333333,
-            &mut ::bp::rng::Rng::for_name(seed, "c.weight"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "c.weight"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.c_bias,
             -0.3333333333333333,
             0.3333333333333333,
-            &mut ::bp::rng::Rng::for_name(seed, "c.bias"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "c.bias"),
         );
-        ::bp::init::constant(&mut params.bn_weight, 1.0);
-        ::bp::init::constant(&mut params.bn_bias, 0.0);
-        ::bp::init::uniform(
+        ::bp::__private::init::constant(&mut params.bn_weight, 1.0);
+        ::bp::__private::init::constant(&mut params.bn_bias, 0.0);
+        ::bp::__private::init::uniform(
             &mut params.l_weight_ih_l0,
             -0.4472135954999579,
             0.4472135954999579,
-            &mut ::bp::rng::Rng::for_name(seed, "l.weight_ih_l0"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "l.weight_ih_l0"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.l_weight_hh_l0,
             -0.4472135954999579,
             0.4472135954999579,
-            &mut ::bp::rng::Rng::for_name(seed, "l.weight_hh_l0"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "l.weight_hh_l0"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.l_bias_ih_l0,
             -0.4472135954999579,
             0.4472135954999579,
-            &mut ::bp::rng::Rng::for_name(seed, "l.bias_ih_l0"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "l.bias_ih_l0"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.l_bias_hh_l0,
             -0.4472135954999579,
             0.4472135954999579,
-            &mut ::bp::rng::Rng::for_name(seed, "l.bias_hh_l0"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "l.bias_hh_l0"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.out_weight,
             -0.1203858530857692,
             0.1203858530857692,
-            &mut ::bp::rng::Rng::for_name(seed, "out.weight"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "out.weight"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.out_bias,
             -0.1203858530857692,
             0.1203858530857692,
-            &mut ::bp::rng::Rng::for_name(seed, "out.bias"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "out.bias"),
         );
         ::core::result::Result::Ok(Self {
             params,
             grads: __bp_Layers::Grads {
-                d_c_weight: ::bp::alloc_tensor("the gradient of `c.weight`", &[4, 1, 3, 3], 0.0)?,
-                d_c_bias: ::bp::alloc_tensor("the gradient of `c.bias`", &[4], 0.0)?,
-                d_bn_weight: ::bp::alloc_tensor("the gradient of `bn.weight`", &[4], 0.0)?,
-                d_bn_bias: ::bp::alloc_tensor("the gradient of `bn.bias`", &[4], 0.0)?,
-                d_l_weight_ih_l0: ::bp::alloc_tensor(
+                d_c_weight: ::bp::__private::alloc_tensor(
+                    "the gradient of `c.weight`",
+                    &[4, 1, 3, 3],
+                    0.0,
+                )?,
+                d_c_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `c.bias`",
+                    &[4],
+                    0.0,
+                )?,
+                d_bn_weight: ::bp::__private::alloc_tensor(
+                    "the gradient of `bn.weight`",
+                    &[4],
+                    0.0,
+                )?,
+                d_bn_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `bn.bias`",
+                    &[4],
+                    0.0,
+                )?,
+                d_l_weight_ih_l0: ::bp::__private::alloc_tensor(
                     "the gradient of `l.weight_ih_l0`",
                     &[20, 4],
                     0.0,
                 )?,
-                d_l_weight_hh_l0: ::bp::alloc_tensor(
+                d_l_weight_hh_l0: ::bp::__private::alloc_tensor(
                     "the gradient of `l.weight_hh_l0`",
                     &[20, 5],
                     0.0,
                 )?,
-                d_l_bias_ih_l0: ::bp::alloc_tensor("the gradient of `l.bias_ih_l0`", &[20], 0.0)?,
-                d_l_bias_hh_l0: ::bp::alloc_tensor("the gradient of `l.bias_hh_l0`", &[20], 0.0)?,
-                d_out_weight: ::bp::alloc_tensor("the gradient of `out.weight`", &[3, 69], 0.0)?,
-                d_out_bias: ::bp::alloc_tensor("the gradient of `out.bias`", &[3], 0.0)?,
+                d_l_bias_ih_l0: ::bp::__private::alloc_tensor(
+                    "the gradient of `l.bias_ih_l0`",
+                    &[20],
+                    0.0,
+                )?,
+                d_l_bias_hh_l0: ::bp::__private::alloc_tensor(
+                    "the gradient of `l.bias_hh_l0`",
+                    &[20],
+                    0.0,
+                )?,
+                d_out_weight: ::bp::__private::alloc_tensor(
+                    "the gradient of `out.weight`",
+                    &[3, 69],
+                    0.0,
+                )?,
+                d_out_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `out.bias`",
+                    &[3],
+                    0.0,
+                )?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
             buffers: __bp_Layers::Buffers {
-                bn_running_mean: ::bp::alloc_tensor("buffer `bn.running_mean`", &[4], 0.0)?,
-                bn_running_var: ::bp::alloc_tensor("buffer `bn.running_var`", &[4], 1.0)?,
-                bn_num_batches_tracked: ::bp::alloc_tensor(
+                bn_running_mean: ::bp::__private::alloc_tensor(
+                    "buffer `bn.running_mean`",
+                    &[4],
+                    0.0,
+                )?,
+                bn_running_var: ::bp::__private::alloc_tensor(
+                    "buffer `bn.running_var`",
+                    &[4],
+                    1.0,
+                )?,
+                bn_num_batches_tracked: ::bp::__private::alloc_tensor(
                     "buffer `bn.num_batches_tracked`",
                     &[],
                     0.0,
                 )?,
             },
-            rng: ::bp::rng::Rng::for_name(seed, "dropout"),
+            rng: ::bp::__private::rng::Rng::for_name(seed, "dropout"),
             batch: 0,
-            training: true,
-            forward_training: true,
+            mode: ::bp::__private::Mode::Training,
+            forward_mode: ::bp::__private::Mode::Training,
             forward_done: false,
             backward_done: false,
             grads_spent: true,
@@ -266,149 +336,298 @@ impl Layers {
     fn reserve_values(
         values: &mut __bp_Layers::Values,
         batch: usize,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(&mut values.img, "the value of `img`", batch, 64, 0)?;
-        ::bp::reserve_buffer(&mut values.seq, "the value of `seq`", batch, 24, 0)?;
-        ::bp::reserve_buffer(&mut values.c, "the value of `c`", batch, 256, 0)?;
-        ::bp::reserve_buffer(&mut values.bn, "the value of `bn`", batch, 256, 0)?;
-        ::bp::reserve_buffer(&mut values.p_1, "the value of `p_1`", batch, 256, 0)?;
-        ::bp::reserve_buffer(&mut values.p, "the value of `p`", batch, 64, 0)?;
-        ::bp::reserve_buffer(&mut values.l, "the value of `l`", batch, 30, 0)?;
-        ::bp::reserve_buffer(
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::reserve_buffer(
+            &mut values.img,
+            "the value of `img`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.seq,
+            "the value of `seq`",
+            batch,
+            24,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.c,
+            "the value of `c`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.bn,
+            "the value of `bn`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.p_1,
+            "the value of `p_1`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.p,
+            "the value of `p`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.l,
+            "the value of `l`",
+            batch,
+            30,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut values.d_flatten,
             "the value of `d_flatten`",
             batch,
             64,
             0,
         )?;
-        ::bp::reserve_buffer(&mut values.d_last, "the value of `d_last`", batch, 5, 0)?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
+            &mut values.d_last,
+            "the value of `d_last`",
+            batch,
+            5,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut values.d_concat,
             "the value of `d_concat`",
             batch,
             69,
             0,
         )?;
-        ::bp::reserve_buffer(&mut values.d, "the value of `d`", batch, 69, 0)?;
-        ::bp::reserve_buffer(&mut values.out, "the value of `out`", batch, 3, 0)?;
-        ::bp::reserve_buffer(&mut values.c_cols, "workspace `cols` of `c`", batch, 0, 576)?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
+            &mut values.d,
+            "the value of `d`",
+            batch,
+            69,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.out,
+            "the value of `out`",
+            batch,
+            3,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.c_cols,
+            "workspace `cols` of `c`",
+            batch,
+            0,
+            576,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut values.bn_xhat,
             "workspace `xhat` of `bn`",
             batch,
             256,
             0,
         )?;
-        ::bp::reserve_buffer(&mut values.bn_mean, "workspace `mean` of `bn`", batch, 0, 4)?;
-        ::bp::reserve_buffer(&mut values.bn_var, "workspace `var` of `bn`", batch, 0, 4)?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
+            &mut values.bn_mean,
+            "workspace `mean` of `bn`",
+            batch,
+            0,
+            4,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.bn_var,
+            "workspace `var` of `bn`",
+            batch,
+            0,
+            4,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut values.bn_inv_std,
             "workspace `inv_std` of `bn`",
             batch,
             0,
             4,
         )?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
             &mut values.p_argmax,
             "workspace `argmax` of `p`",
             batch,
             64,
             0,
         )?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
             &mut values.l_gates,
             "workspace `gates` of `l`",
             batch,
             120,
             0,
         )?;
-        ::bp::reserve_buffer(&mut values.l_cell, "workspace `cell` of `l`", batch, 30, 0)?;
-        ::bp::reserve_buffer(&mut values.d_mask, "workspace `mask` of `d`", batch, 69, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.l_cell,
+            "workspace `cell` of `l`",
+            batch,
+            30,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.d_mask,
+            "workspace `mask` of `d`",
+            batch,
+            69,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /// Room in every residual and backward workspace for a batch of `batch`.
     fn reserve_residuals(
         residuals: &mut __bp_Layers::Residuals,
         batch: usize,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(&mut residuals.d_c, "the residual of `c`", batch, 256, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_bn, "the residual of `bn`", batch, 256, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_p_1, "the residual of `p_1`", batch, 256, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_p, "the residual of `p`", batch, 64, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_l, "the residual of `l`", batch, 30, 0)?;
-        ::bp::reserve_buffer(
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_c,
+            "the residual of `c`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_bn,
+            "the residual of `bn`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_p_1,
+            "the residual of `p_1`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_p,
+            "the residual of `p`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_l,
+            "the residual of `l`",
+            batch,
+            30,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut residuals.d_d_flatten,
             "the residual of `d_flatten`",
             batch,
             64,
             0,
         )?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
             &mut residuals.d_d_last,
             "the residual of `d_last`",
             batch,
             5,
             0,
         )?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
             &mut residuals.d_d_concat,
             "the residual of `d_concat`",
             batch,
             69,
             0,
         )?;
-        ::bp::reserve_buffer(&mut residuals.d_d, "the residual of `d`", batch, 69, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_out, "the residual of `out`", batch, 3, 0)?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_d,
+            "the residual of `d`",
+            batch,
+            69,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_out,
+            "the residual of `out`",
+            batch,
+            3,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut residuals.c_bcols,
             "workspace `bcols` of `c`",
             batch,
             0,
             576,
         )?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
             &mut residuals.c_dcols,
             "workspace `dcols` of `c`",
             batch,
             0,
             576,
         )?;
-        ::bp::reserve_buffer(&mut residuals.l_dh, "workspace `dh` of `l`", batch, 5, 0)?;
-        ::bp::reserve_buffer(
+        ::bp::__private::reserve_buffer(
+            &mut residuals.l_dh,
+            "workspace `dh` of `l`",
+            batch,
+            5,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
             &mut residuals.l_dgates,
             "workspace `dgates` of `l`",
             batch,
             20,
             0,
         )?;
-        ::bp::reserve_buffer(&mut residuals.l_dc, "workspace `dc` of `l`", batch, 5, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.l_dc,
+            "workspace `dc` of `l`",
+            batch,
+            5,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-    A batch whose shape does not fit an input is an error naming the input and both shapes.
+A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-    ```text
-    img = input                                                                                                                                    [B, 1, 8, 8]
-    seq = input                                                                                                                                    [B, 6, 4]
-    c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
-    bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
-    p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
-    p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
-    l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
-    d_flatten = flatten(p)                                                                                                                         [B, 64]
-    d_last = l[T − 1]                                                                                                                              [B, 5]
-    d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
-    d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
-    out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
-    ```*/
+```text
+img = input                                                                                                                                    [B, 1, 8, 8]
+seq = input                                                                                                                                    [B, 6, 4]
+c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
+bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
+p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
+p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
+l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
+d_flatten = flatten(p)                                                                                                                         [B, 64]
+d_last = l[T − 1]                                                                                                                              [B, 5]
+d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
+d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
+out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
+```*/
     pub fn forward(
         &mut self,
-        img: &::bp::Tensor<f32>,
-        seq: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
-        let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
-        ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
+        img: &::bp::__private::Tensor<f32>,
+        seq: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f32>, ::bp::__private::Error> {
+        let batch = ::bp::__private::check_input("img", img, &[1, 8, 8])?;
+        ::bp::__private::check_batch(
+            "img",
+            batch,
+            "seq",
+            ::bp::__private::check_input("seq", seq, &[6, 4])?,
+        )?;
         Self::reserve_values(&mut self.values, batch)?;
         self.values.img.assign(img);
         self.values.seq.assign(seq);
@@ -419,41 +638,44 @@ impl Layers {
     /// [`forward_loaded`](Self::forward_loaded), which copies nothing. [`forward`](Self::forward)
     /// instead copies its arguments into these buffers (a dense layer's weight gradient
     /// needs its input after forward has returned).
-    pub fn inputs_mut(&mut self) -> (&mut ::bp::Tensor<f32>, &mut ::bp::Tensor<f32>) {
+    pub fn inputs_mut(
+        &mut self,
+    ) -> (&mut ::bp::__private::Tensor<f32>, &mut ::bp::__private::Tensor<f32>) {
         (&mut self.values.img, &mut self.values.seq)
     }
     /// [`forward`](Self::forward) on the batch already in the input buffers (see
     /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
-    pub fn forward_loaded(&mut self) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
+    pub fn forward_loaded(
+        &mut self,
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f32>, ::bp::__private::Error> {
         let img = &self.values.img;
         let seq = &self.values.seq;
-        let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
-        ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
+        let batch = ::bp::__private::check_input("img", img, &[1, 8, 8])?;
+        ::bp::__private::check_batch(
+            "img",
+            batch,
+            "seq",
+            ::bp::__private::check_input("seq", seq, &[6, 4])?,
+        )?;
         Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
     fn run_forward(
         &mut self,
         batch: usize,
-    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
-        ::bp::Network::check_state(self)?;
-        let training = self.training;
-        if training {
-            ::bp::check_batch_norm("bn", batch, 64, &[4, 8, 8])?;
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f32>, ::bp::__private::Error> {
+        ::bp::__private::Network::check_state(self)?;
+        let mode = self.mode;
+        if mode.is_training() {
+            ::bp::__private::check_batch_norm("bn", batch, 64, &[4, 8, 8])?;
         }
-        if training {
+        if mode.is_training() {
             Self::prepare_pass(&mut self.rng, &mut self.values, batch);
         }
-        Self::forward_pass(
-            &self.params,
-            &self.buffers,
-            &mut self.values,
-            batch,
-            training,
-        );
+        Self::forward_pass(&self.params, &self.buffers, &mut self.values, batch, mode);
         if self.check_finite {
-            let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
-                ::bp::check_finite(
+            let finite = (|| -> ::core::result::Result<(), ::bp::__private::Error> {
+                ::bp::__private::check_finite(
                     "forward",
                     &[
                         ("`img`", &self.values.img),
@@ -477,10 +699,10 @@ impl Layers {
                 return ::core::result::Result::Err(e);
             }
         }
-        if training {
+        if mode.is_training() {
             Self::update_pass(&mut self.buffers, &self.values, batch);
         }
-        self.forward_training = training;
+        self.forward_mode = mode;
         self.batch = batch;
         self.forward_done = true;
         self.backward_done = false;
@@ -488,39 +710,39 @@ impl Layers {
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-    ```text
-    d_out = ∂J/∂out   (given)
-    d_d = d_out·out.weight
-    d_out_weight = d_outᵀ·d
-    d_out_bias = Σ_rows d_out
-    d_d_concat = d_d ⊙ mask
-    d_d_flatten = the slice of d_d_concat where d_flatten sits
-    d_d_last = the slice of d_d_concat where d_last sits
-    d_l =[T − 1] d_d_last   (0 at the other steps)
-    d_p = d_d_flatten reshaped to [4, 4, 4]
-    for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
-    d_p_1 = d_p routed to each window's first maximum
-    d_bn = (d_p_1 if bn > 0 else 0)
-    d_bn_weight = Σ d_bn·x̂
-    d_bn_bias = Σ d_bn
-    d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
-    d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
-    d_c_bias = Σ_(b, pixels) d_c
-    ```*/
+```text
+d_out = ∂J/∂out   (given)
+d_d = d_out·out.weight
+d_out_weight = d_outᵀ·d
+d_out_bias = Σ_rows d_out
+d_d_concat = d_d ⊙ mask
+d_d_flatten = the slice of d_d_concat where d_flatten sits
+d_d_last = the slice of d_d_concat where d_last sits
+d_l =[T − 1] d_d_last   (0 at the other steps)
+d_p = d_d_flatten reshaped to [4, 4, 4]
+for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
+d_p_1 = d_p routed to each window's first maximum
+d_bn = (d_p_1 if bn > 0 else 0)
+d_bn_weight = Σ d_bn·x̂
+d_bn_bias = Σ d_bn
+d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
+d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
+d_c_bias = Σ_(b, pixels) d_c
+```*/
     pub fn backward(
         &mut self,
-        d_out: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_out, false, None)
+        d_out: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        self.backward_with(d_out, ::bp::__private::Accumulate::Overwrite, None)
     }
     /// Like [`backward`](Self::backward), but adds the parameter gradients to the
     /// ones already held instead of overwriting them: gradient accumulation over
     /// micro-batches. Residuals of nodes are those of this call.
     pub fn backward_accumulate(
         &mut self,
-        d_out: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_out, true, None)
+        d_out: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        self.backward_with(d_out, ::bp::__private::Accumulate::Add, None)
     }
     /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
     /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
@@ -533,26 +755,32 @@ impl Layers {
     /// negative or not finite is an error, and nothing is changed.
     pub fn backward_sgd(
         &mut self,
-        d_out: &::bp::Tensor<f32>,
+        d_out: &::bp::__private::Tensor<f32>,
         lr: f64,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::optim::check_lr(lr)?;
-        self.backward_with(d_out, false, Some(<f32 as ::bp::Float>::from_f64(lr)))
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::optim::check_lr(lr)?;
+        self.backward_with(
+            d_out,
+            ::bp::__private::Accumulate::Overwrite,
+            Some(<f32 as ::bp::__private::Float>::from_f64(lr)),
+        )
     }
     fn backward_with(
         &mut self,
-        d_out: &::bp::Tensor<f32>,
-        accumulate: bool,
+        d_out: &::bp::__private::Tensor<f32>,
+        accumulate: ::bp::__private::Accumulate,
         sgd: ::core::option::Option<f32>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         if !self.forward_done {
-            return Err(::bp::Error::invalid(
-                "backward called before forward: run forward on a batch first",
-            ));
+            return Err(
+                ::bp::__private::Error::invalid(
+                    "backward called before forward: run forward on a batch first",
+                ),
+            );
         }
-        ::bp::Network::check_state(self)?;
+        ::bp::__private::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
-        ::bp::check_output_grad("out", d_out, self.batch, &[3])?;
+        ::bp::__private::check_output_grad("out", d_out, self.batch, &[3])?;
         self.residuals.d_out.assign(d_out);
         Self::backward_pass(
             &mut self.params,
@@ -562,12 +790,12 @@ impl Layers {
             self.batch,
             accumulate,
             sgd,
-            self.forward_training,
+            self.forward_mode,
         );
         self.backward_done = true;
         self.grads_spent = sgd.is_some();
         if self.check_finite {
-            ::bp::check_finite(
+            ::bp::__private::check_finite(
                 "backward",
                 &[
                     ("the residual of `out`", &self.residuals.d_out),
@@ -583,7 +811,7 @@ impl Layers {
                 ],
             )?;
             if sgd.is_none() {
-                ::bp::check_finite(
+                ::bp::__private::check_finite(
                     "backward",
                     &[
                         ("the gradient of `c.weight`", &self.grads.d_c_weight),
@@ -605,7 +833,7 @@ impl Layers {
                     ],
                 )?;
             } else {
-                ::bp::check_finite(
+                ::bp::__private::check_finite(
                     "backward (SGD step)",
                     &[
                         ("parameter `c.weight`", &self.params.c_weight),
@@ -627,9 +855,9 @@ impl Layers {
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
     pub fn predict(
         &self,
-        img: &::bp::Tensor<f32>,
-        seq: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<::bp::Tensor<f32>, ::bp::Error> {
+        img: &::bp::__private::Tensor<f32>,
+        seq: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<::bp::__private::Tensor<f32>, ::bp::__private::Error> {
         let mut ws = self.workspace();
         self.predict_into(&mut ws, img, seq)?;
         let __bp_Layers::Values { out, .. } = ws;
@@ -640,18 +868,32 @@ impl Layers {
     pub fn predict_into<'w>(
         &self,
         ws: &'w mut __bp_Layers::Values,
-        img: &::bp::Tensor<f32>,
-        seq: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<&'w ::bp::Tensor<f32>, ::bp::Error> {
-        let batch = ::bp::check_input("img", img, &[1, 8, 8])?;
-        ::bp::check_batch("img", batch, "seq", ::bp::check_input("seq", seq, &[6, 4])?)?;
-        ::bp::Network::check_state(self)?;
+        img: &::bp::__private::Tensor<f32>,
+        seq: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<
+        &'w ::bp::__private::Tensor<f32>,
+        ::bp::__private::Error,
+    > {
+        let batch = ::bp::__private::check_input("img", img, &[1, 8, 8])?;
+        ::bp::__private::check_batch(
+            "img",
+            batch,
+            "seq",
+            ::bp::__private::check_input("seq", seq, &[6, 4])?,
+        )?;
+        ::bp::__private::Network::check_state(self)?;
         Self::reserve_values(ws, batch)?;
         ws.img.assign(img);
         ws.seq.assign(seq);
-        Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
+        Self::forward_pass(
+            &self.params,
+            &self.buffers,
+            ws,
+            batch,
+            ::bp::__private::Mode::Evaluation,
+        );
         if self.check_finite {
-            ::bp::check_finite(
+            ::bp::__private::check_finite(
                 "predict",
                 &[
                     ("`img`", &ws.img),
@@ -676,22 +918,28 @@ impl Layers {
         ::core::default::Default::default()
     }
     /// Training mode, before the forward pass: draws what is random (dropout masks).
-    fn prepare_pass(rng: &mut ::bp::rng::Rng, values: &mut __bp_Layers::Values, batch: usize) {
+    fn prepare_pass(
+        rng: &mut ::bp::__private::rng::Rng,
+        values: &mut __bp_Layers::Values,
+        batch: usize,
+    ) {
         let __bp_Layers::Values { d_mask, .. } = values;
         d_mask.resize(&[batch * 69]);
-        ::bp::kernels::dropout_mask(0.25, rng, d_mask);
+        ::bp::__private::kernels::dropout_mask(0.25, rng, d_mask);
     }
     /// Training mode, after the forward pass: updates the buffers (running statistics).
-    fn update_pass(buffers: &mut __bp_Layers::Buffers, values: &__bp_Layers::Values, batch: usize) {
+    fn update_pass(
+        buffers: &mut __bp_Layers::Buffers,
+        values: &__bp_Layers::Values,
+        batch: usize,
+    ) {
         let __bp_Layers::Buffers {
             bn_running_mean,
             bn_running_var,
             bn_num_batches_tracked,
         } = buffers;
-        let __bp_Layers::Values {
-            bn_mean, bn_var, ..
-        } = values;
-        ::bp::kernels::batch_norm_update_running(
+        let __bp_Layers::Values { bn_mean, bn_var, .. } = values;
+        ::bp::__private::kernels::batch_norm_update_running(
             4,
             batch * 64,
             0.1,
@@ -704,26 +952,26 @@ impl Layers {
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-    ```text
-    img = input                                                                                                                                    [B, 1, 8, 8]
-    seq = input                                                                                                                                    [B, 6, 4]
-    c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
-    bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
-    p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
-    p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
-    l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
-    d_flatten = flatten(p)                                                                                                                         [B, 64]
-    d_last = l[T − 1]                                                                                                                              [B, 5]
-    d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
-    d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
-    out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
-    ```*/
+```text
+img = input                                                                                                                                    [B, 1, 8, 8]
+seq = input                                                                                                                                    [B, 6, 4]
+c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
+bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
+p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
+p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
+l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
+d_flatten = flatten(p)                                                                                                                         [B, 64]
+d_last = l[T − 1]                                                                                                                              [B, 5]
+d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
+d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
+out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
+```*/
     fn forward_pass(
         params: &__bp_Layers::Params,
         buffers: &__bp_Layers::Buffers,
         values: &mut __bp_Layers::Values,
         batch: usize,
-        training: bool,
+        mode: ::bp::__private::Mode,
     ) {
         let __bp_Layers::Params {
             c_weight,
@@ -737,11 +985,7 @@ impl Layers {
             out_weight,
             out_bias,
         } = params;
-        let __bp_Layers::Buffers {
-            bn_running_mean,
-            bn_running_var,
-            ..
-        } = buffers;
+        let __bp_Layers::Buffers { bn_running_mean, bn_running_var, .. } = buffers;
         let __bp_Layers::Values {
             img,
             seq,
@@ -767,8 +1011,8 @@ impl Layers {
         } = values;
         c.resize(&[batch, 4, 8, 8]);
         c_cols.resize(&[576]);
-        ::bp::kernels::conv2d(
-            &::bp::kernels::Conv2dGeom {
+        ::bp::__private::kernels::conv2d(
+            &::bp::__private::kernels::Conv2dGeom {
                 c: 1,
                 h: 8,
                 w: 8,
@@ -789,13 +1033,23 @@ impl Layers {
         bn_mean.resize(&[4]);
         bn_var.resize(&[4]);
         bn_inv_std.resize(&[4]);
-        if training {
-            ::bp::kernels::batch_norm_train(
-                batch, 4, 64, 0.00001, c, bn_weight, bn_bias, bn, bn_xhat, bn_mean, bn_var,
+        if mode.is_training() {
+            ::bp::__private::kernels::batch_norm_train(
+                batch,
+                4,
+                64,
+                0.00001,
+                c,
+                bn_weight,
+                bn_bias,
+                bn,
+                bn_xhat,
+                bn_mean,
+                bn_var,
                 bn_inv_std,
             );
         } else {
-            ::bp::kernels::batch_norm_eval(
+            ::bp::__private::kernels::batch_norm_eval(
                 batch,
                 4,
                 64,
@@ -818,8 +1072,8 @@ impl Layers {
         }
         p.resize(&[batch, 4, 4, 4]);
         p_argmax.resize(batch * 64, 0);
-        ::bp::kernels::max_pool2d(
-            &::bp::kernels::Pool2dGeom {
+        ::bp::__private::kernels::max_pool2d(
+            &::bp::__private::kernels::Pool2dGeom {
                 c: 4,
                 h: 8,
                 w: 8,
@@ -835,8 +1089,8 @@ impl Layers {
         l_gates.resize(&[batch * 120]);
         l_cell.resize(&[batch * 30]);
         for t in 0..6 {
-            ::bp::kernels::lstm_step(
-                &::bp::kernels::RnnGeom {
+            ::bp::__private::kernels::lstm_step(
+                &::bp::__private::kernels::RnnGeom {
                     t_len: 6,
                     inp: 4,
                     hidden: 5,
@@ -854,58 +1108,64 @@ impl Layers {
             );
         }
         d_flatten.resize(&[batch, 64]);
-        ::bp::kernels::copy(p, d_flatten, false);
+        ::bp::__private::kernels::copy(
+            p,
+            d_flatten,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         d_last.resize(&[batch, 5]);
-        ::bp::kernels::last(batch, 6, 5, l, d_last);
+        ::bp::__private::kernels::last(batch, 6, 5, l, d_last);
         d_concat.resize(&[batch, 69]);
-        ::bp::kernels::concat_part(batch, 64, 69, 0, d_flatten, d_concat);
-        ::bp::kernels::concat_part(batch, 5, 69, 64, d_last, d_concat);
+        ::bp::__private::kernels::concat_part(batch, 64, 69, 0, d_flatten, d_concat);
+        ::bp::__private::kernels::concat_part(batch, 5, 69, 64, d_last, d_concat);
         d.resize(&[batch, 69]);
         d_mask.resize(&[batch * 69]);
-        if training {
-            ::bp::kernels::dropout(d_concat, d_mask, d);
+        if mode.is_training() {
+            ::bp::__private::kernels::dropout(d_concat, d_mask, d);
         } else {
-            ::bp::kernels::copy(d_concat, d, false);
+            ::bp::__private::kernels::copy(
+                d_concat,
+                d,
+                ::bp::__private::Accumulate::Overwrite,
+            );
         }
         out.resize(&[batch, 3]);
-        ::bp::kernels::linear_fixed::<_, 69, 3>(
-            batch,
-            d,
-            out_weight,
-            Some(out_bias.as_slice()),
-            out,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d, out_weight, Some(out_bias.as_slice()), out);
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-    ```text
-    d_out = ∂J/∂out   (given)
-    d_d = d_out·out.weight
-    d_out_weight = d_outᵀ·d
-    d_out_bias = Σ_rows d_out
-    d_d_concat = d_d ⊙ mask
-    d_d_flatten = the slice of d_d_concat where d_flatten sits
-    d_d_last = the slice of d_d_concat where d_last sits
-    d_l =[T − 1] d_d_last   (0 at the other steps)
-    d_p = d_d_flatten reshaped to [4, 4, 4]
-    for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
-    d_p_1 = d_p routed to each window's first maximum
-    d_bn = (d_p_1 if bn > 0 else 0)
-    d_bn_weight = Σ d_bn·x̂
-    d_bn_bias = Σ d_bn
-    d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
-    d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
-    d_c_bias = Σ_(b, pixels) d_c
-    ```*/
+```text
+d_out = ∂J/∂out   (given)
+d_d = d_out·out.weight
+d_out_weight = d_outᵀ·d
+d_out_bias = Σ_rows d_out
+d_d_concat = d_d ⊙ mask
+d_d_flatten = the slice of d_d_concat where d_flatten sits
+d_d_last = the slice of d_d_concat where d_last sits
+d_l =[T − 1] d_d_last   (0 at the other steps)
+d_p = d_d_flatten reshaped to [4, 4, 4]
+for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
+d_p_1 = d_p routed to each window's first maximum
+d_bn = (d_p_1 if bn > 0 else 0)
+d_bn_weight = Σ d_bn·x̂
+d_bn_bias = Σ d_bn
+d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
+d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
+d_c_bias = Σ_(b, pixels) d_c
+```*/
     fn backward_pass(
         params: &mut __bp_Layers::Params,
         values: &__bp_Layers::Values,
         residuals: &mut __bp_Layers::Residuals,
         grads: &mut __bp_Layers::Grads,
         batch: usize,
-        accumulate: bool,
+        accumulate: ::bp::__private::Accumulate,
         sgd: ::core::option::Option<f32>,
-        training: bool,
+        mode: ::bp::__private::Mode,
     ) {
         let __bp_Layers::Params {
             ref c_weight,
@@ -959,45 +1219,85 @@ impl Layers {
             d_out_bias,
         } = grads;
         d_d.resize(&[batch, 69]);
-        ::bp::kernels::linear_backward_input_fixed::<_, 69, 3>(
-            batch, d_out, out_weight, d_d, false,
-        );
-        ::bp::kernels::linear_backward_weight_fixed::<_, 69, 3>(
-            batch,
-            d_out,
-            d,
-            d_out_weight,
-            accumulate,
-        );
-        ::bp::kernels::bias_backward(batch, 3, d_out, d_out_bias, accumulate);
+        ::bp::__private::kernels::linear_backward_input_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d_out, out_weight, d_d, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d_out, d, d_out_weight, accumulate);
+        ::bp::__private::kernels::bias_backward(batch, 3, d_out, d_out_bias, accumulate);
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.out_weight.as_mut_slice(),
                 d_out_weight.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(params.out_bias.as_mut_slice(), d_out_bias.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.out_bias.as_mut_slice(),
+                d_out_bias.as_slice(),
+                lr,
+            );
         }
         d_d_concat.resize(&[batch, 69]);
-        if training {
-            ::bp::kernels::dropout_backward(d_d, d_mask, d_d_concat, false);
+        if mode.is_training() {
+            ::bp::__private::kernels::dropout_backward(
+                d_d,
+                d_mask,
+                d_d_concat,
+                ::bp::__private::Accumulate::Overwrite,
+            );
         } else {
-            ::bp::kernels::copy(d_d, d_d_concat, false);
+            ::bp::__private::kernels::copy(
+                d_d,
+                d_d_concat,
+                ::bp::__private::Accumulate::Overwrite,
+            );
         }
         d_d_flatten.resize(&[batch, 64]);
-        ::bp::kernels::concat_part_backward(batch, 64, 69, 0, d_d_concat, d_d_flatten, false);
+        ::bp::__private::kernels::concat_part_backward(
+            batch,
+            64,
+            69,
+            0,
+            d_d_concat,
+            d_d_flatten,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         d_d_last.resize(&[batch, 5]);
-        ::bp::kernels::concat_part_backward(batch, 5, 69, 64, d_d_concat, d_d_last, false);
+        ::bp::__private::kernels::concat_part_backward(
+            batch,
+            5,
+            69,
+            64,
+            d_d_concat,
+            d_d_last,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         d_l.resize(&[batch, 6, 5]);
-        ::bp::kernels::last_backward(batch, 6, 5, d_d_last, d_l, false);
+        ::bp::__private::kernels::last_backward(
+            batch,
+            6,
+            5,
+            d_d_last,
+            d_l,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         d_p.resize(&[batch, 4, 4, 4]);
-        ::bp::kernels::copy(d_d_flatten, d_p, false);
+        ::bp::__private::kernels::copy(
+            d_d_flatten,
+            d_p,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         l_dh.resize(&[batch * 5]);
         l_dgates.resize(&[batch * 20]);
         l_dc.resize(&[batch * 5]);
         for t in (0..6).rev() {
-            ::bp::kernels::lstm_step_backward(
-                &::bp::kernels::RnnGeom {
+            ::bp::__private::kernels::lstm_step_backward(
+                &::bp::__private::kernels::RnnGeom {
                     t_len: 6,
                     inp: 4,
                     hidden: 5,
@@ -1020,34 +1320,34 @@ impl Layers {
                 d_l_bias_hh_l0,
                 accumulate,
                 None,
-                false,
+                ::bp::__private::Accumulate::Overwrite,
             );
         }
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.l_weight_ih_l0.as_mut_slice(),
                 d_l_weight_ih_l0.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.l_weight_hh_l0.as_mut_slice(),
                 d_l_weight_hh_l0.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.l_bias_ih_l0.as_mut_slice(),
                 d_l_bias_ih_l0.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.l_bias_hh_l0.as_mut_slice(),
                 d_l_bias_hh_l0.as_slice(),
                 lr,
             );
         }
         d_p_1.resize(&[batch, 4, 8, 8]);
-        ::bp::kernels::max_pool2d_backward(
-            &::bp::kernels::Pool2dGeom {
+        ::bp::__private::kernels::max_pool2d_backward(
+            &::bp::__private::kernels::Pool2dGeom {
                 c: 4,
                 h: 8,
                 w: 8,
@@ -1058,20 +1358,21 @@ impl Layers {
             p_argmax,
             d_p,
             d_p_1,
-            false,
+            ::bp::__private::Accumulate::Overwrite,
         );
         {
             d_bn.resize(&[batch, 4, 8, 8]);
-            for ((&d_p_1, &bn), d_bn) in d_p_1.iter().zip(bn.iter()).zip(d_bn.iter_mut()) {
+            for ((&d_p_1, &bn), d_bn) in d_p_1.iter().zip(bn.iter()).zip(d_bn.iter_mut())
+            {
                 *d_bn = if bn > 0.0 { d_p_1 } else { 0.0 };
             }
         }
         d_c.resize(&[batch, 4, 8, 8]);
-        ::bp::kernels::batch_norm_backward(
+        ::bp::__private::kernels::batch_norm_backward(
             batch,
             4,
             64,
-            training,
+            mode,
             d_bn,
             bn_xhat,
             bn_weight,
@@ -1080,16 +1381,24 @@ impl Layers {
             d_bn_bias,
             accumulate,
             Some(d_c.as_mut_slice()),
-            false,
+            ::bp::__private::Accumulate::Overwrite,
         );
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(params.bn_weight.as_mut_slice(), d_bn_weight.as_slice(), lr);
-            ::bp::optim::sgd_update(params.bn_bias.as_mut_slice(), d_bn_bias.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.bn_weight.as_mut_slice(),
+                d_bn_weight.as_slice(),
+                lr,
+            );
+            ::bp::__private::optim::sgd_update(
+                params.bn_bias.as_mut_slice(),
+                d_bn_bias.as_slice(),
+                lr,
+            );
         }
         c_bcols.resize(&[576]);
         c_dcols.resize(&[576]);
-        ::bp::kernels::conv2d_backward(
-            &::bp::kernels::Conv2dGeom {
+        ::bp::__private::kernels::conv2d_backward(
+            &::bp::__private::kernels::Conv2dGeom {
                 c: 1,
                 h: 8,
                 w: 8,
@@ -1106,30 +1415,41 @@ impl Layers {
             Some(d_c_bias.as_mut_slice()),
             accumulate,
             None,
-            false,
+            ::bp::__private::Accumulate::Overwrite,
             c_bcols,
             c_dcols,
         );
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(params.c_weight.as_mut_slice(), d_c_weight.as_slice(), lr);
-            ::bp::optim::sgd_update(params.c_bias.as_mut_slice(), d_c_bias.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.c_weight.as_mut_slice(),
+                d_c_weight.as_slice(),
+                lr,
+            );
+            ::bp::__private::optim::sgd_update(
+                params.c_bias.as_mut_slice(),
+                d_c_bias.as_slice(),
+                lr,
+            );
         }
     }
 }
-impl ::bp::Network for Layers {
+impl ::bp::__private::Network for Layers {
     type Scalar = f32;
-    const INPUTS: &'static [::bp::Port] = &[("img", &[1, 8, 8]), ("seq", &[6, 4])];
-    const OUTPUTS: &'static [::bp::Port] = &[("out", &[3])];
+    const INPUTS: &'static [::bp::__private::Port] = &[
+        ("img", &[1, 8, 8]),
+        ("seq", &[6, 4]),
+    ];
+    const OUTPUTS: &'static [::bp::__private::Port] = &[("out", &[3])];
     const STRUCTURE_HASH: u64 = 14461346471367354796u64;
     fn forward_dyn(
         &mut self,
-        inputs: &[&::bp::Tensor<f32>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("forward_dyn", 2usize, inputs.len())?;
+        inputs: &[&::bp::__private::Tensor<f32>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("forward_dyn", 2usize, inputs.len())?;
         self.forward(inputs[0usize], inputs[1usize])?;
         Ok(())
     }
-    fn output(&self, i: usize) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn output(&self, i: usize) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.forward_done {
             return None;
         }
@@ -1138,54 +1458,62 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn input_mut(
+        &mut self,
+        i: usize,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match i {
             0usize => Some(&mut self.values.img),
             1usize => Some(&mut self.values.seq),
             _ => None,
         }
     }
-    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+    fn forward_loaded_dyn(
+        &mut self,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         self.forward_loaded()?;
         Ok(())
     }
     fn backward_dyn(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f32>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_dyn", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], false, None)
+        d_outputs: &[&::bp::__private::Tensor<f32>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("backward_dyn", 1usize, d_outputs.len())?;
+        self.backward_with(
+            d_outputs[0usize],
+            ::bp::__private::Accumulate::Overwrite,
+            None,
+        )
     }
     fn backward_dyn_accumulate(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f32>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], true, None)
+        d_outputs: &[&::bp::__private::Tensor<f32>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count(
+            "backward_dyn_accumulate",
+            1usize,
+            d_outputs.len(),
+        )?;
+        self.backward_with(d_outputs[0usize], ::bp::__private::Accumulate::Add, None)
     }
     fn backward_sgd_dyn(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f32>],
+        d_outputs: &[&::bp::__private::Tensor<f32>],
         lr: f64,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
         self.backward_sgd(d_outputs[0usize], lr)
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![
-            "c.weight",
-            "c.bias",
-            "bn.weight",
-            "bn.bias",
-            "l.weight_ih_l0",
-            "l.weight_hh_l0",
-            "l.bias_ih_l0",
-            "l.bias_hh_l0",
-            "out.weight",
-            "out.bias"
+            "c.weight", "c.bias", "bn.weight", "bn.bias", "l.weight_ih_l0",
+            "l.weight_hh_l0", "l.bias_ih_l0", "l.bias_hh_l0", "out.weight", "out.bias"
         ]
     }
-    fn param(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn param(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         match name {
             "c.weight" => Some(&self.params.c_weight),
             "c.bias" => Some(&self.params.c_bias),
@@ -1200,7 +1528,10 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn param_mut(&mut self, name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn param_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match name {
             "c.weight" => Some(&mut self.params.c_weight),
             "c.bias" => Some(&mut self.params.c_bias),
@@ -1215,7 +1546,7 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn grad(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if self.grads_spent {
             return None;
         }
@@ -1233,55 +1564,80 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_state_shape(
+    fn check_state(&self) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_state_shape(
             "parameter",
             "c.weight",
             &self.params.c_weight,
             &[4, 1, 3, 3],
         )?;
-        ::bp::check_state_shape("parameter", "c.bias", &self.params.c_bias, &[4])?;
-        ::bp::check_state_shape("parameter", "bn.weight", &self.params.bn_weight, &[4])?;
-        ::bp::check_state_shape("parameter", "bn.bias", &self.params.bn_bias, &[4])?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "c.bias",
+            &self.params.c_bias,
+            &[4],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "bn.weight",
+            &self.params.bn_weight,
+            &[4],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "bn.bias",
+            &self.params.bn_bias,
+            &[4],
+        )?;
+        ::bp::__private::check_state_shape(
             "parameter",
             "l.weight_ih_l0",
             &self.params.l_weight_ih_l0,
             &[20, 4],
         )?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
             "parameter",
             "l.weight_hh_l0",
             &self.params.l_weight_hh_l0,
             &[20, 5],
         )?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
             "parameter",
             "l.bias_ih_l0",
             &self.params.l_bias_ih_l0,
             &[20],
         )?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
             "parameter",
             "l.bias_hh_l0",
             &self.params.l_bias_hh_l0,
             &[20],
         )?;
-        ::bp::check_state_shape("parameter", "out.weight", &self.params.out_weight, &[3, 69])?;
-        ::bp::check_state_shape("parameter", "out.bias", &self.params.out_bias, &[3])?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "out.weight",
+            &self.params.out_weight,
+            &[3, 69],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "out.bias",
+            &self.params.out_bias,
+            &[3],
+        )?;
+        ::bp::__private::check_state_shape(
             "buffer",
             "bn.running_mean",
             &self.buffers.bn_running_mean,
             &[4],
         )?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
             "buffer",
             "bn.running_var",
             &self.buffers.bn_running_var,
             &[4],
         )?;
-        ::bp::check_state_shape(
+        ::bp::__private::check_state_shape(
             "buffer",
             "bn.num_batches_tracked",
             &self.buffers.bn_num_batches_tracked,
@@ -1290,13 +1646,12 @@ impl ::bp::Network for Layers {
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
-        ::std::vec![
-            "bn.running_mean",
-            "bn.running_var",
-            "bn.num_batches_tracked"
-        ]
+        ::std::vec!["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
     }
-    fn buffer(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn buffer(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         match name {
             "bn.running_mean" => Some(&self.buffers.bn_running_mean),
             "bn.running_var" => Some(&self.buffers.bn_running_var),
@@ -1304,7 +1659,10 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn buffer_mut(&mut self, name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn buffer_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match name {
             "bn.running_mean" => Some(&mut self.buffers.bn_running_mean),
             "bn.running_var" => Some(&mut self.buffers.bn_running_var),
@@ -1313,9 +1671,12 @@ impl ::bp::Network for Layers {
         }
     }
     fn reseed(&mut self, seed: u64) {
-        self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
+        self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
     }
-    fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn value(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.forward_done {
             return None;
         }
@@ -1331,7 +1692,10 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn residual(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn residual(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
@@ -1345,24 +1709,19 @@ impl ::bp::Network for Layers {
             _ => None,
         }
     }
-    fn input_grad(&self, _name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn input_grad(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
         None
     }
-    fn visit_params(&mut self, f: &mut ::bp::ParamVisitor<'_, f32>) {
-        f(
-            "c.weight",
-            &mut self.params.c_weight,
-            &self.grads.d_c_weight,
-        );
+    fn visit_params(&mut self, f: &mut ::bp::__private::ParamVisitor<'_, f32>) {
+        f("c.weight", &mut self.params.c_weight, &self.grads.d_c_weight);
         f("c.bias", &mut self.params.c_bias, &self.grads.d_c_bias);
-        f(
-            "bn.weight",
-            &mut self.params.bn_weight,
-            &self.grads.d_bn_weight,
-        );
+        f("bn.weight", &mut self.params.bn_weight, &self.grads.d_bn_weight);
         f("bn.bias", &mut self.params.bn_bias, &self.grads.d_bn_bias);
         f(
             "l.weight_ih_l0",
@@ -1374,38 +1733,25 @@ impl ::bp::Network for Layers {
             &mut self.params.l_weight_hh_l0,
             &self.grads.d_l_weight_hh_l0,
         );
-        f(
-            "l.bias_ih_l0",
-            &mut self.params.l_bias_ih_l0,
-            &self.grads.d_l_bias_ih_l0,
-        );
-        f(
-            "l.bias_hh_l0",
-            &mut self.params.l_bias_hh_l0,
-            &self.grads.d_l_bias_hh_l0,
-        );
-        f(
-            "out.weight",
-            &mut self.params.out_weight,
-            &self.grads.d_out_weight,
-        );
-        f(
-            "out.bias",
-            &mut self.params.out_bias,
-            &self.grads.d_out_bias,
-        );
+        f("l.bias_ih_l0", &mut self.params.l_bias_ih_l0, &self.grads.d_l_bias_ih_l0);
+        f("l.bias_hh_l0", &mut self.params.l_bias_hh_l0, &self.grads.d_l_bias_hh_l0);
+        f("out.weight", &mut self.params.out_weight, &self.grads.d_out_weight);
+        f("out.bias", &mut self.params.out_bias, &self.grads.d_out_bias);
     }
     fn set_training(&mut self, training: bool) {
-        self.training = training;
+        self.mode = if training {
+            ::bp::__private::Mode::Training
+        } else {
+            ::bp::__private::Mode::Evaluation
+        };
     }
     fn is_training(&self) -> bool {
-        self.training
+        self.mode.is_training()
     }
 }
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {
-    }
+    >() {}
     let _ = assert_send_sync_clone::<Layers>;
 };

@@ -5,18 +5,18 @@ pub mod __bp_Xor {
     /// Learnable parameters, PyTorch layout.
     #[derive(Clone, Debug, Default)]
     pub struct Params {
-        pub fc1_weight: ::bp::Tensor<f32>,
-        pub fc1_bias: ::bp::Tensor<f32>,
-        pub fc2_weight: ::bp::Tensor<f32>,
-        pub fc2_bias: ::bp::Tensor<f32>,
+        pub fc1_weight: ::bp::__private::Tensor<f32>,
+        pub fc1_bias: ::bp::__private::Tensor<f32>,
+        pub fc2_weight: ::bp::__private::Tensor<f32>,
+        pub fc2_bias: ::bp::__private::Tensor<f32>,
     }
     /// Gradients of the parameters, `d_` + the parameter's name.
     #[derive(Clone, Debug, Default)]
     pub struct Grads {
-        pub d_fc1_weight: ::bp::Tensor<f32>,
-        pub d_fc1_bias: ::bp::Tensor<f32>,
-        pub d_fc2_weight: ::bp::Tensor<f32>,
-        pub d_fc2_bias: ::bp::Tensor<f32>,
+        pub d_fc1_weight: ::bp::__private::Tensor<f32>,
+        pub d_fc1_bias: ::bp::__private::Tensor<f32>,
+        pub d_fc2_weight: ::bp::__private::Tensor<f32>,
+        pub d_fc2_bias: ::bp::__private::Tensor<f32>,
     }
     /// Saved state that is not learned (batch norm's running statistics).
     #[derive(Clone, Debug, Default)]
@@ -25,17 +25,17 @@ pub mod __bp_Xor {
     /// backward: the forward pass's workspace.
     #[derive(Clone, Debug, Default)]
     pub struct Values {
-        pub x: ::bp::Tensor<f32>,
-        pub fc1: ::bp::Tensor<f32>,
-        pub h: ::bp::Tensor<f32>,
-        pub fc2: ::bp::Tensor<f32>,
+        pub x: ::bp::__private::Tensor<f32>,
+        pub fc1: ::bp::__private::Tensor<f32>,
+        pub h: ::bp::__private::Tensor<f32>,
+        pub fc2: ::bp::__private::Tensor<f32>,
     }
     /// Residuals ∂J/∂node, `d_` + the node's name, and backward's scratch.
     #[derive(Clone, Debug, Default)]
     pub struct Residuals {
-        pub d_fc1: ::bp::Tensor<f32>,
-        pub d_h: ::bp::Tensor<f32>,
-        pub d_fc2: ::bp::Tensor<f32>,
+        pub d_fc1: ::bp::__private::Tensor<f32>,
+        pub d_h: ::bp::__private::Tensor<f32>,
+        pub d_fc2: ::bp::__private::Tensor<f32>,
     }
 }
 /// The XOR network.
@@ -55,10 +55,12 @@ pub struct Xor {
     values: __bp_Xor::Values,
     residuals: __bp_Xor::Residuals,
     buffers: __bp_Xor::Buffers,
-    rng: ::bp::rng::Rng,
+    rng: ::bp::__private::rng::Rng,
     batch: usize,
-    training: bool,
-    forward_training: bool,
+    /// Training or evaluation ([`bp::Network::set_training`]).
+    mode: ::bp::__private::Mode,
+    /// The mode of the last forward pass, which backward follows.
+    forward_mode: ::bp::__private::Mode,
     forward_done: bool,
     backward_done: bool,
     /// The last backward was `backward_sgd`, which keeps no gradients.
@@ -70,11 +72,11 @@ pub struct Xor {
 impl Xor {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-    - `fc1.weight` [8, 2]: Uniform(-0.7071067811865475, 0.7071067811865475)
-    - `fc1.bias` [8]: Uniform(-0.7071067811865475, 0.7071067811865475)
-    - `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
-    - `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
-    */
+- `fc1.weight` [8, 2]: Uniform(-0.7071067811865475, 0.7071067811865475)
+- `fc1.bias` [8]: Uniform(-0.7071067811865475, 0.7071067811865475)
+- `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
+- `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
+*/
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -88,52 +90,76 @@ impl Xor {
     /// [`new`](Self::new), with a failure to allocate the parameters, their gradients
     /// or the buffers returned as [`bp::Error::Alloc`](::bp::Error::Alloc) naming the
     /// tensor, instead of aborting the process.
-    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::Error> {
+    pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
         let mut params = __bp_Xor::Params {
-            fc1_weight: ::bp::alloc_tensor("parameter `fc1.weight`", &[8, 2], 0.0)?,
-            fc1_bias: ::bp::alloc_tensor("parameter `fc1.bias`", &[8], 0.0)?,
-            fc2_weight: ::bp::alloc_tensor("parameter `fc2.weight`", &[1, 8], 0.0)?,
-            fc2_bias: ::bp::alloc_tensor("parameter `fc2.bias`", &[1], 0.0)?,
+            fc1_weight: ::bp::__private::alloc_tensor(
+                "parameter `fc1.weight`",
+                &[8, 2],
+                0.0,
+            )?,
+            fc1_bias: ::bp::__private::alloc_tensor("parameter `fc1.bias`", &[8], 0.0)?,
+            fc2_weight: ::bp::__private::alloc_tensor(
+                "parameter `fc2.weight`",
+                &[1, 8],
+                0.0,
+            )?,
+            fc2_bias: ::bp::__private::alloc_tensor("parameter `fc2.bias`", &[1], 0.0)?,
         };
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.fc1_weight,
             -0.7071067811865475,
             0.7071067811865475,
-            &mut ::bp::rng::Rng::for_name(seed, "fc1.weight"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "fc1.weight"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.fc1_bias,
             -0.7071067811865475,
             0.7071067811865475,
-            &mut ::bp::rng::Rng::for_name(seed, "fc1.bias"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "fc1.bias"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.fc2_weight,
             -0.35355339059327373,
             0.35355339059327373,
-            &mut ::bp::rng::Rng::for_name(seed, "fc2.weight"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "fc2.weight"),
         );
-        ::bp::init::uniform(
+        ::bp::__private::init::uniform(
             &mut params.fc2_bias,
             -0.35355339059327373,
             0.35355339059327373,
-            &mut ::bp::rng::Rng::for_name(seed, "fc2.bias"),
+            &mut ::bp::__private::rng::Rng::for_name(seed, "fc2.bias"),
         );
         ::core::result::Result::Ok(Self {
             params,
             grads: __bp_Xor::Grads {
-                d_fc1_weight: ::bp::alloc_tensor("the gradient of `fc1.weight`", &[8, 2], 0.0)?,
-                d_fc1_bias: ::bp::alloc_tensor("the gradient of `fc1.bias`", &[8], 0.0)?,
-                d_fc2_weight: ::bp::alloc_tensor("the gradient of `fc2.weight`", &[1, 8], 0.0)?,
-                d_fc2_bias: ::bp::alloc_tensor("the gradient of `fc2.bias`", &[1], 0.0)?,
+                d_fc1_weight: ::bp::__private::alloc_tensor(
+                    "the gradient of `fc1.weight`",
+                    &[8, 2],
+                    0.0,
+                )?,
+                d_fc1_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `fc1.bias`",
+                    &[8],
+                    0.0,
+                )?,
+                d_fc2_weight: ::bp::__private::alloc_tensor(
+                    "the gradient of `fc2.weight`",
+                    &[1, 8],
+                    0.0,
+                )?,
+                d_fc2_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `fc2.bias`",
+                    &[1],
+                    0.0,
+                )?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
             buffers: __bp_Xor::Buffers {},
-            rng: ::bp::rng::Rng::for_name(seed, "dropout"),
+            rng: ::bp::__private::rng::Rng::for_name(seed, "dropout"),
             batch: 0,
-            training: true,
-            forward_training: true,
+            mode: ::bp::__private::Mode::Training,
+            forward_mode: ::bp::__private::Mode::Training,
             forward_done: false,
             backward_done: false,
             grads_spent: true,
@@ -156,38 +182,68 @@ impl Xor {
     fn reserve_values(
         values: &mut __bp_Xor::Values,
         batch: usize,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(&mut values.x, "the value of `x`", batch, 2, 0)?;
-        ::bp::reserve_buffer(&mut values.fc1, "the value of `fc1`", batch, 8, 0)?;
-        ::bp::reserve_buffer(&mut values.h, "the value of `h`", batch, 8, 0)?;
-        ::bp::reserve_buffer(&mut values.fc2, "the value of `fc2`", batch, 1, 0)?;
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::reserve_buffer(&mut values.x, "the value of `x`", batch, 2, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.fc1,
+            "the value of `fc1`",
+            batch,
+            8,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(&mut values.h, "the value of `h`", batch, 8, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.fc2,
+            "the value of `fc2`",
+            batch,
+            1,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /// Room in every residual and backward workspace for a batch of `batch`.
     fn reserve_residuals(
         residuals: &mut __bp_Xor::Residuals,
         batch: usize,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::reserve_buffer(&mut residuals.d_fc1, "the residual of `fc1`", batch, 8, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_h, "the residual of `h`", batch, 8, 0)?;
-        ::bp::reserve_buffer(&mut residuals.d_fc2, "the residual of `fc2`", batch, 1, 0)?;
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_fc1,
+            "the residual of `fc1`",
+            batch,
+            8,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_h,
+            "the residual of `h`",
+            batch,
+            8,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_fc2,
+            "the residual of `fc2`",
+            batch,
+            1,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-    A batch whose shape does not fit an input is an error naming the input and both shapes.
+A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-    ```text
-    x = input                        [B, 2]
-    fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
-    h = tanh(fc1)                    [B, 8]
-    fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
-    ```*/
+```text
+x = input                        [B, 2]
+fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
+h = tanh(fc1)                    [B, 8]
+fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
+```*/
     pub fn forward(
         &mut self,
-        x: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
-        let batch = ::bp::check_input("x", x, &[2])?;
+        x: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f32>, ::bp::__private::Error> {
+        let batch = ::bp::__private::check_input("x", x, &[2])?;
         Self::reserve_values(&mut self.values, batch)?;
         self.values.x.assign(x);
         self.run_forward(batch)
@@ -197,33 +253,29 @@ impl Xor {
     /// [`forward_loaded`](Self::forward_loaded), which copies nothing. [`forward`](Self::forward)
     /// instead copies its arguments into these buffers (a dense layer's weight gradient
     /// needs its input after forward has returned).
-    pub fn inputs_mut(&mut self) -> (&mut ::bp::Tensor<f32>,) {
+    pub fn inputs_mut(&mut self) -> (&mut ::bp::__private::Tensor<f32>,) {
         (&mut self.values.x,)
     }
     /// [`forward`](Self::forward) on the batch already in the input buffers (see
     /// [`inputs_mut`](Self::inputs_mut)), with the same shape checks and no copy.
-    pub fn forward_loaded(&mut self) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
+    pub fn forward_loaded(
+        &mut self,
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f32>, ::bp::__private::Error> {
         let x = &self.values.x;
-        let batch = ::bp::check_input("x", x, &[2])?;
+        let batch = ::bp::__private::check_input("x", x, &[2])?;
         Self::reserve_values(&mut self.values, batch)?;
         self.run_forward(batch)
     }
     fn run_forward(
         &mut self,
         batch: usize,
-    ) -> ::core::result::Result<&::bp::Tensor<f32>, ::bp::Error> {
-        ::bp::Network::check_state(self)?;
-        let training = self.training;
-        Self::forward_pass(
-            &self.params,
-            &self.buffers,
-            &mut self.values,
-            batch,
-            training,
-        );
+    ) -> ::core::result::Result<&::bp::__private::Tensor<f32>, ::bp::__private::Error> {
+        ::bp::__private::Network::check_state(self)?;
+        let mode = self.mode;
+        Self::forward_pass(&self.params, &self.buffers, &mut self.values, batch, mode);
         if self.check_finite {
-            let finite = (|| -> ::core::result::Result<(), ::bp::Error> {
-                ::bp::check_finite(
+            let finite = (|| -> ::core::result::Result<(), ::bp::__private::Error> {
+                ::bp::__private::check_finite(
                     "forward",
                     &[
                         ("`x`", &self.values.x),
@@ -239,7 +291,7 @@ impl Xor {
                 return ::core::result::Result::Err(e);
             }
         }
-        self.forward_training = training;
+        self.forward_mode = mode;
         self.batch = batch;
         self.forward_done = true;
         self.backward_done = false;
@@ -247,29 +299,29 @@ impl Xor {
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-    ```text
-    d_fc2 = ∂J/∂fc2   (given)
-    d_h = d_fc2·fc2.weight
-    d_fc2_weight = d_fc2ᵀ·h
-    d_fc2_bias = Σ_rows d_fc2
-    d_fc1 = d_h·(1 − h·h)
-    d_fc1_weight = d_fc1ᵀ·x
-    d_fc1_bias = Σ_rows d_fc1
-    ```*/
+```text
+d_fc2 = ∂J/∂fc2   (given)
+d_h = d_fc2·fc2.weight
+d_fc2_weight = d_fc2ᵀ·h
+d_fc2_bias = Σ_rows d_fc2
+d_fc1 = d_h·(1 − h·h)
+d_fc1_weight = d_fc1ᵀ·x
+d_fc1_bias = Σ_rows d_fc1
+```*/
     pub fn backward(
         &mut self,
-        d_fc2: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_fc2, false, None)
+        d_fc2: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        self.backward_with(d_fc2, ::bp::__private::Accumulate::Overwrite, None)
     }
     /// Like [`backward`](Self::backward), but adds the parameter gradients to the
     /// ones already held instead of overwriting them: gradient accumulation over
     /// micro-batches. Residuals of nodes are those of this call.
     pub fn backward_accumulate(
         &mut self,
-        d_fc2: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        self.backward_with(d_fc2, true, None)
+        d_fc2: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        self.backward_with(d_fc2, ::bp::__private::Accumulate::Add, None)
     }
     /// [`backward`](Self::backward) fused with a plain SGD step `θ ← θ − lr·∇θ`
     /// (`Sgd::new(lr)`: no momentum, no weight decay). Each dense layer's weight is
@@ -282,26 +334,32 @@ impl Xor {
     /// negative or not finite is an error, and nothing is changed.
     pub fn backward_sgd(
         &mut self,
-        d_fc2: &::bp::Tensor<f32>,
+        d_fc2: &::bp::__private::Tensor<f32>,
         lr: f64,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::optim::check_lr(lr)?;
-        self.backward_with(d_fc2, false, Some(<f32 as ::bp::Float>::from_f64(lr)))
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::optim::check_lr(lr)?;
+        self.backward_with(
+            d_fc2,
+            ::bp::__private::Accumulate::Overwrite,
+            Some(<f32 as ::bp::__private::Float>::from_f64(lr)),
+        )
     }
     fn backward_with(
         &mut self,
-        d_fc2: &::bp::Tensor<f32>,
-        accumulate: bool,
+        d_fc2: &::bp::__private::Tensor<f32>,
+        accumulate: ::bp::__private::Accumulate,
         sgd: ::core::option::Option<f32>,
-    ) -> ::core::result::Result<(), ::bp::Error> {
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         if !self.forward_done {
-            return Err(::bp::Error::invalid(
-                "backward called before forward: run forward on a batch first",
-            ));
+            return Err(
+                ::bp::__private::Error::invalid(
+                    "backward called before forward: run forward on a batch first",
+                ),
+            );
         }
-        ::bp::Network::check_state(self)?;
+        ::bp::__private::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
-        ::bp::check_output_grad("fc2", d_fc2, self.batch, &[1])?;
+        ::bp::__private::check_output_grad("fc2", d_fc2, self.batch, &[1])?;
         self.residuals.d_fc2.assign(d_fc2);
         Self::backward_pass(
             &mut self.params,
@@ -311,12 +369,12 @@ impl Xor {
             self.batch,
             accumulate,
             sgd,
-            self.forward_training,
+            self.forward_mode,
         );
         self.backward_done = true;
         self.grads_spent = sgd.is_some();
         if self.check_finite {
-            ::bp::check_finite(
+            ::bp::__private::check_finite(
                 "backward",
                 &[
                     ("the residual of `fc2`", &self.residuals.d_fc2),
@@ -325,7 +383,7 @@ impl Xor {
                 ],
             )?;
             if sgd.is_none() {
-                ::bp::check_finite(
+                ::bp::__private::check_finite(
                     "backward",
                     &[
                         ("the gradient of `fc1.weight`", &self.grads.d_fc1_weight),
@@ -335,7 +393,7 @@ impl Xor {
                     ],
                 )?;
             } else {
-                ::bp::check_finite(
+                ::bp::__private::check_finite(
                     "backward (SGD step)",
                     &[
                         ("parameter `fc1.weight`", &self.params.fc1_weight),
@@ -351,8 +409,8 @@ impl Xor {
     ///Inference with `&self` only: several threads may serve from one network. Allocates its buffers; see `predict_into` for a reusable workspace.
     pub fn predict(
         &self,
-        x: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<::bp::Tensor<f32>, ::bp::Error> {
+        x: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<::bp::__private::Tensor<f32>, ::bp::__private::Error> {
         let mut ws = self.workspace();
         self.predict_into(&mut ws, x)?;
         let __bp_Xor::Values { fc2, .. } = ws;
@@ -363,22 +421,26 @@ impl Xor {
     pub fn predict_into<'w>(
         &self,
         ws: &'w mut __bp_Xor::Values,
-        x: &::bp::Tensor<f32>,
-    ) -> ::core::result::Result<&'w ::bp::Tensor<f32>, ::bp::Error> {
-        let batch = ::bp::check_input("x", x, &[2])?;
-        ::bp::Network::check_state(self)?;
+        x: &::bp::__private::Tensor<f32>,
+    ) -> ::core::result::Result<
+        &'w ::bp::__private::Tensor<f32>,
+        ::bp::__private::Error,
+    > {
+        let batch = ::bp::__private::check_input("x", x, &[2])?;
+        ::bp::__private::Network::check_state(self)?;
         Self::reserve_values(ws, batch)?;
         ws.x.assign(x);
-        Self::forward_pass(&self.params, &self.buffers, ws, batch, false);
+        Self::forward_pass(
+            &self.params,
+            &self.buffers,
+            ws,
+            batch,
+            ::bp::__private::Mode::Evaluation,
+        );
         if self.check_finite {
-            ::bp::check_finite(
+            ::bp::__private::check_finite(
                 "predict",
-                &[
-                    ("`x`", &ws.x),
-                    ("`fc1`", &ws.fc1),
-                    ("`h`", &ws.h),
-                    ("`fc2`", &ws.fc2),
-                ],
+                &[("`x`", &ws.x), ("`fc1`", &ws.fc1), ("`h`", &ws.h), ("`fc2`", &ws.fc2)],
             )?;
         }
         Ok(&ws.fc2)
@@ -389,34 +451,27 @@ impl Xor {
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-    ```text
-    x = input                        [B, 2]
-    fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
-    h = tanh(fc1)                    [B, 8]
-    fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
-    ```*/
+```text
+x = input                        [B, 2]
+fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
+h = tanh(fc1)                    [B, 8]
+fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
+```*/
     fn forward_pass(
         params: &__bp_Xor::Params,
         _: &__bp_Xor::Buffers,
         values: &mut __bp_Xor::Values,
         batch: usize,
-        _: bool,
+        _: ::bp::__private::Mode,
     ) {
-        let __bp_Xor::Params {
-            fc1_weight,
-            fc1_bias,
-            fc2_weight,
-            fc2_bias,
-        } = params;
+        let __bp_Xor::Params { fc1_weight, fc1_bias, fc2_weight, fc2_bias } = params;
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
         fc1.resize(&[batch, 8]);
-        ::bp::kernels::linear_fixed::<_, 2, 8>(
-            batch,
-            x,
-            fc1_weight,
-            Some(fc1_bias.as_slice()),
-            fc1,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            2,
+            8,
+        >(batch, x, fc1_weight, Some(fc1_bias.as_slice()), fc1);
         h.resize(&[batch, 8]);
         {
             for (h, &fc1) in h.iter_mut().zip(fc1.iter()) {
@@ -424,61 +479,60 @@ impl Xor {
             }
         }
         fc2.resize(&[batch, 1]);
-        ::bp::kernels::linear_fixed::<_, 8, 1>(
-            batch,
-            h,
-            fc2_weight,
-            Some(fc2_bias.as_slice()),
-            fc2,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            8,
+            1,
+        >(batch, h, fc2_weight, Some(fc2_bias.as_slice()), fc2);
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-    ```text
-    d_fc2 = ∂J/∂fc2   (given)
-    d_h = d_fc2·fc2.weight
-    d_fc2_weight = d_fc2ᵀ·h
-    d_fc2_bias = Σ_rows d_fc2
-    d_fc1 = d_h·(1 − h·h)
-    d_fc1_weight = d_fc1ᵀ·x
-    d_fc1_bias = Σ_rows d_fc1
-    ```*/
+```text
+d_fc2 = ∂J/∂fc2   (given)
+d_h = d_fc2·fc2.weight
+d_fc2_weight = d_fc2ᵀ·h
+d_fc2_bias = Σ_rows d_fc2
+d_fc1 = d_h·(1 − h·h)
+d_fc1_weight = d_fc1ᵀ·x
+d_fc1_bias = Σ_rows d_fc1
+```*/
     fn backward_pass(
         params: &mut __bp_Xor::Params,
         values: &__bp_Xor::Values,
         residuals: &mut __bp_Xor::Residuals,
         grads: &mut __bp_Xor::Grads,
         batch: usize,
-        accumulate: bool,
+        accumulate: ::bp::__private::Accumulate,
         sgd: ::core::option::Option<f32>,
-        _: bool,
+        _: ::bp::__private::Mode,
     ) {
         let __bp_Xor::Params { ref fc2_weight, .. } = *params;
         let __bp_Xor::Values { x, h, .. } = values;
         let __bp_Xor::Residuals { d_fc1, d_h, d_fc2 } = residuals;
-        let __bp_Xor::Grads {
-            d_fc1_weight,
-            d_fc1_bias,
-            d_fc2_weight,
-            d_fc2_bias,
-        } = grads;
+        let __bp_Xor::Grads { d_fc1_weight, d_fc1_bias, d_fc2_weight, d_fc2_bias } = grads;
         d_h.resize(&[batch, 8]);
-        ::bp::kernels::linear_backward_input_fixed::<_, 8, 1>(batch, d_fc2, fc2_weight, d_h, false);
-        ::bp::kernels::linear_backward_weight_fixed::<_, 8, 1>(
-            batch,
-            d_fc2,
-            h,
-            d_fc2_weight,
-            accumulate,
-        );
-        ::bp::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
+        ::bp::__private::kernels::linear_backward_input_fixed::<
+            _,
+            8,
+            1,
+        >(batch, d_fc2, fc2_weight, d_h, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            8,
+            1,
+        >(batch, d_fc2, h, d_fc2_weight, accumulate);
+        ::bp::__private::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.fc2_weight.as_mut_slice(),
                 d_fc2_weight.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(params.fc2_bias.as_mut_slice(), d_fc2_bias.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.fc2_bias.as_mut_slice(),
+                d_fc2_bias.as_slice(),
+                lr,
+            );
         }
         {
             d_fc1.resize(&[batch, 8]);
@@ -486,38 +540,40 @@ impl Xor {
                 *d_fc1 = d_h * (1.0 - h * h);
             }
         }
-        ::bp::kernels::linear_backward_weight_fixed::<_, 2, 8>(
-            batch,
-            d_fc1,
-            x,
-            d_fc1_weight,
-            accumulate,
-        );
-        ::bp::kernels::bias_backward(batch, 8, d_fc1, d_fc1_bias, accumulate);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            2,
+            8,
+        >(batch, d_fc1, x, d_fc1_weight, accumulate);
+        ::bp::__private::kernels::bias_backward(batch, 8, d_fc1, d_fc1_bias, accumulate);
         if let Some(lr) = sgd {
-            ::bp::optim::sgd_update(
+            ::bp::__private::optim::sgd_update(
                 params.fc1_weight.as_mut_slice(),
                 d_fc1_weight.as_slice(),
                 lr,
             );
-            ::bp::optim::sgd_update(params.fc1_bias.as_mut_slice(), d_fc1_bias.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.fc1_bias.as_mut_slice(),
+                d_fc1_bias.as_slice(),
+                lr,
+            );
         }
     }
 }
-impl ::bp::Network for Xor {
+impl ::bp::__private::Network for Xor {
     type Scalar = f32;
-    const INPUTS: &'static [::bp::Port] = &[("x", &[2])];
-    const OUTPUTS: &'static [::bp::Port] = &[("fc2", &[1])];
+    const INPUTS: &'static [::bp::__private::Port] = &[("x", &[2])];
+    const OUTPUTS: &'static [::bp::__private::Port] = &[("fc2", &[1])];
     const STRUCTURE_HASH: u64 = 9537826317435433066u64;
     fn forward_dyn(
         &mut self,
-        inputs: &[&::bp::Tensor<f32>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("forward_dyn", 1usize, inputs.len())?;
+        inputs: &[&::bp::__private::Tensor<f32>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("forward_dyn", 1usize, inputs.len())?;
         self.forward(inputs[0usize])?;
         Ok(())
     }
-    fn output(&self, i: usize) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn output(&self, i: usize) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.forward_done {
             return None;
         }
@@ -526,42 +582,58 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn input_mut(
+        &mut self,
+        i: usize,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match i {
             0usize => Some(&mut self.values.x),
             _ => None,
         }
     }
-    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::Error> {
+    fn forward_loaded_dyn(
+        &mut self,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         self.forward_loaded()?;
         Ok(())
     }
     fn backward_dyn(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f32>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_dyn", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], false, None)
+        d_outputs: &[&::bp::__private::Tensor<f32>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("backward_dyn", 1usize, d_outputs.len())?;
+        self.backward_with(
+            d_outputs[0usize],
+            ::bp::__private::Accumulate::Overwrite,
+            None,
+        )
     }
     fn backward_dyn_accumulate(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f32>],
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
-        self.backward_with(d_outputs[0usize], true, None)
+        d_outputs: &[&::bp::__private::Tensor<f32>],
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count(
+            "backward_dyn_accumulate",
+            1usize,
+            d_outputs.len(),
+        )?;
+        self.backward_with(d_outputs[0usize], ::bp::__private::Accumulate::Add, None)
     }
     fn backward_sgd_dyn(
         &mut self,
-        d_outputs: &[&::bp::Tensor<f32>],
+        d_outputs: &[&::bp::__private::Tensor<f32>],
         lr: f64,
-    ) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_count("backward_sgd_dyn", 1usize, d_outputs.len())?;
         self.backward_sgd(d_outputs[0usize], lr)
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     }
-    fn param(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn param(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         match name {
             "fc1.weight" => Some(&self.params.fc1_weight),
             "fc1.bias" => Some(&self.params.fc1_bias),
@@ -570,7 +642,10 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn param_mut(&mut self, name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn param_mut(
+        &mut self,
+        name: &str,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match name {
             "fc1.weight" => Some(&mut self.params.fc1_weight),
             "fc1.bias" => Some(&mut self.params.fc1_bias),
@@ -579,7 +654,7 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn grad(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn grad(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if self.grads_spent {
             return None;
         }
@@ -591,26 +666,55 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn check_state(&self) -> ::core::result::Result<(), ::bp::Error> {
-        ::bp::check_state_shape("parameter", "fc1.weight", &self.params.fc1_weight, &[8, 2])?;
-        ::bp::check_state_shape("parameter", "fc1.bias", &self.params.fc1_bias, &[8])?;
-        ::bp::check_state_shape("parameter", "fc2.weight", &self.params.fc2_weight, &[1, 8])?;
-        ::bp::check_state_shape("parameter", "fc2.bias", &self.params.fc2_bias, &[1])?;
+    fn check_state(&self) -> ::core::result::Result<(), ::bp::__private::Error> {
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "fc1.weight",
+            &self.params.fc1_weight,
+            &[8, 2],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "fc1.bias",
+            &self.params.fc1_bias,
+            &[8],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "fc2.weight",
+            &self.params.fc2_weight,
+            &[1, 8],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "fc2.bias",
+            &self.params.fc2_bias,
+            &[1],
+        )?;
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]
     }
-    fn buffer(&self, _name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn buffer(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         None
     }
-    fn buffer_mut(&mut self, _name: &str) -> ::core::option::Option<&mut ::bp::Tensor<f32>> {
+    fn buffer_mut(
+        &mut self,
+        _name: &str,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         None
     }
     fn reseed(&mut self, seed: u64) {
-        self.rng = ::bp::rng::Rng::for_name(seed, "dropout");
+        self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
     }
-    fn value(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn value(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.forward_done {
             return None;
         }
@@ -622,7 +726,10 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn residual(&self, name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn residual(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
@@ -633,45 +740,35 @@ impl ::bp::Network for Xor {
             _ => None,
         }
     }
-    fn input_grad(&self, _name: &str) -> ::core::option::Option<&::bp::Tensor<f32>> {
+    fn input_grad(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
         None
     }
-    fn visit_params(&mut self, f: &mut ::bp::ParamVisitor<'_, f32>) {
-        f(
-            "fc1.weight",
-            &mut self.params.fc1_weight,
-            &self.grads.d_fc1_weight,
-        );
-        f(
-            "fc1.bias",
-            &mut self.params.fc1_bias,
-            &self.grads.d_fc1_bias,
-        );
-        f(
-            "fc2.weight",
-            &mut self.params.fc2_weight,
-            &self.grads.d_fc2_weight,
-        );
-        f(
-            "fc2.bias",
-            &mut self.params.fc2_bias,
-            &self.grads.d_fc2_bias,
-        );
+    fn visit_params(&mut self, f: &mut ::bp::__private::ParamVisitor<'_, f32>) {
+        f("fc1.weight", &mut self.params.fc1_weight, &self.grads.d_fc1_weight);
+        f("fc1.bias", &mut self.params.fc1_bias, &self.grads.d_fc1_bias);
+        f("fc2.weight", &mut self.params.fc2_weight, &self.grads.d_fc2_weight);
+        f("fc2.bias", &mut self.params.fc2_bias, &self.grads.d_fc2_bias);
     }
     fn set_training(&mut self, training: bool) {
-        self.training = training;
+        self.mode = if training {
+            ::bp::__private::Mode::Training
+        } else {
+            ::bp::__private::Mode::Evaluation
+        };
     }
     fn is_training(&self) -> bool {
-        self.training
+        self.mode.is_training()
     }
 }
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {
-    }
+    >() {}
     let _ = assert_send_sync_clone::<Xor>;
 };
