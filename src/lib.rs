@@ -3,9 +3,11 @@
 //! (the chain rule in reverse mode) are generated at compile time, every shape is checked
 //! by the compiler, and `cargo expand` shows the derivation written out.
 //!
-//! See the README for the language, the generated API and the runtime.
+//! See [`language`] for the language and the generated API, and the README for the runtime.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod language;
 
 pub use bp_macros::network;
 pub use bp_runtime::{check, data, init, io, kernels, loss, optim, rng, train};
