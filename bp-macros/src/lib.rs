@@ -91,12 +91,13 @@ fn stages(input: TokenStream) -> syn::Result<TokenStream> {
         return Ok(emit::fallback::fallback(&def.header(), errors));
     }
     let plan = autodiff::plan(&g);
-    let residuals = names::assign(&mut g, &plan);
+    let (residuals, locals) = names::assign(&mut g, &plan);
     let expansion = emit::Expansion {
         def: &def,
         g: &g,
         plan: &plan,
         residuals: &residuals,
+        locals: &locals,
         m: format_ident!("__bp_{}", def.name),
         ty: match def.dtype {
             syntax::Dtype::F32 => quote!(f32),

@@ -4,7 +4,7 @@
 //! generated names never collide.
 
 use crate::autodiff::Plan;
-use crate::graph::{Graph, Kind};
+use crate::graph::{Graph, Kind, Locals};
 use proc_macro2::{Ident, Span};
 use std::collections::HashSet;
 
@@ -25,8 +25,8 @@ impl Names {
 }
 
 /// Assigns every node, parameter, gradient and residual its identifier; returns the
-/// residual identifiers per node.
-pub fn assign(g: &mut Graph, plan: &Plan) -> Vec<Option<Ident>> {
+/// residual identifiers per node and the passes' local variables.
+pub fn assign(g: &mut Graph, plan: &Plan) -> (Vec<Option<Ident>>, Locals) {
     let mut names = Names {
         taken: g
             .nodes
@@ -66,9 +66,59 @@ pub fn assign(g: &mut Graph, plan: &Plan) -> Vec<Option<Ident>> {
         let node = &g.nodes[aux.node].ident;
         aux.ident = names.alloc(&format!("{node}_{}", aux.name));
     }
-    g.nodes
+    let residuals = g
+        .nodes
         .iter()
         .enumerate()
         .map(|(id, n)| plan.residual[id].then(|| names.alloc(&format!("d_{}", n.ident))))
-        .collect()
+        .collect();
+    (residuals, locals(&mut names))
+}
+
+/// The passes' locals, named apart from every field (mixed-site, so the user's code never
+/// sees them either).
+fn locals(names: &mut Names) -> Locals {
+    let mut local = |name: &str| Ident::new(&names.alloc(name).to_string(), Span::mixed_site());
+    let [batch, mode, rng, accumulate, sgd, lr, params, values, buffers, residuals, grads, step] =
+        [
+            "batch",
+            "mode",
+            "rng",
+            "accumulate",
+            "sgd",
+            "lr",
+            "params",
+            "values",
+            "buffers",
+            "residuals",
+            "grads",
+            "t",
+        ]
+        .map(&mut local);
+    // Temporaries are `t0`, `t1`, …: a prefix no taken name continues with digits.
+    let numbered = |prefix: &str, name: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let temp = ["t", "tmp", "tmp_", "t_"]
+        .into_iter()
+        .chain(std::iter::once("__bp_t"))
+        .find(|p| !names.taken.iter().any(|n| numbered(p, n)))
+        .unwrap_or("__bp_t")
+        .to_string();
+    Locals {
+        batch,
+        mode,
+        rng,
+        accumulate,
+        sgd,
+        lr,
+        params,
+        values,
+        buffers,
+        residuals,
+        grads,
+        step,
+        temp,
+    }
 }

@@ -125,7 +125,7 @@ fn constructors(c: &Expansion) -> TokenStream {
 
 /// `reserve_values` and `reserve_residuals`, called before the passes.
 fn reserves(c: &Expansion) -> TokenStream {
-    let (m, batch) = (&c.m, hyg("batch"));
+    let (m, batch) = (&c.m, c.locals.batch.clone());
     let (reserve_values, reserve_residuals) = reservations(c);
     quote! {
         /// Room in every forward buffer for a batch of `batch`.
@@ -144,7 +144,7 @@ fn reserves(c: &Expansion) -> TokenStream {
 
 /// `forward`, `inputs_mut`, `forward_loaded` and the `run_forward` they share.
 fn forward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
-    let (batch, mode) = (hyg("batch"), hyg("mode"));
+    let (batch, mode) = (c.locals.batch.clone(), c.locals.mode.clone());
     let in_names = &sig.inputs;
     let (inputs, inputs_mut_ty, out_ty) =
         (sig.input_params(), sig.inputs_mut_ty(), sig.out_ty(None));
@@ -229,7 +229,7 @@ fn backward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
             .map(|r| quote!(self.residuals.#r.assign(#d);));
         quote!(::bp::__private::check_output_grad(#name, #d, self.batch, &[#(#dims),*])?; #seed_it)
     });
-    let accumulate = hyg("accumulate");
+    let accumulate = c.locals.accumulate.clone();
     let finite = finite_checks(c);
     let (bwd_finite, grad_finite, param_finite) = (finite.residuals, finite.grads, finite.params);
     let bdoc = docs::backward_api_doc(c, d);
@@ -285,7 +285,7 @@ fn backward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
 
 /// `predict`, `predict_into` and `workspace`.
 fn predict_api(c: &Expansion, sig: &Signature) -> TokenStream {
-    let (m, batch, ws) = (&c.m, hyg("batch"), hyg("ws"));
+    let (m, batch, ws) = (&c.m, c.locals.batch.clone(), hyg("ws"));
     let in_names = &sig.inputs;
     let (inputs, out_owned_ty, out_ty_w) = (
         sig.input_params(),

@@ -8,7 +8,7 @@ use quote::quote;
 
 /// Checks every input's shape and that all inputs agree on the batch size; binds `batch`.
 pub fn input_checks(c: &Expansion) -> TokenStream {
-    let batch = hyg("batch");
+    let batch = c.locals.batch.clone();
     let inputs = c.inputs();
     let mut ts = TokenStream::new();
     for (k, &i) in inputs.iter().enumerate() {
@@ -16,7 +16,9 @@ pub fn input_checks(c: &Expansion) -> TokenStream {
         let name = c.g.nodes[i].name.as_str();
         let dims = c.g.shape(i).iter().map(|&d| lit(d));
         if k == 0 {
-            ts.extend(quote!(let #batch = ::bp::__private::check_input(#name, #ident, &[#(#dims),*])?;));
+            ts.extend(
+                quote!(let #batch = ::bp::__private::check_input(#name, #ident, &[#(#dims),*])?;),
+            );
         } else {
             let first = c.g.nodes[inputs[0]].name.as_str();
             ts.extend(quote!(::bp::__private::check_batch(#first, #batch, #name, ::bp::__private::check_input(#name, #ident, &[#(#dims),*])?)?;));
@@ -27,7 +29,7 @@ pub fn input_checks(c: &Expansion) -> TokenStream {
 
 /// PyTorch's rule: batch norm in training needs more than one value per channel.
 pub fn batch_norm_checks(c: &Expansion) -> Option<TokenStream> {
-    let (batch, mode) = (hyg("batch"), hyg("mode"));
+    let (batch, mode) = (c.locals.batch.clone(), c.locals.mode.clone());
     let checks: Vec<TokenStream> =
         c.g.nodes
             .iter()
@@ -52,7 +54,7 @@ pub fn batch_norm_checks(c: &Expansion) -> Option<TokenStream> {
 /// and backward's `residuals`: a batch too large for memory is an error naming the
 /// buffer, not an abort.
 pub fn reservations(c: &Expansion) -> (Vec<TokenStream>, Vec<TokenStream>) {
-    let batch = hyg("batch");
+    let batch = c.locals.batch.clone();
     let reserve = |field: TokenStream, what: String, per: usize, fixed: usize| {
         let (per, fixed) = (lit(per), lit(fixed));
         quote!(::bp::__private::reserve_buffer(&mut #field, #what, #batch, #per, #fixed)?;)

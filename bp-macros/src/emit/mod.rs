@@ -13,7 +13,7 @@ mod signature;
 mod structs;
 
 use crate::autodiff::Plan;
-use crate::graph::{CodeGen, Graph, Kind, Node, NodeId};
+use crate::graph::{CodeGen, Graph, Kind, Locals, Node, NodeId};
 use crate::syntax::NetworkDef;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -27,6 +27,8 @@ pub struct Expansion<'a> {
     /// The hidden module holding the buffer structs.
     pub m: Ident,
     pub ty: TokenStream,
+    /// The passes' local variables.
+    pub locals: &'a Locals,
 }
 
 /// A mixed-site identifier: generated locals never see the user's names.
@@ -57,7 +59,12 @@ impl Expansion<'_> {
 
     /// A fresh code generator (no contribution written yet).
     pub fn codegen(&self) -> CodeGen<'_> {
-        CodeGen::new(self.g, self.residuals, self.plan.seeded.clone())
+        CodeGen::new(
+            self.g,
+            self.residuals,
+            self.plan.seeded.clone(),
+            self.locals,
+        )
     }
 
     pub fn inputs(&self) -> Vec<NodeId> {

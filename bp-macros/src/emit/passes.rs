@@ -4,7 +4,7 @@
 //! goes into the passes and the math into their `///` derivation.
 
 use super::docs::{self, Derivation};
-use super::{hyg, lit, Expansion};
+use super::{lit, Expansion};
 use crate::graph::{AuxTy, CodeGen, Kind, NodeId, ParamId, Place};
 use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::quote;
@@ -86,7 +86,7 @@ fn scalar(param: &Ident, used: &HashSet<String>) -> TokenStream {
 
 /// Statements sizing the workspaces of node `id` kept at `place`.
 fn size_aux(c: &Expansion, id: NodeId, place: Place) -> TokenStream {
-    let batch = hyg("batch");
+    let batch = c.locals.batch.clone();
     c.g.aux
         .iter()
         .filter(|a| a.node == id && a.place == place)
@@ -137,7 +137,7 @@ fn forward_steps(c: &Expansion, cg: &CodeGen, derivation: &mut Derivation) -> [T
 /// The reverse sweep's statements, each parameter's fused SGD step as soon as its
 /// gradient is complete, with their math recorded in `derivation`.
 fn backward_steps(c: &Expansion, cg: &CodeGen, derivation: &mut Derivation) -> TokenStream {
-    let (params, sgd, lr) = (hyg("params"), &cg.sgd, &cg.lr);
+    let (params, sgd, lr) = (&c.locals.params, &cg.sgd, &cg.lr);
     let mut bwd = TokenStream::new();
     // The fused SGD step of `backward_sgd` for a parameter whose op did not fold it into
     // its own backward: right after the gradient is complete.
@@ -177,28 +177,29 @@ fn backward_steps(c: &Expansion, cg: &CodeGen, derivation: &mut Derivation) -> T
 
 /// The structs a pass may read, as `Unpack`s.
 fn unpacks<'a>(c: &'a Expansion) -> [Unpack<'a>; 5] {
+    let l = c.locals;
     let forward_aux = c.g.aux.iter().filter(|a| a.place == Place::Forward);
     let backward_aux = c.g.aux.iter().filter(|a| a.place == Place::Backward);
-    let unpack = |strukt, param: &str, fields: Vec<&'a Ident>| Unpack {
+    let unpack = |strukt, param: &Ident, fields: Vec<&'a Ident>| Unpack {
         strukt,
-        param: hyg(param),
+        param: param.clone(),
         fields,
         by_ref: false,
     };
     [
         unpack(
             "Params",
-            "params",
+            &l.params,
             c.g.params.iter().map(|p| &p.ident).collect(),
         ),
         unpack(
             "Buffers",
-            "buffers",
+            &l.buffers,
             c.g.buffers.iter().map(|b| &b.ident).collect(),
         ),
         unpack(
             "Values",
-            "values",
+            &l.values,
             c.valued()
                 .map(|n| &n.ident)
                 .chain(forward_aux.map(|a| &a.ident))
@@ -206,7 +207,7 @@ fn unpacks<'a>(c: &'a Expansion) -> [Unpack<'a>; 5] {
         ),
         unpack(
             "Residuals",
-            "residuals",
+            &l.residuals,
             c.residuals
                 .iter()
                 .flatten()
@@ -215,7 +216,7 @@ fn unpacks<'a>(c: &'a Expansion) -> [Unpack<'a>; 5] {
         ),
         unpack(
             "Grads",
-            "grads",
+            &l.grads,
             c.g.params.iter().map(|p| &p.grad_ident).collect(),
         ),
     ]
@@ -223,7 +224,7 @@ fn unpacks<'a>(c: &'a Expansion) -> [Unpack<'a>; 5] {
 
 /// The passes as associated functions, and the math of their steps.
 pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
-    let m = &c.m;
+    let (m, l) = (&c.m, c.locals);
     let cg = c.codegen();
     let mut derivation = Derivation::default();
     let [fwd, prepare, update] = forward_steps(c, &cg, &mut derivation);
@@ -243,12 +244,12 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
         mentioned(body, &mut used);
         let (names, lets): (Vec<TokenStream>, Vec<TokenStream>) =
             structs.iter().map(|s| s.emit(m, &used)).unzip();
-        let scalars = move |name: &str| scalar(&hyg(name), &used);
+        let scalars = move |local: &Ident| scalar(local, &used);
         (names, quote!(#(#lets)* #body), scalars)
     };
     let elem = &cg.ty;
     let (pn, prepare_body, s) = pass(&prepare, &[&v]);
-    let (rng, batch) = (s("rng"), s("batch"));
+    let (rng, batch) = (s(&l.rng), s(&l.batch));
     let prepare = (!prepare.is_empty()).then(|| {
         quote! {
             /// Training mode, before the forward pass: draws what is random (dropout masks).
@@ -258,7 +259,7 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
         }
     });
     let (un, update_body, s) = pass(&update, &[&b, &v]);
-    let (ub, uv, batch) = (&un[0], &un[1], s("batch"));
+    let (ub, uv, batch) = (&un[0], &un[1], s(&l.batch));
     let update = (!update.is_empty()).then(|| {
         quote! {
             /// Training mode, after the forward pass: updates the buffers (running statistics).
@@ -269,7 +270,7 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
     });
     let (fnames, fwd_body, s) = pass(&fwd, &[&p, &b, &v]);
     let [fp, fb, fv] = [&fnames[0], &fnames[1], &fnames[2]];
-    let (batch, mode) = (s("batch"), s("mode"));
+    let (batch, mode) = (s(&l.batch), s(&l.mode));
     let forward = quote! {
         #[doc = #fdoc]
         fn forward_pass(#fp: &#m::Params, #fb: &#m::Buffers, #fv: &mut #m::Values, #batch: usize, #mode: ::bp::__private::Mode) {
@@ -278,7 +279,7 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
     };
     let (bnames, bwd_body, s) = pass(&bwd, &[&p_ref, &v, &r, &g]);
     let [bp, bv, br, bg] = [&bnames[0], &bnames[1], &bnames[2], &bnames[3]];
-    let (batch, accumulate, sgd, mode) = (s("batch"), s("accumulate"), s("sgd"), s("mode"));
+    let (batch, accumulate, sgd, mode) = (s(&l.batch), s(&l.accumulate), s(&l.sgd), s(&l.mode));
     let code = quote! {
         #prepare
         #update

@@ -17,6 +17,8 @@ pub struct Leaves<'a> {
     pub grad: TokenStream,
     /// The scalar type (`f32` or `f64`), for literals that receive a method call.
     pub ty: TokenStream,
+    /// The prefix of the temporaries' names (`t` for `t0`, `t1`, …).
+    pub temp: &'a str,
 }
 
 /// Emits several expressions that are evaluated together (one element of a loop body):
@@ -171,7 +173,12 @@ impl Emitter<'_> {
         let dag = self.dag;
         let mut ts = TokenStream::new();
         self.emit_node(&dag.nodes[id], &dag.kids[id], &mut ts);
-        let name = format_ident!("t{}", self.bound.len(), span = Span::mixed_site());
+        let name = format_ident!(
+            "{}{}",
+            self.leaves.temp,
+            self.bound.len(),
+            span = Span::mixed_site()
+        );
         self.lets.push(quote!(let #name = #ts;));
         self.bound.insert(id, name);
     }

@@ -235,7 +235,6 @@ fn clamp(x: &[E], h: &[Value]) -> Result<E, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::prims::Prim;
     use super::*;
 
     /// Every name is one entry, and each primitive's derivative matches a central

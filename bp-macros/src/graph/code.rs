@@ -32,6 +32,8 @@ pub struct CodeGen<'a> {
     fused: RefCell<Vec<ParamId>>,
     /// An identifier never declared (see [`CodeGen::residual`]).
     missing: Ident,
+    /// The passes' local variables.
+    pub locals: &'a Locals,
 }
 
 /// How a contribution is written into a residual.
@@ -50,24 +52,52 @@ pub struct Contribution {
     pub math: String,
 }
 
+/// The local variables of the generated passes. Each is named as the math would
+/// (`batch`, `lr`), unless the user took that name for a node or parameter: then it gets
+/// a suffix (`names` picks them), so a pass's body names a local and a field differently.
+pub struct Locals {
+    pub batch: Ident,
+    pub mode: Ident,
+    pub rng: Ident,
+    pub accumulate: Ident,
+    pub sgd: Ident,
+    pub lr: Ident,
+    /// The pass parameters holding the buffer structs.
+    pub params: Ident,
+    pub values: Ident,
+    pub buffers: Ident,
+    pub residuals: Ident,
+    pub grads: Ident,
+    /// A recurrent layer's time step.
+    pub step: Ident,
+    /// The prefix of a formula's temporaries (`t0`, `t1`, …).
+    pub temp: String,
+}
+
 impl<'a> CodeGen<'a> {
-    pub fn new(g: &'a Graph, residuals: &'a [Option<Ident>], written: Vec<bool>) -> CodeGen<'a> {
+    pub fn new(
+        g: &'a Graph,
+        residuals: &'a [Option<Ident>],
+        written: Vec<bool>,
+        locals: &'a Locals,
+    ) -> CodeGen<'a> {
         CodeGen {
             g,
             ty: match g.dtype {
                 crate::syntax::Dtype::F32 => quote!(f32),
                 crate::syntax::Dtype::F64 => quote!(f64),
             },
-            batch: Ident::new("batch", Span::mixed_site()),
-            mode: Ident::new("mode", Span::mixed_site()),
-            rng: Ident::new("rng", Span::mixed_site()),
-            accumulate: Ident::new("accumulate", Span::mixed_site()),
+            batch: locals.batch.clone(),
+            mode: locals.mode.clone(),
+            rng: locals.rng.clone(),
+            accumulate: locals.accumulate.clone(),
             residuals,
             written: RefCell::new(written),
-            sgd: Ident::new("sgd", Span::mixed_site()),
-            lr: Ident::new("lr", Span::mixed_site()),
+            sgd: locals.sgd.clone(),
+            lr: locals.lr.clone(),
             fused: RefCell::new(Vec::new()),
             missing: Ident::new("__bp_missing_residual", Span::call_site()),
+            locals,
         }
     }
 
@@ -77,7 +107,7 @@ impl<'a> CodeGen<'a> {
     /// The op must emit this after its last read of `p`.
     pub fn fuse_sgd(&self, p: ParamId) -> TokenStream {
         self.fused.borrow_mut().push(p);
-        let params = Ident::new("params", Span::mixed_site());
+        let params = &self.locals.params;
         let field = &self.g.params[p].ident;
         quote!(#params.#field.as_mut_slice())
     }
@@ -188,7 +218,11 @@ impl<'a> CodeGen<'a> {
             return Some(Contribution {
                 ident: self.g.params[p].grad_ident.clone(),
                 prelude: TokenStream::new(),
-                acc: if first { quote!(#acc) } else { quote!(::bp::__private::Accumulate::Add) },
+                acc: if first {
+                    quote!(#acc)
+                } else {
+                    quote!(::bp::__private::Accumulate::Add)
+                },
                 first: false,
                 runtime: first,
                 math: format!("{} {}", self.d_name(id), if first { "=" } else { "+=" }),

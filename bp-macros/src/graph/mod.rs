@@ -10,7 +10,7 @@ mod code;
 mod op;
 
 pub use builder::{Builder, LetScope};
-pub use code::{CodeGen, Contribution};
+pub use code::{CodeGen, Contribution, Locals};
 pub use op::{AuxSpec, Built, Op, ParamInit, Step};
 
 use crate::syntax::Dtype;

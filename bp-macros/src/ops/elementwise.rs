@@ -163,7 +163,7 @@ impl Fused {
 
     fn leaves<'a>(
         &self,
-        cg: &CodeGen,
+        cg: &CodeGen<'a>,
         out: NodeId,
         var: &'a dyn Fn(usize) -> TokenStream,
     ) -> Leaves<'a> {
@@ -174,6 +174,7 @@ impl Fused {
             out: quote!(#y),
             grad: quote!(#dy),
             ty: cg.ty.clone(),
+            temp: &cg.locals.temp,
         }
     }
 

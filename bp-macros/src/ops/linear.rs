@@ -164,7 +164,8 @@ impl Op for Linear {
         steps.push(Step::new(format!("{dw} = {d_y}ᵀ·{xn}"), code));
         if let Some(&p) = self.params.get(1) {
             let db = &cg.g.params[p].grad_ident;
-            let code = quote!(::bp::__private::kernels::bias_backward(#rows, #outf, #dy, #db, #acc););
+            let code =
+                quote!(::bp::__private::kernels::bias_backward(#rows, #outf, #dy, #db, #acc););
             steps.push(Step::new(format!("{db} = Σ_rows {d_y}"), code));
         }
         steps

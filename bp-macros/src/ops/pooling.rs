@@ -135,7 +135,9 @@ impl Op for Pool {
                 let idx = cg.aux(idx);
                 quote!(#pre ::bp::__private::kernels::max_pool2d_backward(#g, #batch, #idx, #dy, #dx, #acc);)
             }
-            None => quote!(#pre ::bp::__private::kernels::avg_pool2d_backward(#g, #batch, #dy, #dx, #acc);),
+            None => {
+                quote!(#pre ::bp::__private::kernels::avg_pool2d_backward(#g, #batch, #dy, #dx, #acc);)
+            }
         };
         vec![Step::new(math, code)]
     }

@@ -12,7 +12,7 @@ use super::grads::optional_input;
 use crate::graph::{
     AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Step,
 };
-use proc_macro2::{Ident, Literal, Span, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -172,7 +172,7 @@ impl Op for Recurrent {
         let (x, y, batch, g) = (cg.value(self.x[0]), cg.value(out), &cg.batch, self.geom());
         let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|i| self.p(cg, i).0);
         let gates = cg.aux(self.aux.gates);
-        let t = Ident::new("t", Span::mixed_site());
+        let t = &cg.locals.step;
         let steps = Literal::usize_unsuffixed(self.t_len);
         let step = format_ident!("{}_step", self.cell.name());
         let cell = self.aux.cell.map(|[c, _]| {
@@ -213,7 +213,7 @@ impl Op for Recurrent {
             math.push(format!("{lhs}[t] d_gates_t·W_ih"));
         }
         let (pre, dx, acc_x) = (dxg.prelude, dxg.slice, dxg.acc);
-        let t = Ident::new("t", Span::mixed_site());
+        let t = &cg.locals.step;
         let steps = Literal::usize_unsuffixed(self.t_len);
         let step = format_ident!("{}_step_backward", self.cell.name());
         let (cell, dc) = match self.aux.cell {

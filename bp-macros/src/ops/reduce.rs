@@ -51,7 +51,10 @@ impl Op for Reduce {
         };
         let n = Literal::usize_unsuffixed(n);
         let f = if self.mean { quote!(mean) } else { quote!(sum) };
-        Step::new(math, quote!(::bp::__private::kernels::#f(#batch, #n, #x, #y);))
+        Step::new(
+            math,
+            quote!(::bp::__private::kernels::#f(#batch, #n, #x, #y);),
+        )
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {

@@ -57,7 +57,10 @@ impl Op for Softmax {
             let math = format!("{yn} = exp({xn}) / Σ exp({xn})  (over the last dim)");
             (math, quote!(softmax))
         };
-        Step::new(math, quote!(::bp::__private::kernels::#f(#rows, #n, #x, #y);))
+        Step::new(
+            math,
+            quote!(::bp::__private::kernels::#f(#rows, #n, #x, #y);),
+        )
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {

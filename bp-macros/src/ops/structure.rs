@@ -162,7 +162,10 @@ impl Op for Flatten {
     fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
         let (x, y) = (cg.value(self.x[0]), cg.value(out));
         let math = format!("{} = flatten({})", cg.name(out), cg.name(self.x[0]));
-        Step::new(math, quote!(::bp::__private::kernels::copy(#x, #y, ::bp::__private::Accumulate::Overwrite);))
+        Step::new(
+            math,
+            quote!(::bp::__private::kernels::copy(#x, #y, ::bp::__private::Accumulate::Overwrite);),
+        )
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
@@ -229,7 +232,10 @@ impl Op for Last {
             Literal::usize_unsuffixed(self.f),
         );
         let math = format!("{} = {}[T − 1]", cg.name(out), cg.name(self.x[0]));
-        Step::new(math, quote!(::bp::__private::kernels::last(#batch, #t, #f, #x, #y);))
+        Step::new(
+            math,
+            quote!(::bp::__private::kernels::last(#batch, #t, #f, #x, #y);),
+        )
     }
 
     fn backward(&self, cg: &CodeGen, out: NodeId) -> Vec<Step> {
@@ -247,7 +253,8 @@ impl Op for Last {
             cg.d_name(out)
         );
         let (pre, dx, acc) = (c.prelude, c.ident, c.acc);
-        let code = quote!(#pre ::bp::__private::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc););
+        let code =
+            quote!(#pre ::bp::__private::kernels::last_backward(#batch, #t, #f, #dy, #dx, #acc););
         vec![Step::new(math, code)]
     }
 
