@@ -6,12 +6,15 @@
 // A test binary uses only part of each network's API; in a user's crate the rest is
 // public API, not dead code.
 #[allow(dead_code)]
+#[rustfmt::skip] // the snapshot as the macro writes it (prettyplease)
 #[path = "../bp-macros/tests/snapshots/fanout.rs"]
 mod fanout;
 #[allow(dead_code)]
+#[rustfmt::skip] // the snapshot as the macro writes it (prettyplease)
 #[path = "../bp-macros/tests/snapshots/layers.rs"]
 mod layers;
 #[allow(dead_code)]
+#[rustfmt::skip] // the snapshot as the macro writes it (prettyplease)
 #[path = "../bp-macros/tests/snapshots/xor.rs"]
 mod xor;
 

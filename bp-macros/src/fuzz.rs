@@ -140,95 +140,103 @@ fn mutate(v: &mut Vec<Lex>, rng: &mut Rng) {
                 v.swap(i, j);
             }
         }
-        // A number replaced.
-        3 => {
-            let nums: Vec<usize> = toks
-                .iter()
-                .copied()
-                .filter(|&i| matches!(&v[i], Lex::Tok(t, _) if t.starts_with(|c: char| c.is_ascii_digit())))
-                .collect();
-            if !nums.is_empty() {
-                let i = nums[rng.below(nums.len())];
-                v[i] = Lex::Tok(NUMBERS[rng.below(NUMBERS.len())].to_string(), false);
-            }
-        }
-        // A name misspelled: a letter changed, added or removed.
-        4 => {
-            let names: Vec<usize> = toks
-                .iter()
-                .copied()
-                .filter(|&i| matches!(&v[i], Lex::Tok(t, _) if t.starts_with(|c: char| c.is_ascii_alphabetic())))
-                .collect();
-            if !names.is_empty() {
-                let i = names[rng.below(names.len())];
-                if let Lex::Tok(t, _) = &mut v[i] {
-                    let k = rng.below(t.len());
-                    let letter = (b'a' + rng.below(26) as u8) as char;
-                    match rng.below(3) {
-                        0 => t.replace_range(k..k + 1, &letter.to_string()),
-                        1 => t.insert(k, letter),
-                        _ if t.len() > 1 => {
-                            t.remove(k);
-                        }
-                        _ => t.push('_'),
-                    }
-                }
-            }
-        }
-        // An operand nested 1,000 calls deep.
+        3 => replace_number(v, &toks, rng),
+        4 => misspell(v, &toks, rng),
         5 => {
             let i = pick(rng);
-            let fs = [
-                "relu",
-                "sigmoid",
-                "softmax",
-                "neg",
-                "elu",
-                "abs",
-                "leaky_relu",
-                "gelu",
-            ];
-            let f = fs[rng.below(fs.len())];
-            let mut nested = Vec::new();
-            for _ in 0..1000 {
-                if f == "neg" {
-                    nested.push(Lex::Tok("-".into(), false));
-                    nested.push(Lex::Open(Delimiter::Parenthesis));
-                } else {
-                    nested.push(Lex::Tok(f.into(), false));
-                    nested.push(Lex::Open(Delimiter::Parenthesis));
-                }
-            }
-            nested.push(v[i].clone());
-            nested.extend((0..1000).map(|_| Lex::Close(Delimiter::Parenthesis)));
-            v.splice(i..i + 1, nested);
+            nest(v, i, rng);
         }
-        // A hyperparameter `name = value` removed, duplicated or out of range.
-        _ => {
-            let hypers: Vec<usize> = (0..v.len().saturating_sub(2))
-                .filter(|&i| {
-                    matches!((&v[i], &v[i + 1]), (Lex::Tok(n, _), Lex::Tok(eq, false))
-                        if eq == "=" && n.starts_with(|c: char| c.is_ascii_lowercase()))
-                        && is_tok(&v[i + 2])
-                })
-                .collect();
-            if hypers.is_empty() {
-                return;
+        _ => change_hyperparameter(v, rng),
+    }
+}
+
+/// A number replaced.
+fn replace_number(v: &mut [Lex], toks: &[usize], rng: &mut Rng) {
+    let nums: Vec<usize> = toks
+        .iter()
+        .copied()
+        .filter(|&i| matches!(&v[i], Lex::Tok(t, _) if t.starts_with(|c: char| c.is_ascii_digit())))
+        .collect();
+    if !nums.is_empty() {
+        let i = nums[rng.below(nums.len())];
+        v[i] = Lex::Tok(NUMBERS[rng.below(NUMBERS.len())].to_string(), false);
+    }
+}
+
+/// A name misspelled: a letter changed, added or removed.
+fn misspell(v: &mut [Lex], toks: &[usize], rng: &mut Rng) {
+    let names: Vec<usize> = toks
+        .iter()
+        .copied()
+        .filter(|&i| matches!(&v[i], Lex::Tok(t, _) if t.starts_with(|c: char| c.is_ascii_alphabetic())))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let i = names[rng.below(names.len())];
+    if let Lex::Tok(t, _) = &mut v[i] {
+        let k = rng.below(t.len());
+        let letter = (b'a' + rng.below(26) as u8) as char;
+        match rng.below(3) {
+            0 => t.replace_range(k..k + 1, &letter.to_string()),
+            1 => t.insert(k, letter),
+            _ if t.len() > 1 => {
+                t.remove(k);
             }
-            let i = hypers[rng.below(hypers.len())];
-            match rng.below(3) {
-                0 => {
-                    v.drain(i..i + 3);
-                }
-                1 => {
-                    let triple: Vec<Lex> = v[i..i + 3].to_vec();
-                    let mut with_comma = triple;
-                    with_comma.push(Lex::Tok(",".into(), false));
-                    v.splice(i..i, with_comma);
-                }
-                _ => v[i + 2] = Lex::Tok(NUMBERS[rng.below(NUMBERS.len())].to_string(), false),
-            }
+            _ => t.push('_'),
         }
+    }
+}
+
+/// Token `i` nested 1,000 calls deep.
+fn nest(v: &mut Vec<Lex>, i: usize, rng: &mut Rng) {
+    let fs = [
+        "relu",
+        "sigmoid",
+        "softmax",
+        "neg",
+        "elu",
+        "abs",
+        "leaky_relu",
+        "gelu",
+        "erf",
+        "clamp",
+    ];
+    let f = fs[rng.below(fs.len())];
+    let mut nested = Vec::new();
+    for _ in 0..1000 {
+        let name = if f == "neg" { "-" } else { f };
+        nested.push(Lex::Tok(name.into(), false));
+        nested.push(Lex::Open(Delimiter::Parenthesis));
+    }
+    nested.push(v[i].clone());
+    nested.extend((0..1000).map(|_| Lex::Close(Delimiter::Parenthesis)));
+    v.splice(i..i + 1, nested);
+}
+
+/// A hyperparameter `name = value` removed, duplicated or out of range.
+fn change_hyperparameter(v: &mut Vec<Lex>, rng: &mut Rng) {
+    let hypers: Vec<usize> = (0..v.len().saturating_sub(2))
+        .filter(|&i| {
+            matches!((&v[i], &v[i + 1]), (Lex::Tok(n, _), Lex::Tok(eq, false))
+                if eq == "=" && n.starts_with(|c: char| c.is_ascii_lowercase()))
+                && is_tok(&v[i + 2])
+        })
+        .collect();
+    if hypers.is_empty() {
+        return;
+    }
+    let i = hypers[rng.below(hypers.len())];
+    match rng.below(3) {
+        0 => {
+            v.drain(i..i + 3);
+        }
+        1 => {
+            let mut with_comma: Vec<Lex> = v[i..i + 3].to_vec();
+            with_comma.push(Lex::Tok(",".into(), false));
+            v.splice(i..i, with_comma);
+        }
+        _ => v[i + 2] = Lex::Tok(NUMBERS[rng.below(NUMBERS.len())].to_string(), false),
     }
 }
 

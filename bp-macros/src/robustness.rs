@@ -18,90 +18,104 @@ fn errors(src: &str) -> Result<String, String> {
     }
 }
 
+/// Wrong items in a network over `x: [4]`, `img: [2, 6, 6]`, `seq: [5, 3]`.
+const WRONG_ITEMS: &[&str] = &[
+    "let y = linear(x, 10, bias = 1); output y;",
+    "let y = x.relu(); output y;",
+    "let y = relu(); output y;",
+    "let y = concat(x); output y;",
+    "let y = concat(x, x, dim = 5); output y;",
+    "let y = pow(x, x); output y;",
+    "let y = softmax(x, dim = 0); output y;",
+    "let y = x[0]; output y;",
+    "let a = relu(b); let b = relu(x); output a;",
+    "let y = 2.0; output y;",
+    "let y = conv2d(img, 4); output y;",
+    "let y = conv2d(img, 4, kernel = 0); output y;",
+    "let y = conv2d(img, 4, kernel = 3, stride = 0); output y;",
+    "let y = conv2d(img, 4, 3, kernel = 3); output y;",
+    "let y = conv2d(x, 4, kernel = 3); output y;",
+    "let y = max_pool2d(img); output y;",
+    "let y = max_pool2d(img, 7); output y;",
+    "let y = avg_pool2d(seq, 2); output y;",
+    "let y = lstm(seq, hidden = 0); output y;",
+    "let y = gru(x, hidden = 3); output y;",
+    "let y = rnn(seq, 4); output y;",
+    "let y = batch_norm(x, momentum = -1.0); output y;",
+    "let y = batch_norm(x, eps = 0); output y;",
+    "let y = layer_norm(sum(x)); output y;",
+    "let y = dropout(x); output y;",
+    "let y = dropout(x, 0.5, p = 0.5); output y;",
+    "let y = last(x); output y;",
+    "let y = flatten(); output y;",
+    "let y = linear(sum(x), 3); output y;",
+    "let y = linear(x, 3) + linear(x, 3); output y;",
+    "let y = lstm(lstm(seq, hidden = 2), hidden = 2); output y;",
+    "let y = x + img; output y;",
+    "let y = min(x); output y;",
+    "let y = leaky_relu(x, slope = x); output y;",
+    "let y = relu(x); output y, y;",
+    "let y = relu(x); output x;",
+    "let y = relu(x);",
+    "output nothing;",
+    "param w: [3] = foo; let y = x; output y;",
+    "param w: [3] = uniform(1.0, 0.0); let y = x; output y;",
+    "param w: [3] = normal(-1.0); let y = x; output y;",
+    "let y = x; let y = x; output y;",
+    // Out-of-range numbers (issue 9): each an error at the token, no overflow panic.
+    "let y = x * 1e400; output y;",
+    "let y = x * -1e400; output y;",
+    "param w: [3] = 1e400; let y = x; output y;",
+    "param w: [3] = normal(1e400); let y = x; output y;",
+    "let y = leaky_relu(x, slope = 1e400); output y;",
+    "let y = pow(x, 1e400); output y;",
+    "let y = linear(x, 18446744073709551615); output y;",
+    "let y = linear(x, 4294967297); output y;",
+    "let y = linear(x, 4294967296); output y;",
+    "let y = conv2d(img, 4, kernel = 3, padding = 9223372036854775808); output y;",
+    "let y = conv2d(img, 4, kernel = 3, padding = 4294967296); output y;",
+    "let y = conv2d(img, 65536, kernel = 3, padding = 4294967295); output y;",
+    "let y = lstm(seq, hidden = 4294967296); output y;",
+    "let y = concat(x, x, dim = 18446744073709551615); output y;",
+    "let y = max_pool2d(img, 18446744073709551615); output y;",
+    "let y = dropout(x, 1e400); output y;",
+    // The function table's hyperparameters (issue 10).
+    "let y = clamp(x); output y;",
+    "let y = clamp(x, min = x); output y;",
+    "let y = clamp(x, 1.0, 2.0, 3.0); output y;",
+    "let y = gelu(x, approximate = \"fast\"); output y;",
+    "let y = gelu(x, approximate = 1.0); output y;",
+    "let y = gelu(x, \"tanh\", approximate = \"tanh\"); output y;",
+    "let y = pow(x, p = 2.0, p = 3.0); output y;",
+    "let y = sin(x, x); output y;",
+];
+
+/// Wrong descriptions, whole.
+const WRONG_DESCRIPTIONS: &[&str] = &[
+    "struct Net { input x: [4, 0]; let y = x; output y; }",
+    "struct Net { input x: [a]; }",
+    "struct Net { output; }",
+    "struct Net { input x: [4] grad grad; }",
+    "struct Net { inptu x: [4]; }",
+    "#[dtype(f16)] struct Net { input x: [4]; let y = x; output y; }",
+    "struct Net { input x: [1, 1, 1, 1, 1, 1]; let y = x; output y; }",
+    "struct Net",
+    "",
+    "struct Net { input x: [4294967296, 4294967296]; let y = x; output y; }",
+    "struct Net { input x: [18446744073709551615]; let y = x; output y; }",
+    "struct Net { input x: [65536, 65536, 2]; let y = relu(x); output y; }",
+    "struct Net { input x: [100000]; let y = linear(x, 100000); output y; }",
+];
+
 #[test]
 fn wrong_networks_are_errors_not_panics() -> Result<(), String> {
     let body = |items: &str| {
         format!("struct Net {{ input x: [4]; input img: [2, 6, 6]; input seq: [5, 3]; {items} }}")
     };
-    let cases = [
-        "let y = linear(x, 10, bias = 1); output y;",
-        "let y = x.relu(); output y;",
-        "let y = relu(); output y;",
-        "let y = concat(x); output y;",
-        "let y = concat(x, x, dim = 5); output y;",
-        "let y = pow(x, x); output y;",
-        "let y = softmax(x, dim = 0); output y;",
-        "let y = x[0]; output y;",
-        "let a = relu(b); let b = relu(x); output a;",
-        "let y = 2.0; output y;",
-        "let y = conv2d(img, 4); output y;",
-        "let y = conv2d(img, 4, kernel = 0); output y;",
-        "let y = conv2d(img, 4, kernel = 3, stride = 0); output y;",
-        "let y = conv2d(img, 4, 3, kernel = 3); output y;",
-        "let y = conv2d(x, 4, kernel = 3); output y;",
-        "let y = max_pool2d(img); output y;",
-        "let y = max_pool2d(img, 7); output y;",
-        "let y = avg_pool2d(seq, 2); output y;",
-        "let y = lstm(seq, hidden = 0); output y;",
-        "let y = gru(x, hidden = 3); output y;",
-        "let y = rnn(seq, 4); output y;",
-        "let y = batch_norm(x, momentum = -1.0); output y;",
-        "let y = batch_norm(x, eps = 0); output y;",
-        "let y = layer_norm(sum(x)); output y;",
-        "let y = dropout(x); output y;",
-        "let y = dropout(x, 0.5, p = 0.5); output y;",
-        "let y = last(x); output y;",
-        "let y = flatten(); output y;",
-        "let y = linear(sum(x), 3); output y;",
-        "let y = linear(x, 3) + linear(x, 3); output y;",
-        "let y = lstm(lstm(seq, hidden = 2), hidden = 2); output y;",
-        "let y = x + img; output y;",
-        "let y = min(x); output y;",
-        "let y = leaky_relu(x, slope = x); output y;",
-        "let y = relu(x); output y, y;",
-        "let y = relu(x); output x;",
-        "let y = relu(x);",
-        "output nothing;",
-        "param w: [3] = foo; let y = x; output y;",
-        "param w: [3] = uniform(1.0, 0.0); let y = x; output y;",
-        "param w: [3] = normal(-1.0); let y = x; output y;",
-        "let y = x; let y = x; output y;",
-        // Out-of-range numbers (issue 9): each an error at the token, no overflow panic.
-        "let y = x * 1e400; output y;",
-        "let y = x * -1e400; output y;",
-        "param w: [3] = 1e400; let y = x; output y;",
-        "param w: [3] = normal(1e400); let y = x; output y;",
-        "let y = leaky_relu(x, slope = 1e400); output y;",
-        "let y = pow(x, 1e400); output y;",
-        "let y = linear(x, 18446744073709551615); output y;",
-        "let y = linear(x, 4294967297); output y;",
-        "let y = linear(x, 4294967296); output y;",
-        "let y = conv2d(img, 4, kernel = 3, padding = 9223372036854775808); output y;",
-        "let y = conv2d(img, 4, kernel = 3, padding = 4294967296); output y;",
-        "let y = conv2d(img, 65536, kernel = 3, padding = 4294967295); output y;",
-        "let y = lstm(seq, hidden = 4294967296); output y;",
-        "let y = concat(x, x, dim = 18446744073709551615); output y;",
-        "let y = max_pool2d(img, 18446744073709551615); output y;",
-        "let y = dropout(x, 1e400); output y;",
-    ];
-    for items in cases {
+    for items in WRONG_ITEMS {
         errors(&body(items))?;
     }
-    for src in [
-        "struct Net { input x: [4, 0]; let y = x; output y; }",
-        "struct Net { input x: [a]; }",
-        "struct Net { output; }",
-        "struct Net { input x: [4] grad grad; }",
-        "struct Net { inptu x: [4]; }",
-        "#[dtype(f16)] struct Net { input x: [4]; let y = x; output y; }",
-        "struct Net { input x: [1, 1, 1, 1, 1, 1]; let y = x; output y; }",
-        "struct Net",
-        "",
-        "struct Net { input x: [4294967296, 4294967296]; let y = x; output y; }",
-        "struct Net { input x: [18446744073709551615]; let y = x; output y; }",
-        "struct Net { input x: [65536, 65536, 2]; let y = relu(x); output y; }",
-        "struct Net { input x: [100000]; let y = linear(x, 100000); output y; }",
-    ] {
+    for src in WRONG_DESCRIPTIONS {
         errors(src)?;
     }
     Ok(())
@@ -132,11 +146,11 @@ fn expand_time(body: &str) -> std::time::Duration {
 /// a second (each takes 10–300 ms of CPU here; printing the source text at every level, hash-
 /// consing by printed subtrees and splicing token streams per level each made them
 /// quadratic, and a nested `max` copied its operand three times per level).
-#[test]
-fn long_and_deep_descriptions_expand_in_linear_time() {
+/// The descriptions of the expansion-time test: long sums, deep nesting, long chains.
+fn long_and_deep_cases() -> Vec<(&'static str, String)> {
     let deep =
         |open: &str, close: &str, n: usize| format!("{}x{}", open.repeat(n), close.repeat(n));
-    let cases = [
+    vec![
         (
             "relu nested 1,000 deep",
             format!("let y = {} * a; output y;", deep("relu(", ")", 1000)),
@@ -197,8 +211,12 @@ fn long_and_deep_descriptions_expand_in_linear_time() {
                 .collect::<String>()
                 + "output y1999;",
         ),
-    ];
-    for (what, body) in cases {
+    ]
+}
+
+#[test]
+fn long_and_deep_descriptions_expand_in_linear_time() {
+    for (what, body) in long_and_deep_cases() {
         let body = if what.contains("lets") {
             format!("let y0 = x * 1.0; {body}")
         } else {

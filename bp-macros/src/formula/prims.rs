@@ -1,7 +1,7 @@
 //! The primitive functions formulas are built from, one entry each: the name, how the
 //! docs write it, its value at a constant (for folding), its derivative as a formula, and
-//! the Rust code it emits. [`functions`](super::functions) builds the language's functions
-//! from these.
+//! the Rust code it emits. The table of the language's functions (`functions.rs`) is
+//! built from these.
 
 use super::{c, div, mul, neg, pow, sub, un, where_, Cmp, E};
 use proc_macro2::TokenStream;
@@ -161,7 +161,7 @@ pub static SOFTPLUS: Prim = Prim {
     },
     arg: Arg::Repeated,
     code: |x, _| {
-        let t = super::code::literal(SOFTPLUS_THRESHOLD);
+        let t = proc_macro2::Literal::f64_unsuffixed(SOFTPLUS_THRESHOLD);
         quote!(if #x > #t { #x } else { #x.exp().ln_1p() })
     },
     prec: 0,

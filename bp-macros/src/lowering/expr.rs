@@ -1,82 +1,13 @@
-//! Lowering of one `let`: its expression becomes nodes. Elementwise parts (arithmetic,
-//! functions, literals) are collected into one formula, fused into a single loop; every
-//! other operation (linear, softmax, …) becomes its own node through the registry of
-//! `ops`, its arguments lowered first.
+//! Lowering of one `let`: its expression becomes nodes. The elementwise part (see
+//! [`tree`](super::tree)) is fused into one node evaluated in a single loop; every other
+//! operation (linear, softmax, …) becomes its own node through the registry of `ops`.
 
-use super::call::lower_call;
-use crate::formula::{self as s, Bin, E};
+use super::tree::{fused_node_named, lower_tree, strip_parens, structural_call, Low};
+use crate::formula::E;
 use crate::graph::{Builder, Kind, LetScope, NodeId};
-use crate::ops::{self, args::Call, elementwise::Fused};
-use proc_macro2::{Ident, Span};
-use quote::ToTokens;
-use syn::{Expr, ExprLit, Lit, UnOp};
-
-/// A lowered elementwise expression.
-pub struct Low<'e> {
-    pub e: E,
-    pub shape: Vec<usize>,
-    /// Whether it depends on a batched node (an input or a node computed from one).
-    pub batched: bool,
-    /// The source expression, printed only for an error message (printing it at every
-    /// level of a long sum would make lowering quadratic in its length).
-    pub src: &'e Expr,
-    /// The formula's terms, counted as a tree (saturating).
-    pub size: usize,
-    /// How deeply elementwise functions nest in it (`relu(exp(x))` is 2).
-    pub depth: usize,
-}
-
-/// A fused node's formula stays within these bounds: a larger subexpression over an
-/// input becomes an anonymous node of its own. Differentiating a formula can copy a
-/// subtree into both branches of a kink (`abs`, `max`, `elu`…), so its derivative grows
-/// exponentially with the nesting depth; bounded formulas keep every stage linear in the
-/// description, at the price of a loop boundary inside very deep or long expressions.
-const FORMULA_TERMS: usize = 64;
-const FORMULA_DEPTH: usize = 4;
-
-/// A subexpression over parameters and literals only cannot be a node (nodes are
-/// per sample); beyond these bounds it is an error.
-const PARAM_FORMULA_TERMS: usize = 4096;
-const PARAM_FORMULA_DEPTH: usize = 12;
-
-/// `low`, or a `Var` of a new anonymous node computing it when it is over the bounds.
-pub(super) fn bounded<'e>(
-    b: &mut Builder,
-    l: &mut LetScope,
-    operands: &mut Vec<NodeId>,
-    low: Low<'e>,
-) -> Option<Low<'e>> {
-    let small = low.size <= FORMULA_TERMS && low.depth < FORMULA_DEPTH;
-    if small || matches!(low.e, E::Var(_) | E::Const(_)) {
-        return Some(low);
-    }
-    if !low.batched {
-        if low.size <= PARAM_FORMULA_TERMS && low.depth <= PARAM_FORMULA_DEPTH {
-            return Some(low);
-        }
-        b.cx.error_at(
-            low.src,
-            format!(
-                "this formula over parameters and literals only is too large to differentiate \
-                 ({} terms, functions nested {} deep; the limits are {PARAM_FORMULA_TERMS} and \
-                 {PARAM_FORMULA_DEPTH}): compute it from an input, or simplify it",
-                low.size, low.depth
-            ),
-        );
-        return None;
-    }
-    l.anon += 1;
-    let name = format!("{}_{}", l.name, l.anon);
-    let ident = Ident::new(&name, low.src.span_for_errors());
-    let src = low.src;
-    let id = fused_node_named(b, operands, low, name, ident)?;
-    var_of(b, operands, id, src)
-}
-
-/// The source text of `e`, for error messages.
-pub(super) fn text(e: &Expr) -> String {
-    e.to_token_stream().to_string()
-}
+use crate::ops::{self, elementwise::Fused};
+use proc_macro2::Ident;
+use syn::Expr;
 
 /// Lowers `let name = expr;`.
 pub fn lower_let(b: &mut Builder, name: &Ident, expr: &Expr) {
@@ -91,35 +22,6 @@ pub fn lower_let(b: &mut Builder, name: &Ident, expr: &Expr) {
     };
     if done.is_none() {
         b.define(name, Kind::Error(l.reads.clone()), None);
-    }
-}
-
-/// Strips parentheses and the invisible groups `macro_rules!` wraps around `$e:expr`.
-fn strip_parens(mut e: &Expr) -> &Expr {
-    loop {
-        match e {
-            Expr::Paren(p) => e = &p.expr,
-            Expr::Group(g) => e = &g.expr,
-            _ => return e,
-        }
-    }
-}
-
-/// `Some(call)` when `e` calls a non-elementwise operation (its node is built
-/// separately); `Some(None)` when the call is malformed (already reported).
-pub(super) fn structural_call<'e>(b: &Builder, e: &'e Expr) -> Option<Option<Call<'e>>> {
-    let Expr::Call(call) = e else { return None };
-    let name = call_name(call)?;
-    if crate::formula::functions::lookup(&name.to_string()).is_some() {
-        return None;
-    }
-    Some(Call::parse(b.cx, name, call))
-}
-
-pub(super) fn call_name(call: &syn::ExprCall) -> Option<&Ident> {
-    match &*call.func {
-        Expr::Path(p) if p.qself.is_none() => p.path.get_ident(),
-        _ => None,
     }
 }
 
@@ -138,18 +40,9 @@ pub fn lower_operand(b: &mut Builder, l: &mut LetScope, e: &Expr) -> Option<Node
     }
     l.anon += 1;
     let name = format!("{}_{}", l.name, l.anon);
-    let ident = Ident::new(&name, e.span_for_errors());
+    let ident = Ident::new(&name, syn::spanned::Spanned::span(e));
     let id = fused_node_named(b, &operands, low, name, ident)?;
     Some(id)
-}
-
-trait SpanForErrors {
-    fn span_for_errors(&self) -> Span;
-}
-impl SpanForErrors for Expr {
-    fn span_for_errors(&self) -> Span {
-        syn::spanned::Spanned::span(self)
-    }
 }
 
 /// Makes the `let`'s own fused node from its lowered tree.
@@ -165,180 +58,4 @@ fn fused_node(b: &mut Builder, operands: &[NodeId], low: Low, name: &Ident) -> O
     }
     let fused = Fused::new(operands, low.e);
     Some(b.define(name, Kind::Op(Box::new(fused)), Some(low.shape)))
-}
-
-fn fused_node_named(
-    b: &mut Builder,
-    operands: &[NodeId],
-    low: Low,
-    name: String,
-    ident: Ident,
-) -> Option<NodeId> {
-    if !low.batched {
-        b.cx.error(
-            ident.span(),
-            format!(
-                "`{}` depends on no input, only on params and literals",
-                text(low.src)
-            ),
-        );
-        return None;
-    }
-    let fused = Fused::new(operands, low.e);
-    Some(b.push(
-        name,
-        ident,
-        false,
-        Kind::Op(Box::new(fused)),
-        Some(low.shape),
-    ))
-}
-
-/// Lowers an elementwise expression; `operands` collects the nodes it reads.
-pub fn lower_tree<'e>(
-    b: &mut Builder,
-    l: &mut LetScope,
-    operands: &mut Vec<NodeId>,
-    e: &'e Expr,
-) -> Option<Low<'e>> {
-    match e {
-        Expr::Paren(p) => lower_tree(b, l, operands, &p.expr),
-        Expr::Group(g) => lower_tree(b, l, operands, &g.expr),
-        Expr::Lit(ExprLit { lit, .. }) => {
-            let v = literal_value(lit).or_else(|| {
-                b.cx.error_at(lit, "expected a number");
-                None
-            })?;
-            if !v.is_finite() {
-                b.cx.error_at(
-                    lit,
-                    format!("the literal `{}` is {v}: it must be finite", text(e)),
-                );
-                return None;
-            }
-            Some(Low {
-                e: E::Const(v),
-                shape: vec![],
-                batched: false,
-                src: e,
-                size: 1,
-                depth: 0,
-            })
-        }
-        Expr::Path(p) if p.path.get_ident().is_some() => {
-            let ident = p.path.get_ident()?;
-            let id = b.resolve(ident)?;
-            l.reads.push(id);
-            var_of(b, operands, id, e)
-        }
-        Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
-            let a = lower_tree(b, l, operands, &u.expr)?;
-            let a = bounded(b, l, operands, a)?;
-            Some(Low {
-                e: s::neg(a.e),
-                src: e,
-                size: a.size.saturating_add(1),
-                ..a
-            })
-        }
-        Expr::Binary(bin) => {
-            let op = match bin.op {
-                syn::BinOp::Add(_) => Bin::Add,
-                syn::BinOp::Sub(_) => Bin::Sub,
-                syn::BinOp::Mul(_) => Bin::Mul,
-                syn::BinOp::Div(_) => Bin::Div,
-                _ => {
-                    b.cx.error_at(&bin.op, "unsupported operator; networks use `+ - * /`");
-                    return None;
-                }
-            };
-            let lhs =
-                lower_tree(b, l, operands, &bin.left).and_then(|x| bounded(b, l, operands, x));
-            let rhs =
-                lower_tree(b, l, operands, &bin.right).and_then(|x| bounded(b, l, operands, x));
-            combine(b, lhs?, rhs?, &bin.right, |x, y| s::bin(op, x, y), e)
-        }
-        Expr::Call(call) => {
-            if let Some(parsed) = structural_call(b, e) {
-                let id = ops::build(b, l, &parsed?, None)?;
-                return var_of(b, operands, id, e);
-            }
-            lower_call(b, l, operands, call, e)
-        }
-        _ => {
-            b.cx.error_at(
-                e,
-                "unsupported expression; a node is built from names, numbers, `+ - * /` and operations like `relu(x)`",
-            );
-            None
-        }
-    }
-}
-
-/// The operand `Var` for node `id`.
-pub(super) fn var_of<'e>(
-    b: &Builder,
-    operands: &mut Vec<NodeId>,
-    id: NodeId,
-    src: &'e Expr,
-) -> Option<Low<'e>> {
-    let node = b.node(id);
-    let shape = node.shape.clone()?;
-    let batched = !node.is_param();
-    let k = operands.iter().position(|&o| o == id).unwrap_or_else(|| {
-        operands.push(id);
-        operands.len() - 1
-    });
-    Some(Low {
-        e: E::Var(k),
-        shape,
-        batched,
-        src,
-        size: 1,
-        depth: 0,
-    })
-}
-
-fn literal_value(lit: &Lit) -> Option<f64> {
-    match lit {
-        Lit::Float(f) => f.base10_parse().ok(),
-        Lit::Int(i) => i.base10_parse::<i64>().ok().map(|v| v as f64),
-        _ => None,
-    }
-}
-
-/// The broadcasting rule: equal per-sample shapes, or one side a scalar.
-pub fn combine<'e>(
-    b: &Builder,
-    lhs: Low,
-    rhs: Low,
-    at: &dyn ToTokens,
-    f: impl FnOnce(E, E) -> E,
-    src: &'e Expr,
-) -> Option<Low<'e>> {
-    let shape = if lhs.shape == rhs.shape || rhs.shape.is_empty() {
-        lhs.shape.clone()
-    } else if lhs.shape.is_empty() {
-        rhs.shape.clone()
-    } else {
-        b.cx.error_at(
-            at,
-            format!(
-                "shape mismatch: `{}` is {:?} but `{}` is {:?}; elementwise operands need equal shapes or one scalar",
-                text(lhs.src),
-                lhs.shape,
-                text(rhs.src),
-                rhs.shape
-            ),
-        );
-        return None;
-    };
-    Some(Low {
-        e: f(lhs.e, rhs.e),
-        shape,
-        batched: lhs.batched || rhs.batched,
-        src,
-        size: lhs.size.saturating_add(rhs.size).saturating_add(1),
-        depth: lhs.depth.max(rhs.depth),
-    })
 }

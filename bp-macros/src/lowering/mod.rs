@@ -3,8 +3,8 @@
 //! of `ops` and elementwise functions to [`call`]. Then every node must lead to an
 //! output.
 
-mod call;
 mod expr;
+mod tree;
 
 use crate::diagnostics::Diagnostics;
 use crate::graph::{Builder, Graph, Kind};

@@ -94,24 +94,7 @@ pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
             ("bias", vec![c], ParamInit::Const(0.0)),
         ],
     )?;
-    let buffers = if batch_norm {
-        vec![
-            b.add_buffer(format!("{}.running_mean", l.name), vec![c], 0.0),
-            b.add_buffer(format!("{}.running_var", l.name), vec![c], 1.0),
-            b.add_buffer(format!("{}.num_batches_tracked", l.name), vec![], 0.0),
-        ]
-    } else {
-        vec![]
-    };
-    let xhat = b.workspace(AuxSpec::saved("xhat", numel));
-    let (inv_std, stats) = if batch_norm {
-        let mean = b.workspace(AuxSpec::saved_fixed("mean", outer));
-        let var = b.workspace(AuxSpec::saved_fixed("var", outer));
-        let inv_std = b.workspace(AuxSpec::saved_fixed("inv_std", outer));
-        (inv_std, Some([mean, var]))
-    } else {
-        (b.workspace(AuxSpec::saved("inv_std", outer)), None)
-    };
+    let (buffers, xhat, inv_std, stats) = state(b, l, batch_norm, c, numel, outer);
     let op = Norm {
         x: [x],
         outer,
@@ -125,6 +108,36 @@ pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
         stats,
     };
     Some((Box::new(op), shape))
+}
+
+/// Batch norm's buffers (running statistics), and the workspaces: x̂, 1/√(σ² + ε) and for
+/// batch norm the batch's mean and variance.
+fn state(
+    b: &mut Builder,
+    l: &LetScope,
+    batch_norm: bool,
+    channels: usize,
+    numel: usize,
+    outer: usize,
+) -> (Vec<BufferId>, AuxId, AuxId, Option<[AuxId; 2]>) {
+    let buffers = if batch_norm {
+        vec![
+            b.add_buffer(format!("{}.running_mean", l.name), vec![channels], 0.0),
+            b.add_buffer(format!("{}.running_var", l.name), vec![channels], 1.0),
+            b.add_buffer(format!("{}.num_batches_tracked", l.name), vec![], 0.0),
+        ]
+    } else {
+        vec![]
+    };
+    let xhat = b.workspace(AuxSpec::saved("xhat", numel));
+    if !batch_norm {
+        let inv_std = b.workspace(AuxSpec::saved("inv_std", outer));
+        return (buffers, xhat, inv_std, None);
+    }
+    let mean = b.workspace(AuxSpec::saved_fixed("mean", outer));
+    let var = b.workspace(AuxSpec::saved_fixed("var", outer));
+    let inv_std = b.workspace(AuxSpec::saved_fixed("inv_std", outer));
+    (buffers, xhat, inv_std, Some([mean, var]))
 }
 
 fn positive(b: &Builder, e: &syn::Expr, what: &str) -> Option<f64> {

@@ -77,10 +77,10 @@ pub struct FanOut {
 impl FanOut {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-    - `s` []: Const(0.5)
-    - `a.weight` [4, 3]: Uniform(-0.5773502691896258, 0.5773502691896258)
-    - `a.bias` [4]: Uniform(-0.5773502691896258, 0.5773502691896258)
-    */
+- `s` []: Const(0.5)
+- `a.weight` [4, 3]: Uniform(-0.5773502691896258, 0.5773502691896258)
+- `a.bias` [4]: Uniform(-0.5773502691896258, 0.5773502691896258)
+*/
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -97,7 +97,11 @@ impl FanOut {
     pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
         let mut params = __bp_FanOut::Params {
             s: ::bp::__private::alloc_tensor("parameter `s`", &[], 0.0)?,
-            a_weight: ::bp::__private::alloc_tensor("parameter `a.weight`", &[4, 3], 0.0)?,
+            a_weight: ::bp::__private::alloc_tensor(
+                "parameter `a.weight`",
+                &[4, 3],
+                0.0,
+            )?,
             a_bias: ::bp::__private::alloc_tensor("parameter `a.bias`", &[4], 0.0)?,
         };
         ::bp::__private::init::constant(&mut params.s, 0.5);
@@ -122,7 +126,11 @@ impl FanOut {
                     &[4, 3],
                     0.0,
                 )?,
-                d_a_bias: ::bp::__private::alloc_tensor("the gradient of `a.bias`", &[4], 0.0)?,
+                d_a_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `a.bias`",
+                    &[4],
+                    0.0,
+                )?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
@@ -158,9 +166,27 @@ impl FanOut {
         ::bp::__private::reserve_buffer(&mut values.a, "the value of `a`", batch, 4, 0)?;
         ::bp::__private::reserve_buffer(&mut values.b, "the value of `b`", batch, 4, 0)?;
         ::bp::__private::reserve_buffer(&mut values.c, "the value of `c`", batch, 4, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.y_1, "the value of `y_1`", batch, 4, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.y_sum, "the value of `y_sum`", batch, 1, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.y_mean, "the value of `y_mean`", batch, 1, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.y_1,
+            "the value of `y_1`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.y_sum,
+            "the value of `y_sum`",
+            batch,
+            1,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.y_mean,
+            "the value of `y_mean`",
+            batch,
+            1,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(&mut values.y, "the value of `y`", batch, 1, 0)?;
         ::core::result::Result::Ok(())
     }
@@ -169,10 +195,34 @@ impl FanOut {
         residuals: &mut __bp_FanOut::Residuals,
         batch: usize,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
-        ::bp::__private::reserve_buffer(&mut residuals.d_x, "the residual of `x`", batch, 3, 0)?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_a, "the residual of `a`", batch, 4, 0)?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_b, "the residual of `b`", batch, 4, 0)?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_c, "the residual of `c`", batch, 4, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_x,
+            "the residual of `x`",
+            batch,
+            3,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_a,
+            "the residual of `a`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_b,
+            "the residual of `b`",
+            batch,
+            4,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_c,
+            "the residual of `c`",
+            batch,
+            4,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.d_y_1,
             "the residual of `y_1`",
@@ -194,23 +244,29 @@ impl FanOut {
             1,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_y, "the residual of `y`", batch, 1, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_y,
+            "the residual of `y`",
+            batch,
+            1,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-    A batch whose shape does not fit an input is an error naming the input and both shapes.
+A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-    ```text
-    x = input                  [B, 3]
-    a = x·a.weightᵀ + a.bias   [B, 4]
-    b = a·σ(a) + s             [B, 4]
-    c = relu(a) − b            [B, 4]
-    y_1 = c^2                  [B, 4]
-    y_sum = Σ_i y_1_i          [B]
-    y_mean = Σ_i a_i / 4       [B]
-    y = y_sum + y_mean         [B]
-    ```*/
+```text
+x = input                  [B, 3]
+a = x·a.weightᵀ + a.bias   [B, 4]
+b = a·σ(a) + s             [B, 4]
+c = relu(a) − b            [B, 4]
+y_1 = c^2                  [B, 4]
+y_sum = Σ_i y_1_i          [B]
+y_mean = Σ_i a_i / 4       [B]
+y = y_sum + y_mean         [B]
+```*/
     pub fn forward(
         &mut self,
         x: &::bp::__private::Tensor<f64>,
@@ -275,21 +331,21 @@ impl FanOut {
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-    ```text
-    d_y = ∂J/∂y   (given)
-    d_y_sum = d_y
-    d_y_mean = d_y
-    d_a = d_y_mean / 4  (each element)
-    d_y_1 = d_y_sum  (each element)
-    d_c = d_y_1·(2·c)
-    d_a += (d_c if a > 0 else 0)
-    d_b = −d_c
-    d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
-    d_s = d_b
-    d_x = d_a·a.weight
-    d_a_weight = d_aᵀ·x
-    d_a_bias = Σ_rows d_a
-    ```*/
+```text
+d_y = ∂J/∂y   (given)
+d_y_sum = d_y
+d_y_mean = d_y
+d_a = d_y_mean / 4  (each element)
+d_y_1 = d_y_sum  (each element)
+d_c = d_y_1·(2·c)
+d_a += (d_c if a > 0 else 0)
+d_b = −d_c
+d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
+d_s = d_b
+d_x = d_a·a.weight
+d_a_weight = d_aᵀ·x
+d_a_bias = Σ_rows d_a
+```*/
     pub fn backward(
         &mut self,
         d_y: &::bp::__private::Tensor<f64>,
@@ -333,9 +389,11 @@ impl FanOut {
         sgd: ::core::option::Option<f64>,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
         if !self.forward_done {
-            return Err(::bp::__private::Error::invalid(
-                "backward called before forward: run forward on a batch first",
-            ));
+            return Err(
+                ::bp::__private::Error::invalid(
+                    "backward called before forward: run forward on a batch first",
+                ),
+            );
         }
         ::bp::__private::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
@@ -405,7 +463,10 @@ impl FanOut {
         &self,
         ws: &'w mut __bp_FanOut::Values,
         x: &::bp::__private::Tensor<f64>,
-    ) -> ::core::result::Result<&'w ::bp::__private::Tensor<f64>, ::bp::__private::Error> {
+    ) -> ::core::result::Result<
+        &'w ::bp::__private::Tensor<f64>,
+        ::bp::__private::Error,
+    > {
         let batch = ::bp::__private::check_input("x", x, &[3])?;
         ::bp::__private::Network::check_state(self)?;
         Self::reserve_values(ws, batch)?;
@@ -440,16 +501,16 @@ impl FanOut {
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-    ```text
-    x = input                  [B, 3]
-    a = x·a.weightᵀ + a.bias   [B, 4]
-    b = a·σ(a) + s             [B, 4]
-    c = relu(a) − b            [B, 4]
-    y_1 = c^2                  [B, 4]
-    y_sum = Σ_i y_1_i          [B]
-    y_mean = Σ_i a_i / 4       [B]
-    y = y_sum + y_mean         [B]
-    ```*/
+```text
+x = input                  [B, 3]
+a = x·a.weightᵀ + a.bias   [B, 4]
+b = a·σ(a) + s             [B, 4]
+c = relu(a) − b            [B, 4]
+y_1 = c^2                  [B, 4]
+y_sum = Σ_i y_1_i          [B]
+y_mean = Σ_i a_i / 4       [B]
+y = y_sum + y_mean         [B]
+```*/
     fn forward_pass(
         params: &__bp_FanOut::Params,
         _: &__bp_FanOut::Buffers,
@@ -457,29 +518,14 @@ impl FanOut {
         batch: usize,
         _: ::bp::__private::Mode,
     ) {
-        let __bp_FanOut::Params {
-            s,
-            a_weight,
-            a_bias,
-        } = params;
-        let __bp_FanOut::Values {
-            x,
-            a,
-            b,
-            c,
-            y_1,
-            y_sum,
-            y_mean,
-            y,
-        } = values;
+        let __bp_FanOut::Params { s, a_weight, a_bias } = params;
+        let __bp_FanOut::Values { x, a, b, c, y_1, y_sum, y_mean, y } = values;
         a.resize(&[batch, 4]);
-        ::bp::__private::kernels::linear_fixed::<_, 3, 4>(
-            batch,
-            x,
-            a_weight,
-            Some(a_bias.as_slice()),
-            a,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            3,
+            4,
+        >(batch, x, a_weight, Some(a_bias.as_slice()), a);
         b.resize(&[batch, 4]);
         {
             let s = s[0];
@@ -505,28 +551,32 @@ impl FanOut {
         ::bp::__private::kernels::mean(batch, 4, a, y_mean);
         y.resize(&[batch]);
         {
-            for ((y, &y_sum), &y_mean) in y.iter_mut().zip(y_sum.iter()).zip(y_mean.iter()) {
+            for ((y, &y_sum), &y_mean) in y
+                .iter_mut()
+                .zip(y_sum.iter())
+                .zip(y_mean.iter())
+            {
                 *y = y_sum + y_mean;
             }
         }
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-    ```text
-    d_y = ∂J/∂y   (given)
-    d_y_sum = d_y
-    d_y_mean = d_y
-    d_a = d_y_mean / 4  (each element)
-    d_y_1 = d_y_sum  (each element)
-    d_c = d_y_1·(2·c)
-    d_a += (d_c if a > 0 else 0)
-    d_b = −d_c
-    d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
-    d_s = d_b
-    d_x = d_a·a.weight
-    d_a_weight = d_aᵀ·x
-    d_a_bias = Σ_rows d_a
-    ```*/
+```text
+d_y = ∂J/∂y   (given)
+d_y_sum = d_y
+d_y_mean = d_y
+d_a = d_y_mean / 4  (each element)
+d_y_1 = d_y_sum  (each element)
+d_c = d_y_1·(2·c)
+d_a += (d_c if a > 0 else 0)
+d_b = −d_c
+d_a += d_b·(σ(a) + a·(σ(a)·(1 − σ(a))))
+d_s = d_b
+d_x = d_a·a.weight
+d_a_weight = d_aᵀ·x
+d_a_bias = Σ_rows d_a
+```*/
     fn backward_pass(
         params: &mut __bp_FanOut::Params,
         values: &__bp_FanOut::Values,
@@ -549,16 +599,14 @@ impl FanOut {
             d_y_mean,
             d_y,
         } = residuals;
-        let __bp_FanOut::Grads {
-            d_s,
-            d_a_weight,
-            d_a_bias,
-        } = grads;
+        let __bp_FanOut::Grads { d_s, d_a_weight, d_a_bias } = grads;
         {
             d_y_sum.resize(&[batch]);
             d_y_mean.resize(&[batch]);
-            for ((&d_y, d_y_sum), d_y_mean) in
-                d_y.iter().zip(d_y_sum.iter_mut()).zip(d_y_mean.iter_mut())
+            for ((&d_y, d_y_sum), d_y_mean) in d_y
+                .iter()
+                .zip(d_y_sum.iter_mut())
+                .zip(d_y_mean.iter_mut())
             {
                 *d_y_sum = d_y;
                 *d_y_mean = d_y;
@@ -605,23 +653,19 @@ impl FanOut {
                 *d_a += d_b * (t0 + a * (t0 * (1.0 - t0)));
                 d_s_sum += d_b;
             }
-            if accumulate.is_add() {
-                d_s[0] += d_s_sum
-            } else {
-                d_s[0] = d_s_sum
-            }
+            if accumulate.is_add() { d_s[0] += d_s_sum } else { d_s[0] = d_s_sum }
         }
         d_x.resize(&[batch, 3]);
-        ::bp::__private::kernels::linear_backward_input_fixed::<_, 3, 4>(
-            batch,
-            d_a,
-            a_weight,
-            d_x,
-            ::bp::__private::Accumulate::Overwrite,
-        );
-        ::bp::__private::kernels::linear_backward_weight_fixed::<_, 3, 4>(
-            batch, d_a, x, d_a_weight, accumulate,
-        );
+        ::bp::__private::kernels::linear_backward_input_fixed::<
+            _,
+            3,
+            4,
+        >(batch, d_a, a_weight, d_x, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            3,
+            4,
+        >(batch, d_a, x, d_a_weight, accumulate);
         ::bp::__private::kernels::bias_backward(batch, 4, d_a, d_a_bias, accumulate);
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(
@@ -636,7 +680,11 @@ impl FanOut {
             );
         }
         if let Some(lr) = sgd {
-            ::bp::__private::optim::sgd_update(params.s.as_mut_slice(), d_s.as_slice(), lr);
+            ::bp::__private::optim::sgd_update(
+                params.s.as_mut_slice(),
+                d_s.as_slice(),
+                lr,
+            );
         }
     }
 }
@@ -662,13 +710,18 @@ impl ::bp::__private::Network for FanOut {
             _ => None,
         }
     }
-    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::__private::Tensor<f64>> {
+    fn input_mut(
+        &mut self,
+        i: usize,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f64>> {
         match i {
             0usize => Some(&mut self.values.x),
             _ => None,
         }
     }
-    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::__private::Error> {
+    fn forward_loaded_dyn(
+        &mut self,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         self.forward_loaded()?;
         Ok(())
     }
@@ -687,7 +740,11 @@ impl ::bp::__private::Network for FanOut {
         &mut self,
         d_outputs: &[&::bp::__private::Tensor<f64>],
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
-        ::bp::__private::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
+        ::bp::__private::check_count(
+            "backward_dyn_accumulate",
+            1usize,
+            d_outputs.len(),
+        )?;
         self.backward_with(d_outputs[0usize], ::bp::__private::Accumulate::Add, None)
     }
     fn backward_sgd_dyn(
@@ -701,7 +758,10 @@ impl ::bp::__private::Network for FanOut {
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["s", "a.weight", "a.bias"]
     }
-    fn param(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
+    fn param(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         match name {
             "s" => Some(&self.params.s),
             "a.weight" => Some(&self.params.a_weight),
@@ -739,13 +799,21 @@ impl ::bp::__private::Network for FanOut {
             &self.params.a_weight,
             &[4, 3],
         )?;
-        ::bp::__private::check_state_shape("parameter", "a.bias", &self.params.a_bias, &[4])?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "a.bias",
+            &self.params.a_bias,
+            &[4],
+        )?;
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]
     }
-    fn buffer(&self, _name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
+    fn buffer(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         None
     }
     fn buffer_mut(
@@ -757,7 +825,10 @@ impl ::bp::__private::Network for FanOut {
     fn reseed(&mut self, seed: u64) {
         self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
     }
-    fn value(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
+    fn value(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.forward_done {
             return None;
         }
@@ -770,7 +841,10 @@ impl ::bp::__private::Network for FanOut {
             _ => None,
         }
     }
-    fn residual(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
+    fn residual(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.backward_done {
             return None;
         }
@@ -782,7 +856,10 @@ impl ::bp::__private::Network for FanOut {
             _ => None,
         }
     }
-    fn input_grad(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
+    fn input_grad(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f64>> {
         if !self.backward_done {
             return None;
         }
@@ -793,11 +870,7 @@ impl ::bp::__private::Network for FanOut {
     }
     fn visit_params(&mut self, f: &mut ::bp::__private::ParamVisitor<'_, f64>) {
         f("s", &mut self.params.s, &self.grads.d_s);
-        f(
-            "a.weight",
-            &mut self.params.a_weight,
-            &self.grads.d_a_weight,
-        );
+        f("a.weight", &mut self.params.a_weight, &self.grads.d_a_weight);
         f("a.bias", &mut self.params.a_bias, &self.grads.d_a_bias);
     }
     fn set_training(&mut self, training: bool) {
@@ -814,7 +887,6 @@ impl ::bp::__private::Network for FanOut {
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {
-    }
+    >() {}
     let _ = assert_send_sync_clone::<FanOut>;
 };

@@ -122,17 +122,17 @@ pub struct Layers {
 impl Layers {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-    - `c.weight` [4, 1, 3, 3]: Uniform(-0.3333333333333333, 0.3333333333333333)
-    - `c.bias` [4]: Uniform(-0.3333333333333333, 0.3333333333333333)
-    - `bn.weight` [4]: Const(1.0)
-    - `bn.bias` [4]: Const(0.0)
-    - `l.weight_ih_l0` [20, 4]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `l.weight_hh_l0` [20, 5]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `l.bias_ih_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `l.bias_hh_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
-    - `out.weight` [3, 69]: Uniform(-0.1203858530857692, 0.1203858530857692)
-    - `out.bias` [3]: Uniform(-0.1203858530857692, 0.1203858530857692)
-    */
+- `c.weight` [4, 1, 3, 3]: Uniform(-0.3333333333333333, 0.3333333333333333)
+- `c.bias` [4]: Uniform(-0.3333333333333333, 0.3333333333333333)
+- `bn.weight` [4]: Const(1.0)
+- `bn.bias` [4]: Const(0.0)
+- `l.weight_ih_l0` [20, 4]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `l.weight_hh_l0` [20, 5]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `l.bias_ih_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `l.bias_hh_l0` [20]: Uniform(-0.4472135954999579, 0.4472135954999579)
+- `out.weight` [3, 69]: Uniform(-0.1203858530857692, 0.1203858530857692)
+- `out.bias` [3]: Uniform(-0.1203858530857692, 0.1203858530857692)
+*/
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -148,9 +148,17 @@ impl Layers {
     /// tensor, instead of aborting the process.
     pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
         let mut params = __bp_Layers::Params {
-            c_weight: ::bp::__private::alloc_tensor("parameter `c.weight`", &[4, 1, 3, 3], 0.0)?,
+            c_weight: ::bp::__private::alloc_tensor(
+                "parameter `c.weight`",
+                &[4, 1, 3, 3],
+                0.0,
+            )?,
             c_bias: ::bp::__private::alloc_tensor("parameter `c.bias`", &[4], 0.0)?,
-            bn_weight: ::bp::__private::alloc_tensor("parameter `bn.weight`", &[4], 0.0)?,
+            bn_weight: ::bp::__private::alloc_tensor(
+                "parameter `bn.weight`",
+                &[4],
+                0.0,
+            )?,
             bn_bias: ::bp::__private::alloc_tensor("parameter `bn.bias`", &[4], 0.0)?,
             l_weight_ih_l0: ::bp::__private::alloc_tensor(
                 "parameter `l.weight_ih_l0`",
@@ -162,9 +170,21 @@ impl Layers {
                 &[20, 5],
                 0.0,
             )?,
-            l_bias_ih_l0: ::bp::__private::alloc_tensor("parameter `l.bias_ih_l0`", &[20], 0.0)?,
-            l_bias_hh_l0: ::bp::__private::alloc_tensor("parameter `l.bias_hh_l0`", &[20], 0.0)?,
-            out_weight: ::bp::__private::alloc_tensor("parameter `out.weight`", &[3, 69], 0.0)?,
+            l_bias_ih_l0: ::bp::__private::alloc_tensor(
+                "parameter `l.bias_ih_l0`",
+                &[20],
+                0.0,
+            )?,
+            l_bias_hh_l0: ::bp::__private::alloc_tensor(
+                "parameter `l.bias_hh_l0`",
+                &[20],
+                0.0,
+            )?,
+            out_weight: ::bp::__private::alloc_tensor(
+                "parameter `out.weight`",
+                &[3, 69],
+                0.0,
+            )?,
             out_bias: ::bp::__private::alloc_tensor("parameter `out.bias`", &[3], 0.0)?,
         };
         ::bp::__private::init::uniform(
@@ -225,13 +245,21 @@ impl Layers {
                     &[4, 1, 3, 3],
                     0.0,
                 )?,
-                d_c_bias: ::bp::__private::alloc_tensor("the gradient of `c.bias`", &[4], 0.0)?,
+                d_c_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `c.bias`",
+                    &[4],
+                    0.0,
+                )?,
                 d_bn_weight: ::bp::__private::alloc_tensor(
                     "the gradient of `bn.weight`",
                     &[4],
                     0.0,
                 )?,
-                d_bn_bias: ::bp::__private::alloc_tensor("the gradient of `bn.bias`", &[4], 0.0)?,
+                d_bn_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `bn.bias`",
+                    &[4],
+                    0.0,
+                )?,
                 d_l_weight_ih_l0: ::bp::__private::alloc_tensor(
                     "the gradient of `l.weight_ih_l0`",
                     &[20, 4],
@@ -257,7 +285,11 @@ impl Layers {
                     &[3, 69],
                     0.0,
                 )?,
-                d_out_bias: ::bp::__private::alloc_tensor("the gradient of `out.bias`", &[3], 0.0)?,
+                d_out_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `out.bias`",
+                    &[3],
+                    0.0,
+                )?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
@@ -305,13 +337,55 @@ impl Layers {
         values: &mut __bp_Layers::Values,
         batch: usize,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
-        ::bp::__private::reserve_buffer(&mut values.img, "the value of `img`", batch, 64, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.seq, "the value of `seq`", batch, 24, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.c, "the value of `c`", batch, 256, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.bn, "the value of `bn`", batch, 256, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.p_1, "the value of `p_1`", batch, 256, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.p, "the value of `p`", batch, 64, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.l, "the value of `l`", batch, 30, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.img,
+            "the value of `img`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.seq,
+            "the value of `seq`",
+            batch,
+            24,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.c,
+            "the value of `c`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.bn,
+            "the value of `bn`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.p_1,
+            "the value of `p_1`",
+            batch,
+            256,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.p,
+            "the value of `p`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.l,
+            "the value of `l`",
+            batch,
+            30,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut values.d_flatten,
             "the value of `d_flatten`",
@@ -319,7 +393,13 @@ impl Layers {
             64,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut values.d_last, "the value of `d_last`", batch, 5, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.d_last,
+            "the value of `d_last`",
+            batch,
+            5,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut values.d_concat,
             "the value of `d_concat`",
@@ -327,8 +407,20 @@ impl Layers {
             69,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut values.d, "the value of `d`", batch, 69, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.out, "the value of `out`", batch, 3, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.d,
+            "the value of `d`",
+            batch,
+            69,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut values.out,
+            "the value of `out`",
+            batch,
+            3,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut values.c_cols,
             "workspace `cols` of `c`",
@@ -399,7 +491,13 @@ impl Layers {
         residuals: &mut __bp_Layers::Residuals,
         batch: usize,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
-        ::bp::__private::reserve_buffer(&mut residuals.d_c, "the residual of `c`", batch, 256, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_c,
+            "the residual of `c`",
+            batch,
+            256,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.d_bn,
             "the residual of `bn`",
@@ -414,8 +512,20 @@ impl Layers {
             256,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_p, "the residual of `p`", batch, 64, 0)?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_l, "the residual of `l`", batch, 30, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_p,
+            "the residual of `p`",
+            batch,
+            64,
+            0,
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_l,
+            "the residual of `l`",
+            batch,
+            30,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.d_d_flatten,
             "the residual of `d_flatten`",
@@ -437,7 +547,13 @@ impl Layers {
             69,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_d, "the residual of `d`", batch, 69, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_d,
+            "the residual of `d`",
+            batch,
+            69,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.d_out,
             "the residual of `out`",
@@ -459,7 +575,13 @@ impl Layers {
             0,
             576,
         )?;
-        ::bp::__private::reserve_buffer(&mut residuals.l_dh, "workspace `dh` of `l`", batch, 5, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.l_dh,
+            "workspace `dh` of `l`",
+            batch,
+            5,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.l_dgates,
             "workspace `dgates` of `l`",
@@ -467,27 +589,33 @@ impl Layers {
             20,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut residuals.l_dc, "workspace `dc` of `l`", batch, 5, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.l_dc,
+            "workspace `dc` of `l`",
+            batch,
+            5,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-    A batch whose shape does not fit an input is an error naming the input and both shapes.
+A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-    ```text
-    img = input                                                                                                                                    [B, 1, 8, 8]
-    seq = input                                                                                                                                    [B, 6, 4]
-    c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
-    bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
-    p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
-    p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
-    l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
-    d_flatten = flatten(p)                                                                                                                         [B, 64]
-    d_last = l[T − 1]                                                                                                                              [B, 5]
-    d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
-    d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
-    out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
-    ```*/
+```text
+img = input                                                                                                                                    [B, 1, 8, 8]
+seq = input                                                                                                                                    [B, 6, 4]
+c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
+bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
+p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
+p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
+l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
+d_flatten = flatten(p)                                                                                                                         [B, 64]
+d_last = l[T − 1]                                                                                                                              [B, 5]
+d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
+d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
+out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
+```*/
     pub fn forward(
         &mut self,
         img: &::bp::__private::Tensor<f32>,
@@ -512,10 +640,7 @@ impl Layers {
     /// needs its input after forward has returned).
     pub fn inputs_mut(
         &mut self,
-    ) -> (
-        &mut ::bp::__private::Tensor<f32>,
-        &mut ::bp::__private::Tensor<f32>,
-    ) {
+    ) -> (&mut ::bp::__private::Tensor<f32>, &mut ::bp::__private::Tensor<f32>) {
         (&mut self.values.img, &mut self.values.seq)
     }
     /// [`forward`](Self::forward) on the batch already in the input buffers (see
@@ -585,25 +710,25 @@ impl Layers {
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-    ```text
-    d_out = ∂J/∂out   (given)
-    d_d = d_out·out.weight
-    d_out_weight = d_outᵀ·d
-    d_out_bias = Σ_rows d_out
-    d_d_concat = d_d ⊙ mask
-    d_d_flatten = the slice of d_d_concat where d_flatten sits
-    d_d_last = the slice of d_d_concat where d_last sits
-    d_l =[T − 1] d_d_last   (0 at the other steps)
-    d_p = d_d_flatten reshaped to [4, 4, 4]
-    for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
-    d_p_1 = d_p routed to each window's first maximum
-    d_bn = (d_p_1 if bn > 0 else 0)
-    d_bn_weight = Σ d_bn·x̂
-    d_bn_bias = Σ d_bn
-    d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
-    d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
-    d_c_bias = Σ_(b, pixels) d_c
-    ```*/
+```text
+d_out = ∂J/∂out   (given)
+d_d = d_out·out.weight
+d_out_weight = d_outᵀ·d
+d_out_bias = Σ_rows d_out
+d_d_concat = d_d ⊙ mask
+d_d_flatten = the slice of d_d_concat where d_flatten sits
+d_d_last = the slice of d_d_concat where d_last sits
+d_l =[T − 1] d_d_last   (0 at the other steps)
+d_p = d_d_flatten reshaped to [4, 4, 4]
+for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
+d_p_1 = d_p routed to each window's first maximum
+d_bn = (d_p_1 if bn > 0 else 0)
+d_bn_weight = Σ d_bn·x̂
+d_bn_bias = Σ d_bn
+d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
+d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
+d_c_bias = Σ_(b, pixels) d_c
+```*/
     pub fn backward(
         &mut self,
         d_out: &::bp::__private::Tensor<f32>,
@@ -647,9 +772,11 @@ impl Layers {
         sgd: ::core::option::Option<f32>,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
         if !self.forward_done {
-            return Err(::bp::__private::Error::invalid(
-                "backward called before forward: run forward on a batch first",
-            ));
+            return Err(
+                ::bp::__private::Error::invalid(
+                    "backward called before forward: run forward on a batch first",
+                ),
+            );
         }
         ::bp::__private::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
@@ -743,7 +870,10 @@ impl Layers {
         ws: &'w mut __bp_Layers::Values,
         img: &::bp::__private::Tensor<f32>,
         seq: &::bp::__private::Tensor<f32>,
-    ) -> ::core::result::Result<&'w ::bp::__private::Tensor<f32>, ::bp::__private::Error> {
+    ) -> ::core::result::Result<
+        &'w ::bp::__private::Tensor<f32>,
+        ::bp::__private::Error,
+    > {
         let batch = ::bp::__private::check_input("img", img, &[1, 8, 8])?;
         ::bp::__private::check_batch(
             "img",
@@ -798,15 +928,17 @@ impl Layers {
         ::bp::__private::kernels::dropout_mask(0.25, rng, d_mask);
     }
     /// Training mode, after the forward pass: updates the buffers (running statistics).
-    fn update_pass(buffers: &mut __bp_Layers::Buffers, values: &__bp_Layers::Values, batch: usize) {
+    fn update_pass(
+        buffers: &mut __bp_Layers::Buffers,
+        values: &__bp_Layers::Values,
+        batch: usize,
+    ) {
         let __bp_Layers::Buffers {
             bn_running_mean,
             bn_running_var,
             bn_num_batches_tracked,
         } = buffers;
-        let __bp_Layers::Values {
-            bn_mean, bn_var, ..
-        } = values;
+        let __bp_Layers::Values { bn_mean, bn_var, .. } = values;
         ::bp::__private::kernels::batch_norm_update_running(
             4,
             batch * 64,
@@ -820,20 +952,20 @@ impl Layers {
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-    ```text
-    img = input                                                                                                                                    [B, 1, 8, 8]
-    seq = input                                                                                                                                    [B, 6, 4]
-    c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
-    bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
-    p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
-    p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
-    l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
-    d_flatten = flatten(p)                                                                                                                         [B, 64]
-    d_last = l[T − 1]                                                                                                                              [B, 5]
-    d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
-    d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
-    out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
-    ```*/
+```text
+img = input                                                                                                                                    [B, 1, 8, 8]
+seq = input                                                                                                                                    [B, 6, 4]
+c = c.weight ⋆ img + c.bias   (3×3, stride 1, padding 1)                                                                                       [B, 4, 8, 8]
+bn = bn.weight·(c − μ)/√(σ² + 1e-5) + bn.bias   (μ, σ² per channel over the batch (running statistics in evaluation))                          [B, 4, 8, 8]
+p_1 = relu(bn)                                                                                                                                 [B, 4, 8, 8]
+p = max of p_1 over 2×2 windows, stride 2                                                                                                      [B, 4, 4, 4]
+l = [h_0 … h_5] of seq: for t in 0..6: i,f,g,o = σ,σ,tanh,σ(W_ih·x_t + b_ih + W_hh·h_{t−1} + b_hh); c_t = f⊙c_{t−1} + i⊙g; h_t = o⊙tanh(c_t)   [B, 6, 5]
+d_flatten = flatten(p)                                                                                                                         [B, 64]
+d_last = l[T − 1]                                                                                                                              [B, 5]
+d_concat = [d_flatten | d_last] along dim 0                                                                                                    [B, 69]
+d = d_concat ⊙ mask (training, p = 0.25), or d_concat (evaluation)                                                                             [B, 69]
+out = d·out.weightᵀ + out.bias                                                                                                                 [B, 3]
+```*/
     fn forward_pass(
         params: &__bp_Layers::Params,
         buffers: &__bp_Layers::Buffers,
@@ -853,11 +985,7 @@ impl Layers {
             out_weight,
             out_bias,
         } = params;
-        let __bp_Layers::Buffers {
-            bn_running_mean,
-            bn_running_var,
-            ..
-        } = buffers;
+        let __bp_Layers::Buffers { bn_running_mean, bn_running_var, .. } = buffers;
         let __bp_Layers::Values {
             img,
             seq,
@@ -907,7 +1035,17 @@ impl Layers {
         bn_inv_std.resize(&[4]);
         if mode.is_training() {
             ::bp::__private::kernels::batch_norm_train(
-                batch, 4, 64, 0.00001, c, bn_weight, bn_bias, bn, bn_xhat, bn_mean, bn_var,
+                batch,
+                4,
+                64,
+                0.00001,
+                c,
+                bn_weight,
+                bn_bias,
+                bn,
+                bn_xhat,
+                bn_mean,
+                bn_var,
                 bn_inv_std,
             );
         } else {
@@ -970,7 +1108,11 @@ impl Layers {
             );
         }
         d_flatten.resize(&[batch, 64]);
-        ::bp::__private::kernels::copy(p, d_flatten, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::copy(
+            p,
+            d_flatten,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         d_last.resize(&[batch, 5]);
         ::bp::__private::kernels::last(batch, 6, 5, l, d_last);
         d_concat.resize(&[batch, 69]);
@@ -981,38 +1123,40 @@ impl Layers {
         if mode.is_training() {
             ::bp::__private::kernels::dropout(d_concat, d_mask, d);
         } else {
-            ::bp::__private::kernels::copy(d_concat, d, ::bp::__private::Accumulate::Overwrite);
+            ::bp::__private::kernels::copy(
+                d_concat,
+                d,
+                ::bp::__private::Accumulate::Overwrite,
+            );
         }
         out.resize(&[batch, 3]);
-        ::bp::__private::kernels::linear_fixed::<_, 69, 3>(
-            batch,
-            d,
-            out_weight,
-            Some(out_bias.as_slice()),
-            out,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d, out_weight, Some(out_bias.as_slice()), out);
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-    ```text
-    d_out = ∂J/∂out   (given)
-    d_d = d_out·out.weight
-    d_out_weight = d_outᵀ·d
-    d_out_bias = Σ_rows d_out
-    d_d_concat = d_d ⊙ mask
-    d_d_flatten = the slice of d_d_concat where d_flatten sits
-    d_d_last = the slice of d_d_concat where d_last sits
-    d_l =[T − 1] d_d_last   (0 at the other steps)
-    d_p = d_d_flatten reshaped to [4, 4, 4]
-    for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
-    d_p_1 = d_p routed to each window's first maximum
-    d_bn = (d_p_1 if bn > 0 else 0)
-    d_bn_weight = Σ d_bn·x̂
-    d_bn_bias = Σ d_bn
-    d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
-    d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
-    d_c_bias = Σ_(b, pixels) d_c
-    ```*/
+```text
+d_out = ∂J/∂out   (given)
+d_d = d_out·out.weight
+d_out_weight = d_outᵀ·d
+d_out_bias = Σ_rows d_out
+d_d_concat = d_d ⊙ mask
+d_d_flatten = the slice of d_d_concat where d_flatten sits
+d_d_last = the slice of d_d_concat where d_last sits
+d_l =[T − 1] d_d_last   (0 at the other steps)
+d_p = d_d_flatten reshaped to [4, 4, 4]
+for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
+d_p_1 = d_p routed to each window's first maximum
+d_bn = (d_p_1 if bn > 0 else 0)
+d_bn_weight = Σ d_bn·x̂
+d_bn_bias = Σ d_bn
+d_c = bn.weight/(N·√(σ² + ε))·(N·d_bn − Σd_bn − x̂·Σ(d_bn·x̂))
+d_c_weight = Σ_b d_c[b]·im2col(img[b])ᵀ
+d_c_bias = Σ_(b, pixels) d_c
+```*/
     fn backward_pass(
         params: &mut __bp_Layers::Params,
         values: &__bp_Layers::Values,
@@ -1075,20 +1219,16 @@ impl Layers {
             d_out_bias,
         } = grads;
         d_d.resize(&[batch, 69]);
-        ::bp::__private::kernels::linear_backward_input_fixed::<_, 69, 3>(
-            batch,
-            d_out,
-            out_weight,
-            d_d,
-            ::bp::__private::Accumulate::Overwrite,
-        );
-        ::bp::__private::kernels::linear_backward_weight_fixed::<_, 69, 3>(
-            batch,
-            d_out,
-            d,
-            d_out_weight,
-            accumulate,
-        );
+        ::bp::__private::kernels::linear_backward_input_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d_out, out_weight, d_d, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            69,
+            3,
+        >(batch, d_out, d, d_out_weight, accumulate);
         ::bp::__private::kernels::bias_backward(batch, 3, d_out, d_out_bias, accumulate);
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(
@@ -1111,7 +1251,11 @@ impl Layers {
                 ::bp::__private::Accumulate::Overwrite,
             );
         } else {
-            ::bp::__private::kernels::copy(d_d, d_d_concat, ::bp::__private::Accumulate::Overwrite);
+            ::bp::__private::kernels::copy(
+                d_d,
+                d_d_concat,
+                ::bp::__private::Accumulate::Overwrite,
+            );
         }
         d_d_flatten.resize(&[batch, 64]);
         ::bp::__private::kernels::concat_part_backward(
@@ -1143,7 +1287,11 @@ impl Layers {
             ::bp::__private::Accumulate::Overwrite,
         );
         d_p.resize(&[batch, 4, 4, 4]);
-        ::bp::__private::kernels::copy(d_d_flatten, d_p, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::copy(
+            d_d_flatten,
+            d_p,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         l_dh.resize(&[batch * 5]);
         l_dgates.resize(&[batch * 20]);
         l_dc.resize(&[batch * 5]);
@@ -1214,7 +1362,8 @@ impl Layers {
         );
         {
             d_bn.resize(&[batch, 4, 8, 8]);
-            for ((&d_p_1, &bn), d_bn) in d_p_1.iter().zip(bn.iter()).zip(d_bn.iter_mut()) {
+            for ((&d_p_1, &bn), d_bn) in d_p_1.iter().zip(bn.iter()).zip(d_bn.iter_mut())
+            {
                 *d_bn = if bn > 0.0 { d_p_1 } else { 0.0 };
             }
         }
@@ -1286,7 +1435,10 @@ impl Layers {
 }
 impl ::bp::__private::Network for Layers {
     type Scalar = f32;
-    const INPUTS: &'static [::bp::__private::Port] = &[("img", &[1, 8, 8]), ("seq", &[6, 4])];
+    const INPUTS: &'static [::bp::__private::Port] = &[
+        ("img", &[1, 8, 8]),
+        ("seq", &[6, 4]),
+    ];
     const OUTPUTS: &'static [::bp::__private::Port] = &[("out", &[3])];
     const STRUCTURE_HASH: u64 = 14461346471367354796u64;
     fn forward_dyn(
@@ -1306,14 +1458,19 @@ impl ::bp::__private::Network for Layers {
             _ => None,
         }
     }
-    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
+    fn input_mut(
+        &mut self,
+        i: usize,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match i {
             0usize => Some(&mut self.values.img),
             1usize => Some(&mut self.values.seq),
             _ => None,
         }
     }
-    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::__private::Error> {
+    fn forward_loaded_dyn(
+        &mut self,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         self.forward_loaded()?;
         Ok(())
     }
@@ -1332,7 +1489,11 @@ impl ::bp::__private::Network for Layers {
         &mut self,
         d_outputs: &[&::bp::__private::Tensor<f32>],
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
-        ::bp::__private::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
+        ::bp::__private::check_count(
+            "backward_dyn_accumulate",
+            1usize,
+            d_outputs.len(),
+        )?;
         self.backward_with(d_outputs[0usize], ::bp::__private::Accumulate::Add, None)
     }
     fn backward_sgd_dyn(
@@ -1345,19 +1506,14 @@ impl ::bp::__private::Network for Layers {
     }
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![
-            "c.weight",
-            "c.bias",
-            "bn.weight",
-            "bn.bias",
-            "l.weight_ih_l0",
-            "l.weight_hh_l0",
-            "l.bias_ih_l0",
-            "l.bias_hh_l0",
-            "out.weight",
-            "out.bias"
+            "c.weight", "c.bias", "bn.weight", "bn.bias", "l.weight_ih_l0",
+            "l.weight_hh_l0", "l.bias_ih_l0", "l.bias_hh_l0", "out.weight", "out.bias"
         ]
     }
-    fn param(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn param(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         match name {
             "c.weight" => Some(&self.params.c_weight),
             "c.bias" => Some(&self.params.c_bias),
@@ -1415,9 +1571,24 @@ impl ::bp::__private::Network for Layers {
             &self.params.c_weight,
             &[4, 1, 3, 3],
         )?;
-        ::bp::__private::check_state_shape("parameter", "c.bias", &self.params.c_bias, &[4])?;
-        ::bp::__private::check_state_shape("parameter", "bn.weight", &self.params.bn_weight, &[4])?;
-        ::bp::__private::check_state_shape("parameter", "bn.bias", &self.params.bn_bias, &[4])?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "c.bias",
+            &self.params.c_bias,
+            &[4],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "bn.weight",
+            &self.params.bn_weight,
+            &[4],
+        )?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "bn.bias",
+            &self.params.bn_bias,
+            &[4],
+        )?;
         ::bp::__private::check_state_shape(
             "parameter",
             "l.weight_ih_l0",
@@ -1448,7 +1619,12 @@ impl ::bp::__private::Network for Layers {
             &self.params.out_weight,
             &[3, 69],
         )?;
-        ::bp::__private::check_state_shape("parameter", "out.bias", &self.params.out_bias, &[3])?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "out.bias",
+            &self.params.out_bias,
+            &[3],
+        )?;
         ::bp::__private::check_state_shape(
             "buffer",
             "bn.running_mean",
@@ -1470,13 +1646,12 @@ impl ::bp::__private::Network for Layers {
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
-        ::std::vec![
-            "bn.running_mean",
-            "bn.running_var",
-            "bn.num_batches_tracked"
-        ]
+        ::std::vec!["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
     }
-    fn buffer(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn buffer(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         match name {
             "bn.running_mean" => Some(&self.buffers.bn_running_mean),
             "bn.running_var" => Some(&self.buffers.bn_running_var),
@@ -1498,7 +1673,10 @@ impl ::bp::__private::Network for Layers {
     fn reseed(&mut self, seed: u64) {
         self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
     }
-    fn value(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn value(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.forward_done {
             return None;
         }
@@ -1514,7 +1692,10 @@ impl ::bp::__private::Network for Layers {
             _ => None,
         }
     }
-    fn residual(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn residual(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
@@ -1528,24 +1709,19 @@ impl ::bp::__private::Network for Layers {
             _ => None,
         }
     }
-    fn input_grad(&self, _name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn input_grad(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
         None
     }
     fn visit_params(&mut self, f: &mut ::bp::__private::ParamVisitor<'_, f32>) {
-        f(
-            "c.weight",
-            &mut self.params.c_weight,
-            &self.grads.d_c_weight,
-        );
+        f("c.weight", &mut self.params.c_weight, &self.grads.d_c_weight);
         f("c.bias", &mut self.params.c_bias, &self.grads.d_c_bias);
-        f(
-            "bn.weight",
-            &mut self.params.bn_weight,
-            &self.grads.d_bn_weight,
-        );
+        f("bn.weight", &mut self.params.bn_weight, &self.grads.d_bn_weight);
         f("bn.bias", &mut self.params.bn_bias, &self.grads.d_bn_bias);
         f(
             "l.weight_ih_l0",
@@ -1557,26 +1733,10 @@ impl ::bp::__private::Network for Layers {
             &mut self.params.l_weight_hh_l0,
             &self.grads.d_l_weight_hh_l0,
         );
-        f(
-            "l.bias_ih_l0",
-            &mut self.params.l_bias_ih_l0,
-            &self.grads.d_l_bias_ih_l0,
-        );
-        f(
-            "l.bias_hh_l0",
-            &mut self.params.l_bias_hh_l0,
-            &self.grads.d_l_bias_hh_l0,
-        );
-        f(
-            "out.weight",
-            &mut self.params.out_weight,
-            &self.grads.d_out_weight,
-        );
-        f(
-            "out.bias",
-            &mut self.params.out_bias,
-            &self.grads.d_out_bias,
-        );
+        f("l.bias_ih_l0", &mut self.params.l_bias_ih_l0, &self.grads.d_l_bias_ih_l0);
+        f("l.bias_hh_l0", &mut self.params.l_bias_hh_l0, &self.grads.d_l_bias_hh_l0);
+        f("out.weight", &mut self.params.out_weight, &self.grads.d_out_weight);
+        f("out.bias", &mut self.params.out_bias, &self.grads.d_out_bias);
     }
     fn set_training(&mut self, training: bool) {
         self.mode = if training {
@@ -1592,7 +1752,6 @@ impl ::bp::__private::Network for Layers {
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {
-    }
+    >() {}
     let _ = assert_send_sync_clone::<Layers>;
 };

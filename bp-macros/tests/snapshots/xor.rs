@@ -72,11 +72,11 @@ pub struct Xor {
 impl Xor {
     /**A network with its parameters initialized from `seed` (deterministic: the same seed gives the same parameters on every platform), as PyTorch initializes them:
 
-    - `fc1.weight` [8, 2]: Uniform(-0.7071067811865475, 0.7071067811865475)
-    - `fc1.bias` [8]: Uniform(-0.7071067811865475, 0.7071067811865475)
-    - `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
-    - `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
-    */
+- `fc1.weight` [8, 2]: Uniform(-0.7071067811865475, 0.7071067811865475)
+- `fc1.bias` [8]: Uniform(-0.7071067811865475, 0.7071067811865475)
+- `fc2.weight` [1, 8]: Uniform(-0.35355339059327373, 0.35355339059327373)
+- `fc2.bias` [1]: Uniform(-0.35355339059327373, 0.35355339059327373)
+*/
     ///
     /// # Panics
     /// If memory for the parameters cannot be allocated; [`try_new`](Self::try_new)
@@ -92,9 +92,17 @@ impl Xor {
     /// tensor, instead of aborting the process.
     pub fn try_new(seed: u64) -> ::core::result::Result<Self, ::bp::__private::Error> {
         let mut params = __bp_Xor::Params {
-            fc1_weight: ::bp::__private::alloc_tensor("parameter `fc1.weight`", &[8, 2], 0.0)?,
+            fc1_weight: ::bp::__private::alloc_tensor(
+                "parameter `fc1.weight`",
+                &[8, 2],
+                0.0,
+            )?,
             fc1_bias: ::bp::__private::alloc_tensor("parameter `fc1.bias`", &[8], 0.0)?,
-            fc2_weight: ::bp::__private::alloc_tensor("parameter `fc2.weight`", &[1, 8], 0.0)?,
+            fc2_weight: ::bp::__private::alloc_tensor(
+                "parameter `fc2.weight`",
+                &[1, 8],
+                0.0,
+            )?,
             fc2_bias: ::bp::__private::alloc_tensor("parameter `fc2.bias`", &[1], 0.0)?,
         };
         ::bp::__private::init::uniform(
@@ -129,13 +137,21 @@ impl Xor {
                     &[8, 2],
                     0.0,
                 )?,
-                d_fc1_bias: ::bp::__private::alloc_tensor("the gradient of `fc1.bias`", &[8], 0.0)?,
+                d_fc1_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `fc1.bias`",
+                    &[8],
+                    0.0,
+                )?,
                 d_fc2_weight: ::bp::__private::alloc_tensor(
                     "the gradient of `fc2.weight`",
                     &[1, 8],
                     0.0,
                 )?,
-                d_fc2_bias: ::bp::__private::alloc_tensor("the gradient of `fc2.bias`", &[1], 0.0)?,
+                d_fc2_bias: ::bp::__private::alloc_tensor(
+                    "the gradient of `fc2.bias`",
+                    &[1],
+                    0.0,
+                )?,
             },
             values: ::core::default::Default::default(),
             residuals: ::core::default::Default::default(),
@@ -168,9 +184,21 @@ impl Xor {
         batch: usize,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
         ::bp::__private::reserve_buffer(&mut values.x, "the value of `x`", batch, 2, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.fc1, "the value of `fc1`", batch, 8, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.fc1,
+            "the value of `fc1`",
+            batch,
+            8,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(&mut values.h, "the value of `h`", batch, 8, 0)?;
-        ::bp::__private::reserve_buffer(&mut values.fc2, "the value of `fc2`", batch, 1, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut values.fc2,
+            "the value of `fc2`",
+            batch,
+            1,
+            0,
+        )?;
         ::core::result::Result::Ok(())
     }
     /// Room in every residual and backward workspace for a batch of `batch`.
@@ -185,7 +213,13 @@ impl Xor {
             8,
             0,
         )?;
-        ::bp::__private::reserve_buffer(&mut residuals.d_h, "the residual of `h`", batch, 8, 0)?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.d_h,
+            "the residual of `h`",
+            batch,
+            8,
+            0,
+        )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.d_fc2,
             "the residual of `fc2`",
@@ -197,14 +231,14 @@ impl Xor {
     }
     /**Runs the network on a batch (batch dimension first) and keeps what `backward` needs; returns the output(s), borrowed from the network's buffers.
 
-    A batch whose shape does not fit an input is an error naming the input and both shapes.
+A batch whose shape does not fit an input is an error naming the input and both shapes.
 
-    ```text
-    x = input                        [B, 2]
-    fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
-    h = tanh(fc1)                    [B, 8]
-    fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
-    ```*/
+```text
+x = input                        [B, 2]
+fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
+h = tanh(fc1)                    [B, 8]
+fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
+```*/
     pub fn forward(
         &mut self,
         x: &::bp::__private::Tensor<f32>,
@@ -265,15 +299,15 @@ impl Xor {
     }
     /**Backpropagates the gradient of each output (full `[B, …]` shape, in `output` order) through the last forward pass: computes every parameter gradient (overwriting the previous ones) and every residual.
 
-    ```text
-    d_fc2 = ∂J/∂fc2   (given)
-    d_h = d_fc2·fc2.weight
-    d_fc2_weight = d_fc2ᵀ·h
-    d_fc2_bias = Σ_rows d_fc2
-    d_fc1 = d_h·(1 − h·h)
-    d_fc1_weight = d_fc1ᵀ·x
-    d_fc1_bias = Σ_rows d_fc1
-    ```*/
+```text
+d_fc2 = ∂J/∂fc2   (given)
+d_h = d_fc2·fc2.weight
+d_fc2_weight = d_fc2ᵀ·h
+d_fc2_bias = Σ_rows d_fc2
+d_fc1 = d_h·(1 − h·h)
+d_fc1_weight = d_fc1ᵀ·x
+d_fc1_bias = Σ_rows d_fc1
+```*/
     pub fn backward(
         &mut self,
         d_fc2: &::bp::__private::Tensor<f32>,
@@ -317,9 +351,11 @@ impl Xor {
         sgd: ::core::option::Option<f32>,
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
         if !self.forward_done {
-            return Err(::bp::__private::Error::invalid(
-                "backward called before forward: run forward on a batch first",
-            ));
+            return Err(
+                ::bp::__private::Error::invalid(
+                    "backward called before forward: run forward on a batch first",
+                ),
+            );
         }
         ::bp::__private::Network::check_state(self)?;
         Self::reserve_residuals(&mut self.residuals, self.batch)?;
@@ -386,7 +422,10 @@ impl Xor {
         &self,
         ws: &'w mut __bp_Xor::Values,
         x: &::bp::__private::Tensor<f32>,
-    ) -> ::core::result::Result<&'w ::bp::__private::Tensor<f32>, ::bp::__private::Error> {
+    ) -> ::core::result::Result<
+        &'w ::bp::__private::Tensor<f32>,
+        ::bp::__private::Error,
+    > {
         let batch = ::bp::__private::check_input("x", x, &[2])?;
         ::bp::__private::Network::check_state(self)?;
         Self::reserve_values(ws, batch)?;
@@ -401,12 +440,7 @@ impl Xor {
         if self.check_finite {
             ::bp::__private::check_finite(
                 "predict",
-                &[
-                    ("`x`", &ws.x),
-                    ("`fc1`", &ws.fc1),
-                    ("`h`", &ws.h),
-                    ("`fc2`", &ws.fc2),
-                ],
+                &[("`x`", &ws.x), ("`fc1`", &ws.fc1), ("`h`", &ws.h), ("`fc2`", &ws.fc2)],
             )?;
         }
         Ok(&ws.fc2)
@@ -417,12 +451,12 @@ impl Xor {
     }
     /**The forward pass: every node from the inputs, in definition order.
 
-    ```text
-    x = input                        [B, 2]
-    fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
-    h = tanh(fc1)                    [B, 8]
-    fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
-    ```*/
+```text
+x = input                        [B, 2]
+fc1 = x·fc1.weightᵀ + fc1.bias   [B, 8]
+h = tanh(fc1)                    [B, 8]
+fc2 = h·fc2.weightᵀ + fc2.bias   [B, 1]
+```*/
     fn forward_pass(
         params: &__bp_Xor::Params,
         _: &__bp_Xor::Buffers,
@@ -430,21 +464,14 @@ impl Xor {
         batch: usize,
         _: ::bp::__private::Mode,
     ) {
-        let __bp_Xor::Params {
-            fc1_weight,
-            fc1_bias,
-            fc2_weight,
-            fc2_bias,
-        } = params;
+        let __bp_Xor::Params { fc1_weight, fc1_bias, fc2_weight, fc2_bias } = params;
         let __bp_Xor::Values { x, fc1, h, fc2 } = values;
         fc1.resize(&[batch, 8]);
-        ::bp::__private::kernels::linear_fixed::<_, 2, 8>(
-            batch,
-            x,
-            fc1_weight,
-            Some(fc1_bias.as_slice()),
-            fc1,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            2,
+            8,
+        >(batch, x, fc1_weight, Some(fc1_bias.as_slice()), fc1);
         h.resize(&[batch, 8]);
         {
             for (h, &fc1) in h.iter_mut().zip(fc1.iter()) {
@@ -452,25 +479,23 @@ impl Xor {
             }
         }
         fc2.resize(&[batch, 1]);
-        ::bp::__private::kernels::linear_fixed::<_, 8, 1>(
-            batch,
-            h,
-            fc2_weight,
-            Some(fc2_bias.as_slice()),
-            fc2,
-        );
+        ::bp::__private::kernels::linear_fixed::<
+            _,
+            8,
+            1,
+        >(batch, h, fc2_weight, Some(fc2_bias.as_slice()), fc2);
     }
     /**The backward pass, reverse mode: each node's residual is the sum of its successors' contributions, ∇_f J = Σ_i ∂J/∂h_i · ∂h_i/∂f; the first contribution writes, later ones add (`+=`). With `sgd` = `Some(lr)` (`backward_sgd`) every parameter also takes its plain SGD step θ ← θ − lr·∇θ as soon as its gradient is complete, and a large dense layer's weight inside its gradient product, W ← W − lr·d_yᵀ·x, with no gradient stored.
 
-    ```text
-    d_fc2 = ∂J/∂fc2   (given)
-    d_h = d_fc2·fc2.weight
-    d_fc2_weight = d_fc2ᵀ·h
-    d_fc2_bias = Σ_rows d_fc2
-    d_fc1 = d_h·(1 − h·h)
-    d_fc1_weight = d_fc1ᵀ·x
-    d_fc1_bias = Σ_rows d_fc1
-    ```*/
+```text
+d_fc2 = ∂J/∂fc2   (given)
+d_h = d_fc2·fc2.weight
+d_fc2_weight = d_fc2ᵀ·h
+d_fc2_bias = Σ_rows d_fc2
+d_fc1 = d_h·(1 − h·h)
+d_fc1_weight = d_fc1ᵀ·x
+d_fc1_bias = Σ_rows d_fc1
+```*/
     fn backward_pass(
         params: &mut __bp_Xor::Params,
         values: &__bp_Xor::Values,
@@ -484,27 +509,18 @@ impl Xor {
         let __bp_Xor::Params { ref fc2_weight, .. } = *params;
         let __bp_Xor::Values { x, h, .. } = values;
         let __bp_Xor::Residuals { d_fc1, d_h, d_fc2 } = residuals;
-        let __bp_Xor::Grads {
-            d_fc1_weight,
-            d_fc1_bias,
-            d_fc2_weight,
-            d_fc2_bias,
-        } = grads;
+        let __bp_Xor::Grads { d_fc1_weight, d_fc1_bias, d_fc2_weight, d_fc2_bias } = grads;
         d_h.resize(&[batch, 8]);
-        ::bp::__private::kernels::linear_backward_input_fixed::<_, 8, 1>(
-            batch,
-            d_fc2,
-            fc2_weight,
-            d_h,
-            ::bp::__private::Accumulate::Overwrite,
-        );
-        ::bp::__private::kernels::linear_backward_weight_fixed::<_, 8, 1>(
-            batch,
-            d_fc2,
-            h,
-            d_fc2_weight,
-            accumulate,
-        );
+        ::bp::__private::kernels::linear_backward_input_fixed::<
+            _,
+            8,
+            1,
+        >(batch, d_fc2, fc2_weight, d_h, ::bp::__private::Accumulate::Overwrite);
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            8,
+            1,
+        >(batch, d_fc2, h, d_fc2_weight, accumulate);
         ::bp::__private::kernels::bias_backward(batch, 1, d_fc2, d_fc2_bias, accumulate);
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(
@@ -524,13 +540,11 @@ impl Xor {
                 *d_fc1 = d_h * (1.0 - h * h);
             }
         }
-        ::bp::__private::kernels::linear_backward_weight_fixed::<_, 2, 8>(
-            batch,
-            d_fc1,
-            x,
-            d_fc1_weight,
-            accumulate,
-        );
+        ::bp::__private::kernels::linear_backward_weight_fixed::<
+            _,
+            2,
+            8,
+        >(batch, d_fc1, x, d_fc1_weight, accumulate);
         ::bp::__private::kernels::bias_backward(batch, 8, d_fc1, d_fc1_bias, accumulate);
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(
@@ -568,13 +582,18 @@ impl ::bp::__private::Network for Xor {
             _ => None,
         }
     }
-    fn input_mut(&mut self, i: usize) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
+    fn input_mut(
+        &mut self,
+        i: usize,
+    ) -> ::core::option::Option<&mut ::bp::__private::Tensor<f32>> {
         match i {
             0usize => Some(&mut self.values.x),
             _ => None,
         }
     }
-    fn forward_loaded_dyn(&mut self) -> ::core::result::Result<(), ::bp::__private::Error> {
+    fn forward_loaded_dyn(
+        &mut self,
+    ) -> ::core::result::Result<(), ::bp::__private::Error> {
         self.forward_loaded()?;
         Ok(())
     }
@@ -593,7 +612,11 @@ impl ::bp::__private::Network for Xor {
         &mut self,
         d_outputs: &[&::bp::__private::Tensor<f32>],
     ) -> ::core::result::Result<(), ::bp::__private::Error> {
-        ::bp::__private::check_count("backward_dyn_accumulate", 1usize, d_outputs.len())?;
+        ::bp::__private::check_count(
+            "backward_dyn_accumulate",
+            1usize,
+            d_outputs.len(),
+        )?;
         self.backward_with(d_outputs[0usize], ::bp::__private::Accumulate::Add, None)
     }
     fn backward_sgd_dyn(
@@ -607,7 +630,10 @@ impl ::bp::__private::Network for Xor {
     fn param_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec!["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     }
-    fn param(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn param(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         match name {
             "fc1.weight" => Some(&self.params.fc1_weight),
             "fc1.bias" => Some(&self.params.fc1_bias),
@@ -647,20 +673,33 @@ impl ::bp::__private::Network for Xor {
             &self.params.fc1_weight,
             &[8, 2],
         )?;
-        ::bp::__private::check_state_shape("parameter", "fc1.bias", &self.params.fc1_bias, &[8])?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "fc1.bias",
+            &self.params.fc1_bias,
+            &[8],
+        )?;
         ::bp::__private::check_state_shape(
             "parameter",
             "fc2.weight",
             &self.params.fc2_weight,
             &[1, 8],
         )?;
-        ::bp::__private::check_state_shape("parameter", "fc2.bias", &self.params.fc2_bias, &[1])?;
+        ::bp::__private::check_state_shape(
+            "parameter",
+            "fc2.bias",
+            &self.params.fc2_bias,
+            &[1],
+        )?;
         ::core::result::Result::Ok(())
     }
     fn buffer_names(&self) -> ::std::vec::Vec<&'static str> {
         ::std::vec![]
     }
-    fn buffer(&self, _name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn buffer(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         None
     }
     fn buffer_mut(
@@ -672,7 +711,10 @@ impl ::bp::__private::Network for Xor {
     fn reseed(&mut self, seed: u64) {
         self.rng = ::bp::__private::rng::Rng::for_name(seed, "dropout");
     }
-    fn value(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn value(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.forward_done {
             return None;
         }
@@ -684,7 +726,10 @@ impl ::bp::__private::Network for Xor {
             _ => None,
         }
     }
-    fn residual(&self, name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn residual(
+        &self,
+        name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
@@ -695,33 +740,20 @@ impl ::bp::__private::Network for Xor {
             _ => None,
         }
     }
-    fn input_grad(&self, _name: &str) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
+    fn input_grad(
+        &self,
+        _name: &str,
+    ) -> ::core::option::Option<&::bp::__private::Tensor<f32>> {
         if !self.backward_done {
             return None;
         }
         None
     }
     fn visit_params(&mut self, f: &mut ::bp::__private::ParamVisitor<'_, f32>) {
-        f(
-            "fc1.weight",
-            &mut self.params.fc1_weight,
-            &self.grads.d_fc1_weight,
-        );
-        f(
-            "fc1.bias",
-            &mut self.params.fc1_bias,
-            &self.grads.d_fc1_bias,
-        );
-        f(
-            "fc2.weight",
-            &mut self.params.fc2_weight,
-            &self.grads.d_fc2_weight,
-        );
-        f(
-            "fc2.bias",
-            &mut self.params.fc2_bias,
-            &self.grads.d_fc2_bias,
-        );
+        f("fc1.weight", &mut self.params.fc1_weight, &self.grads.d_fc1_weight);
+        f("fc1.bias", &mut self.params.fc1_bias, &self.grads.d_fc1_bias);
+        f("fc2.weight", &mut self.params.fc2_weight, &self.grads.d_fc2_weight);
+        f("fc2.bias", &mut self.params.fc2_bias, &self.grads.d_fc2_bias);
     }
     fn set_training(&mut self, training: bool) {
         self.mode = if training {
@@ -737,7 +769,6 @@ impl ::bp::__private::Network for Xor {
 const _: () = {
     fn assert_send_sync_clone<
         T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone,
-    >() {
-    }
+    >() {}
     let _ = assert_send_sync_clone::<Xor>;
 };
