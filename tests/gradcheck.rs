@@ -38,6 +38,7 @@ activation_net!(Sigmoid, sigmoid, |fc| sigmoid(fc), kink: None);
 activation_net!(Tanh, tanh, |fc| tanh(fc), kink: None);
 activation_net!(LeakyRelu, leaky_relu, |fc| leaky_relu(fc, slope = 0.2), kink: Some(0.0));
 activation_net!(Gelu, gelu, |fc| gelu(fc), kink: None);
+activation_net!(GeluTanh, gelu_tanh, |fc| gelu(fc, approximate = "tanh"), kink: None);
 activation_net!(Silu, silu, |fc| silu(fc), kink: None);
 activation_net!(Softplus, softplus, |fc| softplus(fc), kink: None);
 activation_net!(Elu, elu, |fc| elu(fc, alpha = 0.7), kink: Some(0.0));

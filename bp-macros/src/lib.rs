@@ -24,6 +24,8 @@
 //! [`network`] chains them in [`expand`]: parse → lower and check → plan → name → emit.
 //! With errors, it stops after lowering and emits them with a fallback (`emit::fallback`).
 #![forbid(unsafe_code)]
+// `cargo fuzz` builds this file as its target (`fuzz/Cargo.toml`), with `cfg(fuzzing)`.
+#![cfg_attr(fuzzing, no_main)]
 
 mod diagnostics;
 mod syntax;
@@ -67,8 +69,7 @@ pub fn network(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 /// depth, so no description can exhaust it.
 const STACK: usize = 256 << 20;
 
-/// The pipeline, after the nesting limit is checked, on a stack of its own. `fuzz/`
-/// includes this file (with the stages) in a `cargo fuzz` target.
+/// The pipeline, after the nesting limit is checked, on a stack of its own.
 pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     syntax::check_nesting(&input)?;
     stacker::grow(STACK, || stages(input))
@@ -106,3 +107,16 @@ fn stages(input: TokenStream) -> syn::Result<TokenStream> {
     };
     Ok(emit::expand(&expansion))
 }
+
+// Under `cargo fuzz`: arbitrary text through every stage. It must fail to lex, or expand
+// to tokens (a network or errors), and never panic or overflow the stack.
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(tokens) = text.parse::<TokenStream>() else {
+        return;
+    };
+    let _ = expand(tokens);
+});

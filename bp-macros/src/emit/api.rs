@@ -2,7 +2,7 @@
 //! `backward_accumulate`, `backward_sgd`, `predict`, `predict_into`, with the checks
 //! around the passes (`checks`).
 
-use super::checks::{batch_norm_checks, finite_checks, input_checks, reservations};
+use super::checks::{finite_checks, input_checks, reservations, training_checks};
 use super::docs::{self, Derivation};
 use super::signature::Signature;
 use super::{d_arg, hyg, lit, Expansion};
@@ -161,7 +161,7 @@ fn forward_api(c: &Expansion, d: &Derivation, sig: &Signature) -> TokenStream {
     let update = c.has_update().then(
         || quote!(if #mode.is_training() { Self::update_pass(&mut self.buffers, &self.values, #batch); }),
     );
-    let bn_checks = batch_norm_checks(c);
+    let bn_checks = training_checks(c);
     let fwd_finite = finite_checks(c).forward;
     let fdoc = docs::forward_api_doc(c, d);
     quote! {

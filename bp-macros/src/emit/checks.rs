@@ -27,27 +27,16 @@ pub fn input_checks(c: &Expansion) -> TokenStream {
     ts
 }
 
-/// PyTorch's rule: batch norm in training needs more than one value per channel.
-pub fn batch_norm_checks(c: &Expansion) -> Option<TokenStream> {
-    let (batch, mode) = (c.locals.batch.clone(), c.locals.mode.clone());
-    let checks: Vec<TokenStream> =
+/// The operations' checks of a batch before a forward pass in training mode.
+pub fn training_checks(c: &Expansion) -> Option<TokenStream> {
+    let (cg, mode) = (c.codegen(), &c.locals.mode);
+    let checks: TokenStream =
         c.g.nodes
             .iter()
-            .filter_map(|node| {
-                let op = node.op()?;
-                if op.name() != "batch_norm" {
-                    return None;
-                }
-                let shape = c.g.shape(op.operands()[0]);
-                let per_channel = lit(crate::syntax::numel(shape) / shape[0].max(1));
-                let dims = shape.iter().map(|&d| lit(d));
-                let name = node.name.as_str();
-                Some(quote! {
-                    ::bp::__private::check_batch_norm(#name, #batch, #per_channel, &[#(#dims),*])?;
-                })
-            })
+            .enumerate()
+            .filter_map(|(id, node)| Some(node.op()?.training_check(&cg, id)))
             .collect();
-    (!checks.is_empty()).then(|| quote!(if #mode.is_training() { #(#checks)* }))
+    (!checks.is_empty()).then(|| quote!(if #mode.is_training() { #checks }))
 }
 
 /// The statements reserving every buffer a pass sizes, for the forward pass's `values`

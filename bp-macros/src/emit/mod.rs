@@ -95,6 +95,8 @@ pub fn expand(c: &Expansion) -> TokenStream {
     quote! {
         #structs
         #main
+        // The one lint the generated code allows besides the module's name (structs.rs):
+        // `backward_pass` takes the five buffer structs and four scalars.
         #[allow(clippy::too_many_arguments)]
         impl #name {
             #methods

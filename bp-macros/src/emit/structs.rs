@@ -37,6 +37,7 @@ pub fn buffer_structs(c: &Expansion) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[doc(hidden)]
+        // The module is named after the struct (`__bp_Xor`), so it is not snake case.
         #[allow(non_snake_case)]
         pub mod #m {
             /// Learnable parameters, PyTorch layout.

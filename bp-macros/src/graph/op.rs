@@ -23,6 +23,11 @@ pub trait Op {
     fn prepare(&self, _cg: &CodeGen, _out: NodeId) -> TokenStream {
         TokenStream::new()
     }
+    /// Statements checking the batch before a forward pass in training mode, returning an
+    /// error through `?` (batch norm needs more than one value per channel).
+    fn training_check(&self, _cg: &CodeGen, _out: NodeId) -> TokenStream {
+        TokenStream::new()
+    }
     /// Statements run in training mode after the forward pass (batch norm's running
     /// statistics).
     fn update(&self, _cg: &CodeGen, _out: NodeId) -> TokenStream {

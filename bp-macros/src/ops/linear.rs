@@ -179,3 +179,12 @@ impl Op for Linear {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The macro emits `*_fixed` kernels up to the size the runtime has them for.
+    #[test]
+    fn fixed_max_is_the_runtime_s() {
+        assert_eq!(super::FIXED_MAX, bp_runtime::kernels::FIXED_MAX);
+    }
+}

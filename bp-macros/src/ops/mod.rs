@@ -115,3 +115,21 @@ pub fn build(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The language reference (`bp::language`, `src/language.md`) has a row for every
+    /// operation and function the macro knows.
+    #[test]
+    fn the_language_reference_lists_every_operation() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../src/language.md");
+        let text = std::fs::read_to_string(path).expect("src/language.md");
+        let missing: Vec<&str> = super::known()
+            .filter(|name| !text.lines().any(|l| l.starts_with(&format!("| `{name}`"))))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "src/language.md has no row for {missing:?}"
+        );
+    }
+}

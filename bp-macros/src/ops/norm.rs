@@ -218,6 +218,18 @@ impl Op for Norm {
         Step::new(math, code)
     }
 
+    /// PyTorch's rule: batch norm in training needs more than one value per channel.
+    fn training_check(&self, cg: &CodeGen, out: NodeId) -> TokenStream {
+        if self.momentum.is_none() {
+            return TokenStream::new();
+        }
+        let shape = cg.shape(self.x[0]);
+        let per_channel = Literal::usize_unsuffixed(self.inner);
+        let dims = shape.iter().map(|&d| Literal::usize_unsuffixed(d));
+        let (name, batch) = (&cg.g.nodes[out].name, &cg.batch);
+        quote!(::bp::__private::check_batch_norm(#name, #batch, #per_channel, &[#(#dims),*])?;)
+    }
+
     fn update(&self, cg: &CodeGen, _out: NodeId) -> TokenStream {
         let (Some(momentum), Some([mean, var])) = (self.momentum, self.stats) else {
             return TokenStream::new();
