@@ -195,19 +195,37 @@ impl Emitter<'_> {
         }
     }
 
-    /// A method receiver: a bare literal gets its type suffix.
+    /// A method receiver: a bare literal gets its type (`(0.5 as f32)`; a named constant
+    /// has it already).
     fn receiver(&mut self, id: usize, out: &mut TokenStream) {
-        if let E::Const(v) = &self.dag.nodes[id] {
+        if let E::Const(v) = self.dag.nodes[id] {
             let ty = &self.leaves.ty;
-            let lit = literal(v.abs());
-            out.extend(if *v < 0.0 {
-                quote!((-#lit as #ty))
-            } else {
-                quote!((#lit as #ty))
+            let (num, named) = (self.number(v.abs()), named_constant(v.abs()).is_some());
+            out.extend(match (v < 0.0, named) {
+                (false, true) => num,
+                (true, true) => quote!((-#num)),
+                (false, false) => quote!((#num as #ty)),
+                (true, false) => quote!((-#num as #ty)),
             });
             return;
         }
         self.child(id, 4, out);
+    }
+
+    /// A number in the network's type: a constant of `core::f32::consts` (or `f64`) by
+    /// its name, any other at the precision of the type (clippy's `approx_constant` and
+    /// `excessive_precision` lint the generated code as the user's own).
+    fn number(&self, v: f64) -> TokenStream {
+        let ty = &self.leaves.ty;
+        if let Some(name) = named_constant(v) {
+            let name = proc_macro2::Ident::new(name, Span::call_site());
+            return quote!(::core::#ty::consts::#name);
+        }
+        if ty.to_string() == "f32" {
+            let lit = proc_macro2::Literal::f32_unsuffixed(v as f32);
+            return quote!(#lit);
+        }
+        literal(v)
     }
 
     /// An operand written several times in its parent's code (`if x < 0.0 { 0.0 } else
@@ -232,10 +250,10 @@ impl Emitter<'_> {
             E::Out => out.extend(self.leaves.out.clone()),
             E::Grad => out.extend(self.leaves.grad.clone()),
             E::Const(v) if *v < 0.0 => {
-                let lit = literal(-v);
-                out.extend(quote!(-#lit));
+                let num = self.number(-v);
+                out.extend(quote!(-#num));
             }
-            E::Const(v) => out.extend(literal(*v)),
+            E::Const(v) => out.extend(self.number(*v)),
             E::Neg(_) => {
                 out.extend(quote!(-));
                 self.child(kids[0], 3, out);
@@ -248,8 +266,13 @@ impl Emitter<'_> {
                     let p = proc_macro2::Literal::i32_unsuffixed(*p as i32);
                     out.extend(quote!(.powi(#p)));
                 } else {
-                    let lit = literal(*p);
-                    out.extend(quote!(.powf(#lit)));
+                    let num = if *p < 0.0 {
+                        let num = self.number(-p);
+                        quote!(-#num)
+                    } else {
+                        self.number(*p)
+                    };
+                    out.extend(quote!(.powf(#num)));
                 }
             }
             E::Where(cmp, _) => {
@@ -258,6 +281,8 @@ impl Emitter<'_> {
                 out.extend(match cmp {
                     Cmp::Gt => quote!(>),
                     Cmp::Lt => quote!(<),
+                    Cmp::Ge => quote!(>=),
+                    Cmp::Le => quote!(<=),
                     Cmp::Eq => quote!(==),
                 });
                 self.child(kids[1], 1, out);
@@ -302,6 +327,33 @@ impl Emitter<'_> {
         };
         out.extend((f.code)(x, &self.leaves.ty));
     }
+}
+
+/// The name in `core::f64::consts` of `v`, if it is one of those constants exactly.
+fn named_constant(v: f64) -> Option<&'static str> {
+    use std::f64::consts as c;
+    let named = [
+        ("PI", c::PI),
+        ("TAU", c::TAU),
+        ("E", c::E),
+        ("SQRT_2", c::SQRT_2),
+        ("FRAC_1_SQRT_2", c::FRAC_1_SQRT_2),
+        ("FRAC_2_SQRT_PI", c::FRAC_2_SQRT_PI),
+        ("FRAC_1_PI", c::FRAC_1_PI),
+        ("FRAC_2_PI", c::FRAC_2_PI),
+        ("FRAC_PI_2", c::FRAC_PI_2),
+        ("FRAC_PI_3", c::FRAC_PI_3),
+        ("FRAC_PI_4", c::FRAC_PI_4),
+        ("FRAC_PI_6", c::FRAC_PI_6),
+        ("FRAC_PI_8", c::FRAC_PI_8),
+        ("LN_2", c::LN_2),
+        ("LN_10", c::LN_10),
+        ("LOG2_E", c::LOG2_E),
+        ("LOG10_E", c::LOG10_E),
+        ("LOG2_10", c::LOG2_10),
+        ("LOG10_2", c::LOG10_2),
+    ];
+    named.iter().find(|(_, c)| *c == v).map(|(n, _)| *n)
 }
 
 /// An unsuffixed float literal (`1.0`, `0.044715`).

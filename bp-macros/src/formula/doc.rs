@@ -53,6 +53,8 @@ fn doc_prec(e: &E, name: &dyn Fn(usize) -> String, out: &str, grad: &str) -> (St
             let op = match cmp {
                 Cmp::Gt => ">",
                 Cmp::Lt => "<",
+                Cmp::Ge => "≥",
+                Cmp::Le => "≤",
                 Cmp::Eq => "=",
             };
             let (l, r, t, f) = (sub(l, 1), sub(r, 1), sub(t, 1), sub(f, 1));
@@ -112,6 +114,8 @@ fn write_canonical(e: &E, out: &mut String) {
             let name = match cmp {
                 Cmp::Gt => "where_gt",
                 Cmp::Lt => "where_lt",
+                Cmp::Ge => "where_ge",
+                Cmp::Le => "where_le",
                 Cmp::Eq => "where_eq",
             };
             let [l, r, t, f] = &**p;

@@ -217,15 +217,16 @@ fn gelu(x: E, tanh: bool) -> E {
     mul(mul(c(0.5), x), add(c(1.0), inner))
 }
 
-/// torch.clamp: min(max(x, lo), hi) (so hi wins when lo > hi), with the gradient passing
-/// where lo ≤ x ≤ hi, bounds included, as PyTorch's.
+/// torch.clamp: min(max(x, lo), hi) (so hi wins when lo > hi; NaN stays NaN). The
+/// gradient passes strictly inside the bounds: at a bound the output is the constant, as
+/// PyTorch's (since 2.x) clamp backward gives 0 there.
 fn clamp(x: &[E], h: &[Value]) -> Result<E, String> {
     let mut y = x[0].clone();
     if let Value::Float(lo) = h[0] {
-        y = where_(Cmp::Lt, y.clone(), c(lo), c(lo), y);
+        y = where_(Cmp::Le, y.clone(), c(lo), c(lo), y);
     }
     if let Value::Float(hi) = h[1] {
-        y = where_(Cmp::Gt, y.clone(), c(hi), c(hi), y);
+        y = where_(Cmp::Ge, y.clone(), c(hi), c(hi), y);
     }
     if h.iter().all(|v| *v == Value::Absent) {
         return Err("`clamp` needs `min`, `max` or both: clamp(x, min, max)".into());
@@ -283,6 +284,8 @@ mod tests {
                 let holds = match cmp {
                     Cmp::Gt => l > r,
                     Cmp::Lt => l < r,
+                    Cmp::Ge => l >= r,
+                    Cmp::Le => l <= r,
                     Cmp::Eq => l == r,
                 };
                 eval(if holds { t } else { f })

@@ -35,6 +35,8 @@ pub enum Bin {
 pub enum Cmp {
     Gt,
     Lt,
+    Ge,
+    Le,
     Eq,
 }
 
