@@ -21,7 +21,7 @@
 //!              docs (from the ops' own steps) and the structure hash
 //! ```
 //!
-//! [`network`] chains them in [`expand`]: parse → lower and check → plan → name → emit.
+//! [`network`] chains them in `expand`: parse → lower and check → plan → name → emit.
 //! With errors, it stops after lowering and emits them with a fallback (`emit::fallback`).
 #![forbid(unsafe_code)]
 // `cargo fuzz` builds this file as its target (`fuzz/Cargo.toml`), with `cfg(fuzzing)`.
