@@ -54,6 +54,12 @@ pub trait Float:
     fn sqrt(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// `tanh` for the kernels' inner loops: for `f32` a branch-free polynomial within 2
+    /// ulp that vectorizes (`kernels::fastmath`), for `f64` std's.
+    fn tanh_fast(self) -> Self;
+    /// The logistic function `1/(1 + e^−x)`, for `f32` through the branch-free `exp` of
+    /// `kernels::fastmath` (within 2 ulp), for `f64` through std's `exp`.
+    fn sigmoid_fast(self) -> Self;
     /// The error function `erf(x) = 2/√π·∫₀ˣ e^(−t²) dt` (`libm`'s, the same bits on every
     /// platform; `f64::erf` is not stable).
     fn erf(self) -> Self;
@@ -106,7 +112,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident, $name:literal, $erf:path) => {
+    ($t:ident, $name:literal, $erf:path, $tanh:path, $sigmoid:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -139,6 +145,14 @@ macro_rules! impl_float {
             #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            #[inline(always)]
+            fn tanh_fast(self) -> Self {
+                $tanh(self)
+            }
+            #[inline(always)]
+            fn sigmoid_fast(self) -> Self {
+                $sigmoid(self)
             }
             #[inline(always)]
             fn abs(self) -> Self {
@@ -195,8 +209,20 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "F32", libm::erff);
-impl_float!(f64, "F64", libm::erf);
+impl_float!(
+    f32,
+    "F32",
+    libm::erff,
+    crate::kernels::fastmath::tanh_f32,
+    crate::kernels::fastmath::sigmoid_f32
+);
+impl_float!(f64, "F64", libm::erf, f64::tanh, sigmoid_f64);
+
+/// The logistic function in `f64`, through std's `exp`.
+#[inline(always)]
+fn sigmoid_f64(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@
 
 mod conv;
 mod dropout;
+pub(crate) mod fastmath;
 #[cfg(test)]
 mod fd_check;
 mod gemm;

@@ -158,10 +158,10 @@ fn tail_mut<T>(s: &mut [T], off: usize) -> &mut [T] {
     &mut s[off..]
 }
 
-/// The logistic function `1/(1 + e^−v)`.
+/// The logistic function `1/(1 + e^−v)` (branch-free for `f32`: [`Float::sigmoid_fast`]).
 #[inline(always)]
 fn sigmoid<T: Float>(v: T) -> T {
-    T::ONE / (T::ONE + (-v).exp())
+    v.sigmoid_fast()
 }
 
 /// `C += A·Wᵀ`: `c[r, j] += Σ_i a[r, i]·w[j, i]` for `r < m`, `j < n`, `i < k`, with

@@ -40,15 +40,50 @@ pub fn lstm_step<T: Float>(
     preactivate(g, batch, t, w4, x, w_ih, w_hh, b_ih, b_hh, gates, y);
     for b in 0..batch {
         let (gr, at) = (&mut gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
-        for j in 0..h {
-            let (i, f) = (sigmoid(gr[j]), sigmoid(gr[h + j]));
-            let (gg, o) = (gr[2 * h + j].tanh(), sigmoid(gr[3 * h + j]));
-            (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]) = (i, f, gg, o);
-            let c_prev = if t > 0 { cell[at - h + j] } else { T::ZERO };
-            let c = f * c_prev + i * gg;
-            cell[at + j] = c;
-            y[at + j] = o * c.tanh();
+        let (cells, ys) = (&mut cell[..at + h], &mut y[at..at + h]);
+        let (c_prev, c_now) = cells.split_at_mut(at);
+        let c_prev = (t > 0).then(|| &c_prev[at - h..]);
+        activate(gr, c_prev, c_now, ys);
+    }
+}
+
+/// The LSTM cell on one row: the gates `[i f g o]` (pre-activations in, activations out),
+/// `c = f⊙c_prev + i⊙g` (`c_prev` 0 when `None`) and `y = o⊙tanh(c)`. Each loop runs over
+/// whole slices with one function, so the compiler vectorizes it.
+#[inline(always)]
+fn activate<T: Float>(gr: &mut [T], c_prev: Option<&[T]>, c_now: &mut [T], ys: &mut [T]) {
+    let h = ys.len();
+    let (if_gates, rest) = gr.split_at_mut(2 * h);
+    let (gg, go) = rest.split_at_mut(h);
+    for v in if_gates.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in go.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in gg.iter_mut() {
+        *v = v.tanh_fast();
+    }
+    let (gi, gf) = if_gates.split_at(h);
+    match c_prev {
+        Some(cp) => {
+            for (((c, &cp), &f), (&i, &g)) in c_now
+                .iter_mut()
+                .zip(cp)
+                .zip(gf)
+                .zip(gi.iter().zip(gg.iter()))
+            {
+                *c = f * cp + i * g;
+            }
         }
+        None => {
+            for (c, (&i, &g)) in c_now.iter_mut().zip(gi.iter().zip(gg.iter())) {
+                *c = i * g;
+            }
+        }
+    }
+    for ((y, &o), &c) in ys.iter_mut().zip(go.iter()).zip(c_now.iter()) {
+        *y = o * c.tanh_fast();
     }
 }
 
@@ -96,32 +131,71 @@ pub fn lstm_step_backward<T: Float>(
         [dw_ih, dw_hh, db_ih, db_hh],
         dx.as_deref(),
     );
-    let (h, w4, carry) = (g.hidden, 4 * g.hidden, t + 1 < g.t_len);
+    let (h, w4) = (g.hidden, 4 * g.hidden);
+    if t + 1 == g.t_len {
+        // No later step: the carries start at 0.
+        dh[..batch * h].fill(T::ZERO);
+        dc[..batch * h].fill(T::ZERO);
+    }
     for b in 0..batch {
         let (gr, at) = (&gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
         let dg = &mut dgates[b * w4..(b + 1) * w4];
-        for j in 0..h {
-            let (i, f, gg, o) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-            let (c, c_prev) = (cell[at + j], if t > 0 { cell[at - h + j] } else { T::ZERO });
-            let tc = c.tanh();
-            let (dh_in, dc_in) = if carry {
-                (dh[b * h + j], dc[b * h + j])
-            } else {
-                (T::ZERO, T::ZERO)
-            };
-            let dht = dy[at + j] + dh_in;
-            let dct = dc_in + dht * o * (T::ONE - tc * tc);
-            dg[j] = dct * gg * i * (T::ONE - i);
-            dg[h + j] = dct * c_prev * f * (T::ONE - f);
-            dg[2 * h + j] = dct * i * (T::ONE - gg * gg);
-            dg[3 * h + j] = dht * tc * o * (T::ONE - o);
-            dc[b * h + j] = dct * f;
+        let c = &cell[at..at + h];
+        // At t = 0 there is no c_{t−1}: any row stands in, and δf is zeroed below.
+        let c_prev = if t > 0 { &cell[at - h..at] } else { c };
+        let rows = GateRows {
+            gates: [&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]],
+            c,
+            c_prev,
+            dy: &dy[at..at + h],
+            dh: &dh[b * h..(b + 1) * h],
+        };
+        gate_residuals(rows, dg, &mut dc[b * h..(b + 1) * h]);
+        if t == 0 {
+            dg[h..2 * h].fill(T::ZERO);
         }
     }
     let grads = [dw_ih, dw_hh, db_ih, db_hh];
     backward_tail(
         g, batch, t, w4, x, y, w_ih, w_hh, dgates, dh, grads, acc_params, dx, acc_x,
     );
+}
+
+/// What the backward of one row reads: the gate activations `[i f g o]`, `c_t`,
+/// `c_{t−1}`, `dy[:, t]` and the carry `dh`.
+struct GateRows<'a, T> {
+    gates: [&'a [T]; 4],
+    c: &'a [T],
+    c_prev: &'a [T],
+    dy: &'a [T],
+    dh: &'a [T],
+}
+
+/// The pre-activation residuals of one row into `dg = [δi δf δg δo]`, and `dc ← δc⊙f`
+/// (`dc` holds the carry on entry). One indexed loop over slices of equal length: the
+/// bounds checks fold away and it vectorizes.
+#[inline(always)]
+fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T]) {
+    let h = r.c.len();
+    let [gi, gf, gg, go] = r.gates;
+    let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);
+    let (c, c_prev, dy, dh) = (&r.c[..h], &r.c_prev[..h], &r.dy[..h], &r.dh[..h]);
+    let dc = &mut dc[..h];
+    let (di, rest) = dg.split_at_mut(h);
+    let (df, rest) = rest.split_at_mut(h);
+    let (dgg, d_o) = rest.split_at_mut(h);
+    let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
+    for j in 0..h {
+        let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
+        let tc = c[j].tanh_fast();
+        let dht = dy[j] + dh[j];
+        let dct = dc[j] + dht * o * (T::ONE - tc * tc);
+        di[j] = dct * gv * i * (T::ONE - i);
+        df[j] = dct * c_prev[j] * f * (T::ONE - f);
+        dgg[j] = dct * i * (T::ONE - gv * gv);
+        d_o[j] = dht * tc * o * (T::ONE - o);
+        dc[j] = dct * f;
+    }
 }
 
 #[cfg(test)]
