@@ -74,12 +74,29 @@ pub fn gru_step<T: Float>(
     }
     for b in 0..batch {
         let (gr, at) = (&mut gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
-        for j in 0..h {
-            let (r, z) = (sigmoid(gr[j]), sigmoid(gr[h + j]));
-            let n = (gr[2 * h + j] + r * gr[3 * h + j]).tanh();
-            (gr[j], gr[h + j], gr[2 * h + j]) = (r, z, n);
-            let h_prev = if t > 0 { y[at - h + j] } else { T::ZERO };
-            y[at + j] = (T::ONE - z) * n + z * h_prev;
+        let (rz, rest) = gr.split_at_mut(2 * h);
+        let (gn, ghn) = rest.split_at_mut(h);
+        // Whole-slice loops with one function each: the compiler vectorizes them.
+        for v in rz.iter_mut() {
+            *v = sigmoid(*v);
+        }
+        let (gr_, gz) = rz.split_at(h);
+        for ((n, &r), &hn) in gn.iter_mut().zip(gr_).zip(ghn.iter()) {
+            *n = (*n + r * hn).tanh_fast();
+        }
+        let (prev, now) = y.split_at_mut(at);
+        let now = &mut now[..h];
+        match (t > 0).then(|| &prev[at - h..]) {
+            Some(hp) => {
+                for (((yv, &z), &n), &hp) in now.iter_mut().zip(gz).zip(gn.iter()).zip(hp) {
+                    *yv = (T::ONE - z) * n + z * hp;
+                }
+            }
+            None => {
+                for ((yv, &z), &n) in now.iter_mut().zip(gz).zip(gn.iter()) {
+                    *yv = (T::ONE - z) * n;
+                }
+            }
         }
     }
 }
@@ -229,20 +246,42 @@ fn gru_gate_residuals<T: Float>(
     dh: &mut [T],
     dgates: &mut [T],
 ) {
-    let (h, w4, carry) = (g.hidden, 4 * g.hidden, t + 1 < g.t_len);
+    let (h, w4) = (g.hidden, 4 * g.hidden);
+    if t + 1 == g.t_len {
+        dh[..batch * h].fill(T::ZERO); // no later step: the carry starts at 0
+    }
     for b in 0..batch {
         let (gr, at) = (&gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
         let dg = &mut dgates[b * w4..(b + 1) * w4];
+        // Equal-length slices and one indexed loop: the bounds checks fold away and it
+        // vectorizes. At t = 0, h_{t−1} = 0 (any row stands in and is multiplied by 0).
+        let (r, z, n, hn) = (
+            &gr[..h],
+            &gr[h..2 * h],
+            &gr[2 * h..3 * h],
+            &gr[3 * h..4 * h],
+        );
+        let hp = if t > 0 {
+            &y[at - h..at]
+        } else {
+            &y[at..at + h]
+        };
+        let keep = if t > 0 { T::ONE } else { T::ZERO };
+        let (dy, dhr) = (&dy[at..at + h], &mut dh[b * h..(b + 1) * h]);
+        let (dr, rest) = dg.split_at_mut(h);
+        let (dz, rest) = rest.split_at_mut(h);
+        let (dn_, dhn) = rest.split_at_mut(h);
+        let (dr, dz, dn_, dhn) = (&mut dr[..h], &mut dz[..h], &mut dn_[..h], &mut dhn[..h]);
         for j in 0..h {
-            let (r, z, n, hn) = (gr[j], gr[h + j], gr[2 * h + j], gr[3 * h + j]);
-            let h_prev = if t > 0 { y[at - h + j] } else { T::ZERO };
-            let dht = dy[at + j] + if carry { dh[b * h + j] } else { T::ZERO };
-            let dn = dht * (T::ONE - z) * (T::ONE - n * n);
-            dg[j] = dn * hn * r * (T::ONE - r);
-            dg[h + j] = dht * (h_prev - n) * z * (T::ONE - z);
-            dg[2 * h + j] = dn;
-            dg[3 * h + j] = dn * r;
-            dh[b * h + j] = dht * z;
+            let (rv, zv, nv, hnv) = (r[j], z[j], n[j], hn[j]);
+            let h_prev = keep * hp[j];
+            let dht = dy[j] + dhr[j];
+            let dn = dht * (T::ONE - zv) * (T::ONE - nv * nv);
+            dr[j] = dn * hnv * rv * (T::ONE - rv);
+            dz[j] = dht * (h_prev - nv) * zv * (T::ONE - zv);
+            dn_[j] = dn;
+            dhn[j] = dn * rv;
+            dhr[j] = dht * zv;
         }
     }
 }

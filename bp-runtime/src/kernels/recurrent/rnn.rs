@@ -34,10 +34,11 @@ pub fn rnn_step<T: Float>(
     preactivate(g, batch, t, h, x, w_ih, w_hh, b_ih, b_hh, gates, y);
     for b in 0..batch {
         let at = g.row(b, t, h);
-        for (gv, yv) in gates[at..at + h].iter_mut().zip(&mut y[at..at + h]) {
-            *gv = gv.tanh();
-            *yv = *gv;
+        let gr = &mut gates[at..at + h];
+        for gv in gr.iter_mut() {
+            *gv = gv.tanh_fast();
         }
+        y[at..at + h].copy_from_slice(gr);
     }
 }
 
