@@ -79,22 +79,20 @@ pub fn assign(g: &mut Graph, plan: &Plan) -> (Vec<Option<Ident>>, Locals) {
 /// sees them either).
 fn locals(names: &mut Names) -> Locals {
     let mut local = |name: &str| Ident::new(&names.alloc(name).to_string(), Span::mixed_site());
-    let [batch, mode, rng, accumulate, sgd, lr, params, values, buffers, residuals, grads, step] =
-        [
-            "batch",
-            "mode",
-            "rng",
-            "accumulate",
-            "sgd",
-            "lr",
-            "params",
-            "values",
-            "buffers",
-            "residuals",
-            "grads",
-            "t",
-        ]
-        .map(&mut local);
+    let [batch, mode, rng, accumulate, sgd, lr, params, values, buffers, residuals, grads] = [
+        "batch",
+        "mode",
+        "rng",
+        "accumulate",
+        "sgd",
+        "lr",
+        "params",
+        "values",
+        "buffers",
+        "residuals",
+        "grads",
+    ]
+    .map(&mut local);
     // Temporaries are `t0`, `t1`, …: a prefix no taken name continues with digits.
     let numbered = |prefix: &str, name: &str| {
         name.strip_prefix(prefix)
@@ -118,7 +116,6 @@ fn locals(names: &mut Names) -> Locals {
         buffers,
         residuals,
         grads,
-        step,
         temp,
     }
 }

@@ -68,8 +68,6 @@ pub struct Locals {
     pub buffers: Ident,
     pub residuals: Ident,
     pub grads: Ident,
-    /// A recurrent layer's time step.
-    pub step: Ident,
     /// The prefix of a formula's temporaries (`t0`, `t1`, …).
     pub temp: String,
 }

@@ -13,7 +13,7 @@ use crate::graph::{
     AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Step,
 };
 use proc_macro2::{Ident, Literal, TokenStream};
-use quote::{format_ident, quote, ToTokens};
+use quote::{quote, ToTokens};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Cell {
@@ -114,7 +114,7 @@ pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
     let aux = Aux {
         gates: b.workspace(AuxSpec::saved("gates", t * saved * h)),
         dh: b.workspace(AuxSpec::scratch("dh", h, 0)),
-        dgates: b.workspace(AuxSpec::scratch("dgates", saved * h, 0)),
+        dgates: b.workspace(AuxSpec::scratch("dgates", t * saved * h, 0)),
         cell: (cell == Cell::Lstm).then(|| {
             let c = b.workspace(AuxSpec::saved("cell", t * h));
             [c, b.workspace(AuxSpec::scratch("dc", h, 0))]
@@ -152,6 +152,22 @@ impl Recurrent {
         let [t, i, h] = [self.t_len, self.inp, self.hidden].map(Literal::usize_unsuffixed);
         quote!(&::bp::__private::kernels::RnnGeom { t_len: #t, inp: #i, hidden: #h })
     }
+    /// `RnnKind::Lstm` (or `Rnn`, `Gru`).
+    fn kind(&self) -> TokenStream {
+        let kind = match self.cell {
+            Cell::Rnn => quote!(Rnn),
+            Cell::Lstm => quote!(Lstm),
+            Cell::Gru => quote!(Gru),
+        };
+        quote!(::bp::__private::kernels::RnnKind::#kind)
+    }
+
+    /// The `RnnParams` of this layer.
+    fn params_value(&self, cg: &CodeGen) -> TokenStream {
+        let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|i| self.p(cg, i).0);
+        quote!(::bp::__private::kernels::RnnParams { w_ih: #w_ih, w_hh: #w_hh, b_ih: #b_ih, b_hh: #b_hh })
+    }
+
     fn p(&self, cg: &CodeGen, i: usize) -> (Ident, Ident) {
         let p = &cg.g.params[self.params[i]];
         (p.ident.clone(), p.grad_ident.clone())
@@ -170,19 +186,17 @@ impl Op for Recurrent {
     }
     fn forward(&self, cg: &CodeGen, out: NodeId) -> Step {
         let (x, y, batch, g) = (cg.value(self.x[0]), cg.value(out), &cg.batch, self.geom());
-        let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|i| self.p(cg, i).0);
+        let (kind, params) = (self.kind(), self.params_value(cg));
         let gates = cg.aux(self.aux.gates);
-        let t = &cg.locals.step;
-        let steps = Literal::usize_unsuffixed(self.t_len);
-        let step = format_ident!("{}_step", self.cell.name());
-        let cell = self.aux.cell.map(|[c, _]| {
-            let c = cg.aux(c);
-            quote!(#c,)
-        });
-        let code = quote! {
-            for #t in 0..#steps {
-                ::bp::__private::kernels::#step(#g, #batch, #t, #x, #w_ih, #w_hh, #b_ih, #b_hh, #gates, #cell #y);
+        let cell = match self.aux.cell {
+            Some([c, _]) => {
+                let c = cg.aux(c);
+                quote!(#c)
             }
+            None => quote!(&mut []),
+        };
+        let code = quote! {
+            ::bp::__private::kernels::rnn_forward(#g, #kind, #batch, #x, #params, #gates, #cell, #y);
         };
         Step::new(self.forward_math(cg, out), code)
     }
@@ -196,8 +210,8 @@ impl Op for Recurrent {
             self.geom(),
             &cg.accumulate,
         );
-        let [(w_ih, dw_ih), (w_hh, dw_hh), (_, db_ih), (_, db_hh)] =
-            [0, 1, 2, 3].map(|i| self.p(cg, i));
+        let (kind, params) = (self.kind(), self.params_value(cg));
+        let [dw_ih, dw_hh, db_ih, db_hh] = [0, 1, 2, 3].map(|i| self.p(cg, i).1);
         let (gates, dh, dgates) = (
             cg.aux(self.aux.gates),
             cg.aux(self.aux.dh),
@@ -205,30 +219,28 @@ impl Op for Recurrent {
         );
         let dxg = optional_input(cg, self.x[0]);
         let mut math = vec![format!(
-            "for t in {}..=0: ∂J/∂h_t = {}[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{{t−1}}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1",
+            "for t in {}..=0: ∂J/∂h_t = {}[t] + (carried from t + 1); through the step's gates to d_gates_t; ∇W_hh += d_gates_tᵀ·h_{{t−1}}, carry d_gates_t·W_hh to t − 1",
             self.t_len - 1,
             cg.d_name(out)
         )];
+        math.push("then over all steps at once: ∇W_ih = d_gatesᵀ·x, ∇b = Σ d_gates".into());
         if let Some(lhs) = &dxg.math {
-            math.push(format!("{lhs}[t] d_gates_t·W_ih"));
+            math.push(format!("{lhs} d_gates·W_ih"));
         }
         let (pre, dx, acc_x) = (dxg.prelude, dxg.slice, dxg.acc);
-        let t = &cg.locals.step;
-        let steps = Literal::usize_unsuffixed(self.t_len);
-        let step = format_ident!("{}_step_backward", self.cell.name());
         let (cell, dc) = match self.aux.cell {
             Some([c, dc]) => {
                 let (c, dc) = (cg.aux(c), cg.aux(dc));
-                (quote!(#c,), quote!(#dc,))
+                (quote!(#c), quote!(#dc))
             }
-            None => (TokenStream::new(), TokenStream::new()),
+            None => (quote!(&[]), quote!(&mut [])),
+        };
+        let grads = quote! {
+            ::bp::__private::kernels::RnnGrads { dw_ih: #dw_ih, dw_hh: #dw_hh, db_ih: #db_ih, db_hh: #db_hh, acc: #acc }
         };
         let code = quote! {
             #pre
-            for #t in (0..#steps).rev() {
-                ::bp::__private::kernels::#step(#g, #batch, #t, #x, #y, #w_ih, #w_hh, #gates, #cell #dy, #dh, #dc #dgates,
-                    #dw_ih, #dw_hh, #db_ih, #db_hh, #acc, #dx, #acc_x);
-            }
+            ::bp::__private::kernels::rnn_backward(#g, #kind, #batch, #x, #y, #params, #gates, #cell, #dy, #dh, #dc, #dgates, #grads, #dx, #acc_x);
         };
         vec![Step::lines(math, code)]
     }

@@ -586,7 +586,7 @@ impl Layers {
             &mut residuals.l_dgates,
             "workspace `dgates` of `l`",
             batch,
-            20,
+            120,
             0,
         )?;
         ::bp::__private::reserve_buffer(
@@ -720,7 +720,8 @@ d_d_flatten = the slice of d_d_concat where d_flatten sits
 d_d_last = the slice of d_d_concat where d_last sits
 d_l =[T − 1] d_d_last   (0 at the other steps)
 d_p = d_d_flatten reshaped to [4, 4, 4]
-for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
+for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to d_gates_t; ∇W_hh += d_gates_tᵀ·h_{t−1}, carry d_gates_t·W_hh to t − 1
+then over all steps at once: ∇W_ih = d_gatesᵀ·x, ∇b = Σ d_gates
 d_p_1 = d_p routed to each window's first maximum
 d_bn = (d_p_1 if bn > 0 else 0)
 d_bn_weight = Σ d_bn·x̂
@@ -1088,25 +1089,25 @@ out = d·out.weightᵀ + out.bias                                               
         l.resize(&[batch, 6, 5]);
         l_gates.resize(&[batch * 120]);
         l_cell.resize(&[batch * 30]);
-        for t in 0..6 {
-            ::bp::__private::kernels::lstm_step(
-                &::bp::__private::kernels::RnnGeom {
-                    t_len: 6,
-                    inp: 4,
-                    hidden: 5,
-                },
-                batch,
-                t,
-                seq,
-                l_weight_ih_l0,
-                l_weight_hh_l0,
-                l_bias_ih_l0,
-                l_bias_hh_l0,
-                l_gates,
-                l_cell,
-                l,
-            );
-        }
+        ::bp::__private::kernels::rnn_forward(
+            &::bp::__private::kernels::RnnGeom {
+                t_len: 6,
+                inp: 4,
+                hidden: 5,
+            },
+            ::bp::__private::kernels::RnnKind::Lstm,
+            batch,
+            seq,
+            ::bp::__private::kernels::RnnParams {
+                w_ih: l_weight_ih_l0,
+                w_hh: l_weight_hh_l0,
+                b_ih: l_bias_ih_l0,
+                b_hh: l_bias_hh_l0,
+            },
+            l_gates,
+            l_cell,
+            l,
+        );
         d_flatten.resize(&[batch, 64]);
         ::bp::__private::kernels::copy(
             p,
@@ -1148,7 +1149,8 @@ d_d_flatten = the slice of d_d_concat where d_flatten sits
 d_d_last = the slice of d_d_concat where d_last sits
 d_l =[T − 1] d_d_last   (0 at the other steps)
 d_p = d_d_flatten reshaped to [4, 4, 4]
-for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to ∇W_ih += d_gates_tᵀ·x_t, ∇W_hh += d_gates_tᵀ·h_{t−1}, ∇b += Σ d_gates_t, carry d_gates_t·W_hh to t − 1
+for t in 5..=0: ∂J/∂h_t = d_l[t] + (carried from t + 1); through the step's gates to d_gates_t; ∇W_hh += d_gates_tᵀ·h_{t−1}, carry d_gates_t·W_hh to t − 1
+then over all steps at once: ∇W_ih = d_gatesᵀ·x, ∇b = Σ d_gates
 d_p_1 = d_p routed to each window's first maximum
 d_bn = (d_p_1 if bn > 0 else 0)
 d_bn_weight = Σ d_bn·x̂
@@ -1172,6 +1174,8 @@ d_c_bias = Σ_(b, pixels) d_c
             ref bn_weight,
             ref l_weight_ih_l0,
             ref l_weight_hh_l0,
+            ref l_bias_ih_l0,
+            ref l_bias_hh_l0,
             ref out_weight,
             ..
         } = *params;
@@ -1293,36 +1297,40 @@ d_c_bias = Σ_(b, pixels) d_c
             ::bp::__private::Accumulate::Overwrite,
         );
         l_dh.resize(&[batch * 5]);
-        l_dgates.resize(&[batch * 20]);
+        l_dgates.resize(&[batch * 120]);
         l_dc.resize(&[batch * 5]);
-        for t in (0..6).rev() {
-            ::bp::__private::kernels::lstm_step_backward(
-                &::bp::__private::kernels::RnnGeom {
-                    t_len: 6,
-                    inp: 4,
-                    hidden: 5,
-                },
-                batch,
-                t,
-                seq,
-                l,
-                l_weight_ih_l0,
-                l_weight_hh_l0,
-                l_gates,
-                l_cell,
-                d_l,
-                l_dh,
-                l_dc,
-                l_dgates,
-                d_l_weight_ih_l0,
-                d_l_weight_hh_l0,
-                d_l_bias_ih_l0,
-                d_l_bias_hh_l0,
-                accumulate,
-                None,
-                ::bp::__private::Accumulate::Overwrite,
-            );
-        }
+        ::bp::__private::kernels::rnn_backward(
+            &::bp::__private::kernels::RnnGeom {
+                t_len: 6,
+                inp: 4,
+                hidden: 5,
+            },
+            ::bp::__private::kernels::RnnKind::Lstm,
+            batch,
+            seq,
+            l,
+            ::bp::__private::kernels::RnnParams {
+                w_ih: l_weight_ih_l0,
+                w_hh: l_weight_hh_l0,
+                b_ih: l_bias_ih_l0,
+                b_hh: l_bias_hh_l0,
+            },
+            l_gates,
+            l_cell,
+            d_l,
+            l_dh,
+            l_dc,
+            l_dgates,
+            ::bp::__private::kernels::RnnGrads {
+                dw_ih: d_l_weight_ih_l0,
+                dw_hh: d_l_weight_hh_l0,
+                db_ih: d_l_bias_ih_l0,
+                db_hh: d_l_bias_hh_l0,
+                acc: accumulate,
+            },
+            None,
+            ::bp::__private::Accumulate::Overwrite,
+        );
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(
                 params.l_weight_ih_l0.as_mut_slice(),

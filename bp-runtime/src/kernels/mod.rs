@@ -60,8 +60,8 @@ pub use norm::{
 };
 pub use pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, Pool2dGeom};
 pub use recurrent::{
-    gru_step, gru_step_backward, last, last_backward, lstm_step, lstm_step_backward, rnn_step,
-    rnn_step_backward, RnnGeom, RnnKind,
+    gru_step, gru_step_backward, last, last_backward, lstm_step, lstm_step_backward, rnn_backward,
+    rnn_forward, rnn_step, rnn_step_backward, RnnGeom, RnnGrads, RnnKind, RnnParams,
 };
 
 use crate::Float;

@@ -8,10 +8,12 @@
 mod gru;
 mod lstm;
 mod rnn;
+mod sequence;
 
 pub use gru::{gru_step, gru_step_backward};
 pub use lstm::{lstm_step, lstm_step_backward};
 pub use rnn::{rnn_step, rnn_step_backward};
+pub use sequence::{rnn_backward, rnn_forward, RnnGrads, RnnParams};
 
 use super::gemm::gemm;
 use super::{put, Accumulate};

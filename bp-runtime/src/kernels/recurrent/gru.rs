@@ -74,28 +74,35 @@ pub fn gru_step<T: Float>(
     }
     for b in 0..batch {
         let (gr, at) = (&mut gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
-        let (rz, rest) = gr.split_at_mut(2 * h);
-        let (gn, ghn) = rest.split_at_mut(h);
-        // Whole-slice loops with one function each: the compiler vectorizes them.
-        for v in rz.iter_mut() {
-            *v = sigmoid(*v);
-        }
-        let (gr_, gz) = rz.split_at(h);
-        for ((n, &r), &hn) in gn.iter_mut().zip(gr_).zip(ghn.iter()) {
-            *n = (*n + r * hn).tanh_fast();
-        }
         let (prev, now) = y.split_at_mut(at);
-        let now = &mut now[..h];
-        match (t > 0).then(|| &prev[at - h..]) {
-            Some(hp) => {
-                for (((yv, &z), &n), &hp) in now.iter_mut().zip(gz).zip(gn.iter()).zip(hp) {
-                    *yv = (T::ONE - z) * n + z * hp;
-                }
+        activate(gr, (t > 0).then(|| &prev[at - h..]), &mut now[..h]);
+    }
+}
+
+/// The GRU cell on one row: `gr = [r z n hn]` with the pre-activations of r, z and of
+/// n's input side in, `[r z n]` after activation out; `y = (1 − z)⊙n + z⊙h_prev` (`h_prev`
+/// 0 when `None`). Whole-slice loops with one function each: the compiler vectorizes them.
+#[inline(always)]
+pub(super) fn activate<T: Float>(gr: &mut [T], h_prev: Option<&[T]>, now: &mut [T]) {
+    let h = now.len();
+    let (rz, rest) = gr.split_at_mut(2 * h);
+    let (gn, ghn) = rest.split_at_mut(h);
+    for v in rz.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    let (gr_, gz) = rz.split_at(h);
+    for ((n, &r), &hn) in gn.iter_mut().zip(gr_).zip(ghn.iter()) {
+        *n = (*n + r * hn).tanh_fast();
+    }
+    match h_prev {
+        Some(hp) => {
+            for (((yv, &z), &n), &hp) in now.iter_mut().zip(gz).zip(gn.iter()).zip(hp) {
+                *yv = (T::ONE - z) * n + z * hp;
             }
-            None => {
-                for ((yv, &z), &n) in now.iter_mut().zip(gz).zip(gn.iter()) {
-                    *yv = (T::ONE - z) * n;
-                }
+        }
+        None => {
+            for ((yv, &z), &n) in now.iter_mut().zip(gz).zip(gn.iter()) {
+                *yv = (T::ONE - z) * n;
             }
         }
     }
@@ -143,7 +150,7 @@ pub fn gru_step_backward<T: Float>(
         [dw_ih, dw_hh, db_ih, db_hh],
         dx.as_deref(),
     );
-    gru_gate_residuals(g, batch, t, y, gates, dy, dh, dgates);
+    gru_gate_residuals(g, batch, t, y, gates, dy, dh, (dgates, 0, 4 * g.hidden));
     let grads = [dw_ih, dw_hh, db_ih, db_hh];
     gru_param_grads(
         g,
@@ -233,10 +240,11 @@ fn gru_param_grads<T: Float>(
     col_sums(batch, h, dn_hh, w4, acc, &mut db_hh[2 * h..]);
 }
 
-/// The elementwise part of [`gru_step_backward`]: `dgates = [δr δz δn δhn]` and the
-/// direct part of the carry, `dh = δh⊙z`.
+/// The elementwise part of [`gru_step_backward`]: `dgates = [δr δz δn δhn]` (the row of
+/// batch element `b` at `dg_off + b·dg_stride`) and the direct part of the carry,
+/// `dh = δh⊙z`.
 #[allow(clippy::too_many_arguments)]
-fn gru_gate_residuals<T: Float>(
+pub(super) fn gru_gate_residuals<T: Float>(
     g: &RnnGeom,
     batch: usize,
     t: usize,
@@ -244,7 +252,7 @@ fn gru_gate_residuals<T: Float>(
     gates: &[T],
     dy: &[T],
     dh: &mut [T],
-    dgates: &mut [T],
+    (dgates, dg_off, dg_stride): (&mut [T], usize, usize),
 ) {
     let (h, w4) = (g.hidden, 4 * g.hidden);
     if t + 1 == g.t_len {
@@ -252,7 +260,7 @@ fn gru_gate_residuals<T: Float>(
     }
     for b in 0..batch {
         let (gr, at) = (&gates[g.row(b, t, w4)..][..w4], g.row(b, t, h));
-        let dg = &mut dgates[b * w4..(b + 1) * w4];
+        let dg = &mut dgates[dg_off + b * dg_stride..][..w4];
         // Equal-length slices and one indexed loop: the bounds checks fold away and it
         // vectorizes. At t = 0, h_{t−1} = 0 (any row stands in and is multiplied by 0).
         let (r, z, n, hn) = (

@@ -51,7 +51,12 @@ pub fn lstm_step<T: Float>(
 /// `c = f⊙c_prev + i⊙g` (`c_prev` 0 when `None`) and `y = o⊙tanh(c)`. Each loop runs over
 /// whole slices with one function, so the compiler vectorizes it.
 #[inline(always)]
-fn activate<T: Float>(gr: &mut [T], c_prev: Option<&[T]>, c_now: &mut [T], ys: &mut [T]) {
+pub(super) fn activate<T: Float>(
+    gr: &mut [T],
+    c_prev: Option<&[T]>,
+    c_now: &mut [T],
+    ys: &mut [T],
+) {
     let h = ys.len();
     let (if_gates, rest) = gr.split_at_mut(2 * h);
     let (gg, go) = rest.split_at_mut(h);
@@ -163,19 +168,19 @@ pub fn lstm_step_backward<T: Float>(
 
 /// What the backward of one row reads: the gate activations `[i f g o]`, `c_t`,
 /// `c_{t−1}`, `dy[:, t]` and the carry `dh`.
-struct GateRows<'a, T> {
-    gates: [&'a [T]; 4],
-    c: &'a [T],
-    c_prev: &'a [T],
-    dy: &'a [T],
-    dh: &'a [T],
+pub(super) struct GateRows<'a, T> {
+    pub gates: [&'a [T]; 4],
+    pub c: &'a [T],
+    pub c_prev: &'a [T],
+    pub dy: &'a [T],
+    pub dh: &'a [T],
 }
 
 /// The pre-activation residuals of one row into `dg = [δi δf δg δo]`, and `dc ← δc⊙f`
 /// (`dc` holds the carry on entry). One indexed loop over slices of equal length: the
 /// bounds checks fold away and it vectorizes.
 #[inline(always)]
-fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T]) {
+pub(super) fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T]) {
     let h = r.c.len();
     let [gi, gf, gg, go] = r.gates;
     let (gi, gf, gg, go) = (&gi[..h], &gf[..h], &gg[..h], &go[..h]);

@@ -1,0 +1,567 @@
+//! Whole-sequence kernels: the forward and backward passes of a recurrent layer over all
+//! `T` steps in one call. The input side needs no recurrence, so it runs as one product
+//! over the `B·T` rows: the input projection `x·W_ihᵀ` before the loop, and its weight
+//! gradient, the bias gradients and `dx` after the backward loop. Only the hidden side
+//! (`h_{t−1}·W_hhᵀ`, its gradient, the carry) and the cell's elementwise work run per
+//! step. The per-step kernels (`*_step`, `*_step_backward`) compute the same and stay
+//! as the reference the tests compare with.
+//!
+//! Layouts are those of [`RnnGeom`], except that backward's `dgates` holds every step:
+//! `[B, T, W·H]`, [`RnnGeom::sequence_scratch_len`].
+#![forbid(unsafe_code)]
+
+use super::{a_w, add_a_wt, at_v, col_sums, gru, lstm, tail, tail_mut, RnnGeom, RnnKind};
+use crate::kernels::Accumulate;
+use crate::Float;
+
+/// The weights and biases of a layer, as `nn.RNN`/`nn.LSTM`/`nn.GRU` hold them.
+#[derive(Clone, Copy)]
+pub struct RnnParams<'a, T> {
+    /// `weight_ih_l0`, `[G·H, inp]`.
+    pub w_ih: &'a [T],
+    /// `weight_hh_l0`, `[G·H, H]`.
+    pub w_hh: &'a [T],
+    /// `bias_ih_l0`, `[G·H]`.
+    pub b_ih: &'a [T],
+    /// `bias_hh_l0`, `[G·H]`.
+    pub b_hh: &'a [T],
+}
+
+/// Their gradients, and whether backward writes or adds them.
+pub struct RnnGrads<'a, T> {
+    /// The gradient of `weight_ih_l0`.
+    pub dw_ih: &'a mut [T],
+    /// The gradient of `weight_hh_l0`.
+    pub dw_hh: &'a mut [T],
+    /// The gradient of `bias_ih_l0`.
+    pub db_ih: &'a mut [T],
+    /// The gradient of `bias_hh_l0`.
+    pub db_hh: &'a mut [T],
+    /// Whether the gradients are written or added to.
+    pub acc: Accumulate,
+}
+
+impl RnnGeom {
+    /// Elements of the whole-sequence backward's `dgates`: `B·T·W·H`.
+    pub const fn sequence_scratch_len(&self, kind: RnnKind, batch: usize) -> usize {
+        self.gates_len(kind, batch)
+    }
+}
+
+/// The input side of every step: each row of `gates` (`[B·T, W·H]`) gets its biases and
+/// `x·W_ihᵀ`, one product over all `B·T` rows.
+fn input_side<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    x: &[T],
+    p: RnnParams<T>,
+    gates: &mut [T],
+) {
+    let (h, w) = (g.hidden, kind.gates_width() * g.hidden);
+    let gh = kind.gate_count() * h;
+    for row in gates.chunks_exact_mut(w).take(batch * g.t_len) {
+        match kind {
+            RnnKind::Rnn | RnnKind::Lstm => {
+                for ((v, &bi), &bh) in row.iter_mut().zip(p.b_ih).zip(p.b_hh) {
+                    *v = bi + bh;
+                }
+            }
+            RnnKind::Gru => {
+                for ((v, &bi), &bh) in row[..2 * h].iter_mut().zip(p.b_ih).zip(p.b_hh) {
+                    *v = bi + bh;
+                }
+                row[2 * h..3 * h].copy_from_slice(&p.b_ih[2 * h..]);
+                row[3 * h..].copy_from_slice(&p.b_hh[2 * h..]);
+            }
+        }
+    }
+    add_a_wt(batch * g.t_len, gh, g.inp, x, g.inp, p.w_ih, gates, w);
+}
+
+/// The hidden side of step `t > 0`: `gates[:, t] += h_{t−1}·W_hhᵀ` (for the GRU, r and z
+/// take their part and the last quarter `hn` its own).
+fn hidden_side<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    t: usize,
+    w_hh: &[T],
+    y: &[T],
+    gates: &mut [T],
+) {
+    let (h, tl) = (g.hidden, g.t_len);
+    let w = kind.gates_width() * h;
+    let hp = tail(y, (t - 1) * h);
+    match kind {
+        RnnKind::Rnn | RnnKind::Lstm => add_a_wt(
+            batch,
+            w,
+            h,
+            hp,
+            tl * h,
+            w_hh,
+            tail_mut(gates, t * w),
+            tl * w,
+        ),
+        RnnKind::Gru => {
+            let (rz, n) = w_hh.split_at(2 * h * h);
+            add_a_wt(
+                batch,
+                2 * h,
+                h,
+                hp,
+                tl * h,
+                rz,
+                tail_mut(gates, t * w),
+                tl * w,
+            );
+            add_a_wt(
+                batch,
+                h,
+                h,
+                hp,
+                tl * h,
+                n,
+                tail_mut(gates, t * w + 3 * h),
+                tl * w,
+            );
+        }
+    }
+}
+
+/// The forward pass of a recurrent layer over the whole sequence: writes `y` (all
+/// hidden states), `gates` and, for the LSTM, `cell` (pass `&mut []` otherwise), with
+/// the layouts of [`RnnGeom`]. Equal to calling the step for `t = 0 … T−1`, up to the
+/// rounding of the products' summation order.
+///
+/// # Panics
+/// If a slice is shorter than its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_forward<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    x: &[T],
+    p: RnnParams<T>,
+    gates: &mut [T],
+    cell: &mut [T],
+    y: &mut [T],
+) {
+    let (h, w) = (g.hidden, kind.gates_width() * g.hidden);
+    input_side(g, kind, batch, x, p, gates);
+    for t in 0..g.t_len {
+        if t > 0 {
+            hidden_side(g, kind, batch, t, p.w_hh, y, gates);
+        }
+        for b in 0..batch {
+            let (gr, at) = (&mut gates[g.row(b, t, w)..][..w], g.row(b, t, h));
+            let (prev, now) = y.split_at_mut(at);
+            let prev = (t > 0).then(|| &prev[at - h..]);
+            match kind {
+                RnnKind::Rnn => {
+                    for v in gr.iter_mut() {
+                        *v = v.tanh_fast();
+                    }
+                    now[..h].copy_from_slice(gr);
+                }
+                RnnKind::Lstm => {
+                    let (cp, cn) = cell.split_at_mut(at);
+                    let cp = (t > 0).then(|| &cp[at - h..]);
+                    lstm::activate(gr, cp, &mut cn[..h], &mut now[..h]);
+                }
+                RnnKind::Gru => gru::activate(gr, prev, &mut now[..h]),
+            }
+        }
+    }
+}
+
+/// The backward pass over the whole sequence (BPTT): from `dy` (the residual of all of
+/// `y`), the parameter gradients (written, or added to with [`Accumulate::Add`]), `dx`
+/// (as `acc_x` says) when given. `dh` (and `dc` for the LSTM, `&mut []` otherwise) are
+/// the carries `[B, H]`; `dgates` is scratch of [`RnnGeom::sequence_scratch_len`].
+/// Equal to calling the step's backward for `t = T−1 … 0`, up to rounding.
+///
+/// # Panics
+/// If a slice is shorter than its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_backward<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    x: &[T],
+    y: &[T],
+    p: RnnParams<T>,
+    gates: &[T],
+    cell: &[T],
+    dy: &[T],
+    dh: &mut [T],
+    dc: &mut [T],
+    dgates: &mut [T],
+    grads: RnnGrads<T>,
+    dx: Option<&mut [T]>,
+    acc_x: Accumulate,
+) {
+    let h = g.hidden;
+    dh[..batch * h].fill(T::ZERO);
+    if kind == RnnKind::Lstm {
+        dc[..batch * h].fill(T::ZERO);
+    }
+    let RnnGrads {
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+        acc,
+    } = grads;
+    for t in (0..g.t_len).rev() {
+        residuals(g, kind, batch, t, y, gates, cell, dy, dh, dc, dgates);
+        // The hidden side of step t: its weight gradient and the carry to t − 1.
+        let first = t + 1 == g.t_len;
+        let acc_hh = if first { acc } else { Accumulate::Add };
+        if t > 0 {
+            hidden_grads(g, kind, batch, t, y, p.w_hh, dgates, dw_hh, acc_hh, dh);
+        } else if first && !acc.is_add() {
+            dw_hh.fill(T::ZERO);
+        }
+    }
+    input_grads(
+        g,
+        kind,
+        batch,
+        x,
+        p.w_ih,
+        dgates,
+        [dw_ih, db_ih, db_hh],
+        acc,
+        dx,
+        acc_x,
+    );
+}
+
+/// The pre-activation residuals of step `t` into `dgates[:, t]`, and the cell's part of
+/// the carries (the LSTM's `dc`, the GRU's `δh⊙z` in `dh`).
+#[allow(clippy::too_many_arguments)]
+fn residuals<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    t: usize,
+    y: &[T],
+    gates: &[T],
+    cell: &[T],
+    dy: &[T],
+    dh: &mut [T],
+    dc: &mut [T],
+    dgates: &mut [T],
+) {
+    let (h, tl) = (g.hidden, g.t_len);
+    let w = kind.gates_width() * h;
+    match kind {
+        RnnKind::Rnn => {
+            for b in 0..batch {
+                let at = g.row(b, t, h);
+                let (hs, dys) = (&gates[at..at + h], &dy[at..at + h]);
+                let (dhr, dg) = (&dh[b * h..(b + 1) * h], &mut dgates[at..at + h]);
+                for (((d, &hv), &dyv), &c) in dg.iter_mut().zip(hs).zip(dys).zip(dhr) {
+                    *d = (dyv + c) * (T::ONE - hv * hv);
+                }
+            }
+        }
+        RnnKind::Lstm => {
+            for b in 0..batch {
+                let (gr, at) = (&gates[g.row(b, t, w)..][..w], g.row(b, t, h));
+                let c = &cell[at..at + h];
+                let rows = lstm::GateRows {
+                    gates: [&gr[..h], &gr[h..2 * h], &gr[2 * h..3 * h], &gr[3 * h..]],
+                    c,
+                    c_prev: if t > 0 { &cell[at - h..at] } else { c },
+                    dy: &dy[at..at + h],
+                    dh: &dh[b * h..(b + 1) * h],
+                };
+                let dg = &mut dgates[g.row(b, t, w)..][..w];
+                lstm::gate_residuals(rows, dg, &mut dc[b * h..(b + 1) * h]);
+                if t == 0 {
+                    dg[h..2 * h].fill(T::ZERO); // no c_{−1}
+                }
+            }
+        }
+        RnnKind::Gru => {
+            gru::gru_gate_residuals(g, batch, t, y, gates, dy, dh, (dgates, t * w, tl * w));
+        }
+    }
+}
+
+/// Step `t > 0`'s hidden side: `dW_hh (+)= δ_tᵀ·h_{t−1}` and the carry `dh (=|+=)
+/// δ_t·W_hh` (the GRU adds to its `δh⊙z`; the others overwrite).
+#[allow(clippy::too_many_arguments)]
+fn hidden_grads<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    t: usize,
+    y: &[T],
+    w_hh: &[T],
+    dgates: &[T],
+    dw_hh: &mut [T],
+    acc: Accumulate,
+    dh: &mut [T],
+) {
+    let (h, tl) = (g.hidden, g.t_len);
+    let w = kind.gates_width() * h;
+    let (hp, dg) = (tail(y, (t - 1) * h), tail(dgates, t * w));
+    match kind {
+        RnnKind::Rnn | RnnKind::Lstm => {
+            at_v(batch, w, h, dg, tl * w, hp, tl * h, acc, dw_hh);
+            a_w(batch, w, h, dg, tl * w, w_hh, Accumulate::Overwrite, dh, h);
+        }
+        RnnKind::Gru => {
+            let hh = 2 * h * h;
+            let (dw_rz, dw_n) = dw_hh.split_at_mut(hh);
+            at_v(batch, 2 * h, h, dg, tl * w, hp, tl * h, acc, dw_rz);
+            at_v(batch, h, h, tail(dg, 3 * h), tl * w, hp, tl * h, acc, dw_n);
+            a_w(
+                batch,
+                2 * h,
+                h,
+                dg,
+                tl * w,
+                &w_hh[..hh],
+                Accumulate::Add,
+                dh,
+                h,
+            );
+            let dn = tail(dg, 3 * h);
+            a_w(batch, h, h, dn, tl * w, &w_hh[hh..], Accumulate::Add, dh, h);
+        }
+    }
+}
+
+/// The input side over all `B·T` rows at once: `dW_ih (+)= δᵀ·x`, the bias gradients
+/// `Σ δ` (the GRU's hidden bias from `[δr δz δhn]`), and `dx (+)= δ·W_ih`.
+#[allow(clippy::too_many_arguments)]
+fn input_grads<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    x: &[T],
+    w_ih: &[T],
+    dgates: &[T],
+    [dw_ih, db_ih, db_hh]: [&mut [T]; 3],
+    acc: Accumulate,
+    dx: Option<&mut [T]>,
+    acc_x: Accumulate,
+) {
+    let (h, rows, inp) = (g.hidden, batch * g.t_len, g.inp);
+    let w = kind.gates_width() * h;
+    let gh = kind.gate_count() * h;
+    at_v(rows, gh, inp, dgates, w, x, inp, acc, dw_ih);
+    col_sums(rows, gh, dgates, w, acc, db_ih);
+    match kind {
+        RnnKind::Rnn | RnnKind::Lstm => col_sums(rows, gh, dgates, w, acc, db_hh),
+        RnnKind::Gru => {
+            col_sums(rows, 2 * h, dgates, w, acc, &mut db_hh[..2 * h]);
+            col_sums(rows, h, tail(dgates, 3 * h), w, acc, &mut db_hh[2 * h..]);
+        }
+    }
+    if let Some(dx) = dx {
+        a_w(rows, gh, inp, dgates, w, w_ih, acc_x, dx, inp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        gru_step, gru_step_backward, lstm_step, lstm_step_backward, rnn_step, rnn_step_backward,
+    };
+    use super::*;
+    use crate::rng::Rng;
+
+    fn random(n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = Rng::for_name(seed, "sequence");
+        (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
+    }
+
+    /// The whole-sequence kernels give what the per-step kernels give, forward and
+    /// backward, writing and adding, with and without `dx`.
+    #[test]
+    fn sequence_equals_steps() {
+        let g = RnnGeom {
+            t_len: 5,
+            inp: 3,
+            hidden: 4,
+        };
+        let batch = 3;
+        for kind in [RnnKind::Rnn, RnnKind::Lstm, RnnKind::Gru] {
+            for acc in [Accumulate::Overwrite, Accumulate::Add] {
+                compare(&g, kind, batch, acc);
+            }
+        }
+        let one = RnnGeom {
+            t_len: 1,
+            inp: 2,
+            hidden: 3,
+        };
+        compare(&one, RnnKind::Lstm, 2, Accumulate::Overwrite);
+    }
+
+    fn compare(g: &RnnGeom, kind: RnnKind, batch: usize, acc: Accumulate) {
+        let x = random(batch * g.t_len * g.inp, 1);
+        let w_ih = random(g.weight_ih_len(kind), 2);
+        let w_hh = random(g.weight_hh_len(kind), 3);
+        let b_ih = random(g.bias_len(kind), 4);
+        let b_hh = random(g.bias_len(kind), 5);
+        let dy = random(batch * g.t_len * g.hidden, 6);
+        let p = RnnParams {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: &b_ih,
+            b_hh: &b_hh,
+        };
+        let n_y = batch * g.t_len * g.hidden;
+        let (mut gates, mut cell, mut y) = (
+            vec![0.0; g.gates_len(kind, batch)],
+            vec![0.0; g.cell_len(kind, batch)],
+            vec![0.0; n_y],
+        );
+        rnn_forward(g, kind, batch, &x, p, &mut gates, &mut cell, &mut y);
+        let (mut sg, mut sc, mut sy) = (gates.clone(), cell.clone(), y.clone());
+        for t in 0..g.t_len {
+            match kind {
+                RnnKind::Rnn => rnn_step(
+                    g, batch, t, &x, &w_ih, &w_hh, &b_ih, &b_hh, &mut sg, &mut sy,
+                ),
+                RnnKind::Lstm => lstm_step(
+                    g, batch, t, &x, &w_ih, &w_hh, &b_ih, &b_hh, &mut sg, &mut sc, &mut sy,
+                ),
+                RnnKind::Gru => gru_step(
+                    g, batch, t, &x, &w_ih, &w_hh, &b_ih, &b_hh, &mut sg, &mut sy,
+                ),
+            }
+        }
+        close(&y, &sy, "y");
+        close(&gates, &sg, "gates");
+        // Backward: the sequence kernel against the steps, from the same start.
+        let start = |n| random(n, 7);
+        let lens = [w_ih.len(), w_hh.len(), b_ih.len(), b_hh.len()];
+        let mut seq: Vec<Vec<f64>> = lens.iter().map(|&n| start(n)).collect();
+        let mut step: Vec<Vec<f64>> = seq.clone();
+        let (mut dx, mut sdx) = (start(x.len()), start(x.len()));
+        let carry = g.carry_len(batch);
+        let dc_len = if kind == RnnKind::Lstm { carry } else { 0 };
+        let (mut dh, mut dc) = (vec![0.0; carry], vec![0.0; dc_len]);
+        let mut dg = vec![0.0; g.sequence_scratch_len(kind, batch)];
+        let [a, b, c, d] = &mut seq[..] else {
+            unreachable!()
+        };
+        let grads = RnnGrads {
+            dw_ih: a,
+            dw_hh: b,
+            db_ih: c,
+            db_hh: d,
+            acc,
+        };
+        rnn_backward(
+            g,
+            kind,
+            batch,
+            &x,
+            &y,
+            p,
+            &gates,
+            &cell,
+            &dy,
+            &mut dh,
+            &mut dc,
+            &mut dg,
+            grads,
+            Some(&mut dx),
+            acc,
+        );
+        let mut sdg = vec![0.0; g.scratch_len(kind, batch)];
+        let (mut sdh, mut sdc) = (vec![0.0; carry], vec![0.0; dc_len]);
+        for t in (0..g.t_len).rev() {
+            let [a, b, c, d] = &mut step[..] else {
+                unreachable!()
+            };
+            match kind {
+                RnnKind::Rnn => rnn_step_backward(
+                    g,
+                    batch,
+                    t,
+                    &x,
+                    &y,
+                    &w_ih,
+                    &w_hh,
+                    &gates,
+                    &dy,
+                    &mut sdh,
+                    &mut sdg,
+                    a,
+                    b,
+                    c,
+                    d,
+                    acc,
+                    Some(&mut sdx),
+                    acc,
+                ),
+                RnnKind::Lstm => lstm_step_backward(
+                    g,
+                    batch,
+                    t,
+                    &x,
+                    &y,
+                    &w_ih,
+                    &w_hh,
+                    &gates,
+                    &cell,
+                    &dy,
+                    &mut sdh,
+                    &mut sdc,
+                    &mut sdg,
+                    a,
+                    b,
+                    c,
+                    d,
+                    acc,
+                    Some(&mut sdx),
+                    acc,
+                ),
+                RnnKind::Gru => gru_step_backward(
+                    g,
+                    batch,
+                    t,
+                    &x,
+                    &y,
+                    &w_ih,
+                    &w_hh,
+                    &gates,
+                    &dy,
+                    &mut sdh,
+                    &mut sdg,
+                    a,
+                    b,
+                    c,
+                    d,
+                    acc,
+                    Some(&mut sdx),
+                    acc,
+                ),
+            }
+        }
+        for (k, name) in ["dw_ih", "dw_hh", "db_ih", "db_hh"].iter().enumerate() {
+            close(&seq[k], &step[k], name);
+        }
+        close(&dx, &sdx, "dx");
+    }
+
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+}
