@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# bp against the peer benchmarks (issue 4), in ONE run with the same CPU pinning.
+# bp against the peer benchmarks (issue 4: the MLP; issue 11: the layer networks), in
+# ONE run with the same CPU pinning.
 #
 #   bash bench/compare.sh [tag] [peers...]
 #
-# For every configuration and thread count it runs every peer one after another (bp
-# included), so that drift in the machine's speed affects all of them alike; every
+# Two sweeps per round: the MLP configurations (mlp_<peer>.py, candle) and the layer
+# networks of models_peer.py (lenet, lstm, gru, lstm100, cifar at batch 32 and 128 — 64
+# for cifar; peers bp, torch and jax only: the others have no such script and are left
+# out of that sweep). For every configuration and thread count it runs every peer one
+# after another (bp included), so that drift in the machine's speed affects all of them
+# alike; every
 # process runs under `taskset -c 0-(T-1)` (the peers and bp also pin themselves to the
 # same CPUs). Each round first measures the practical fp32 GEMM peak (gemm_peak.py,
 # 2048², every importable lib) at each thread count. Results go to
 # $RESULTS/<tag>.jsonl (machine facts on the first line, stderr of the runs in
-# $RESULTS/<tag>.log); then bench/report.py prints the markdown table to stdout and
-# writes $RESULTS/<tag>.svg.
+# $RESULTS/<tag>.log); then bench/report.py prints the markdown tables to stdout and
+# writes $RESULTS/<tag>.svg (the MLP) and $RESULTS/<tag>-models.svg (the layer networks).
 #
 # tag    name of the run (default: the date, e.g. 20261127-101500)
 # peers  any of bp numpy torch jax torch-compile candle (default: bp jax torch numpy).
@@ -18,15 +23,20 @@
 #        skipped; a single failed run is recorded and the sweep goes on.
 #
 # Environment:
-#   PY=python        Python with numpy/torch/jax/threadpoolctl (default /tmp/peers/bin/python
-#                    when it exists, else python3)
+#   PY=python        Python with numpy/torch/jax/threadpoolctl for the peers (default: the
+#                    first of /tmp/peers/bin/python, /tmp/torch-venv/bin/python that exists,
+#                    else python3)
 #   MIN_TIME=S       --min-time of every process (default: the scripts' own, 2.0 s)
 #   REPEATS=N        --repeats of every process (default: the scripts' own, 3)
 #   ROUNDS=N         how many times to run the whole sweep; the report takes the median
 #                    over rounds (default 1)
 #   RESULTS=DIR      output directory (default /tmp/bp-compare)
 #   THREADS="1 2"    thread counts (default "1 2"; counts above nproc are skipped)
-#   CONFIGS="..."    a subset of: tiny-b1 tiny-b32 small medium large (default all)
+#   CONFIGS="..."    MLP configurations, a subset of: tiny-b1 tiny-b32 small medium large
+#                    (unset: all; set but empty: no MLP sweep)
+#   MODELS="..."     layer networks, model names (lenet lstm gru lstm100 cifar) or
+#                    configurations (lenet-b32 lenet-b128 … cifar-b32 cifar-b64)
+#                    (unset: all; set but empty: no model sweep)
 #   GEMM_LIBS="..."  libs for the GEMM peak (default "numpy torch jax"; "" skips it)
 #   BUILD=1          run `cargo build --release --example bench` first (default 0: use the
 #                    binary as it is; its age is recorded in the machine facts)
@@ -34,10 +44,13 @@
 #   CANDLE_TARGET=D  where run_all.sh built rust-candle (default /tmp/bp-candle-target)
 #   PEER_DIR=D       the peer scripts (default /work/shared/bench)
 #
-# A full comparison takes ~10 minutes of both cores per round: run nothing else meanwhile.
+# A full comparison takes ~20 minutes of both cores per round (the MLP ~7, the layer
+# networks ~12): run nothing else meanwhile.
 # Examples:
 #   bash bench/compare.sh                                  # everything, defaults
 #   ROUNDS=3 bash bench/compare.sh issue4 bp jax torch numpy
+#   CONFIGS= ROUNDS=3 PY=/tmp/torch-venv/bin/python bash bench/compare.sh issue11 bp jax torch
+#                                                          # the layer networks only
 #   MIN_TIME=0.05 REPEATS=1 bash bench/compare.sh smoke bp numpy   # a quick smoke test
 set -euo pipefail
 
@@ -47,7 +60,10 @@ case ${1:-} in -h|--help) usage; exit 0 ;; esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 peerdir=${PEER_DIR:-/work/shared/bench}
 if [[ -z ${PY:-} ]]; then
-  if [[ -x /tmp/peers/bin/python ]]; then PY=/tmp/peers/bin/python; else PY=python3; fi
+  PY=python3
+  for candidate in /tmp/peers/bin/python /tmp/torch-venv/bin/python; do
+    if [[ -x $candidate ]]; then PY=$candidate; break; fi
+  done
 fi
 results=${RESULTS:-/tmp/bp-compare}
 rounds=${ROUNDS:-1}
@@ -75,9 +91,41 @@ all_configs=(
 configs=()
 for c in "${all_configs[@]}"; do
   read -r name _ <<<"$c"
-  if [[ -z ${CONFIGS:-} || " $CONFIGS " == *" $name "* ]]; then configs+=("$c"); fi
+  if [[ -z ${CONFIGS+set} || " $CONFIGS " == *" $name "* ]]; then configs+=("$c"); fi
 done
-((${#configs[@]})) || die "CONFIGS='${CONFIGS:-}' selects no configuration (tiny-b1 tiny-b32 small medium large)"
+if [[ -n ${CONFIGS:-} ]] && ((${#configs[@]} == 0)); then
+  die "CONFIGS='$CONFIGS' selects no configuration (tiny-b1 tiny-b32 small medium large)"
+fi
+
+# The layer networks of models_peer.py: name, model, batch.
+all_models=(
+  "lenet-b32    lenet    32"
+  "lenet-b128   lenet    128"
+  "lstm-b32     lstm     32"
+  "lstm-b128    lstm     128"
+  "gru-b32      gru      32"
+  "gru-b128     gru      128"
+  "lstm100-b32  lstm100  32"
+  "lstm100-b128 lstm100  128"
+  "cifar-b32    cifar    32"
+  "cifar-b64    cifar    64"
+)
+models=()
+for c in "${all_models[@]}"; do
+  read -r name model _ <<<"$c"
+  if [[ -z ${MODELS+set} || " $MODELS " == *" $name "* || " $MODELS " == *" $model "* ]]; then
+    models+=("$c")
+  fi
+done
+if [[ -n ${MODELS:-} ]] && ((${#models[@]} == 0)); then
+  die "MODELS='$MODELS' selects no layer network (lenet lstm gru lstm100 cifar, or lenet-b32 …)"
+fi
+((${#configs[@]} + ${#models[@]})) || die "CONFIGS and MODELS are both empty: nothing to run"
+if ((${#models[@]})) && [[ ! -f $peerdir/models_peer.py ]]; then
+  note "skipping the layer networks: $peerdir/models_peer.py missing"
+  models=()
+  ((${#configs[@]})) || die "nothing left to run"
+fi
 
 ncpu=$(nproc)
 threads=()
@@ -109,6 +157,7 @@ mkdir -p "$results"
 out=$results/$tag.jsonl
 log=$results/$tag.log
 svg=$results/$tag.svg
+models_svg=$results/$tag-models.svg
 [[ -e $out ]] && die "$out exists: pick another tag or remove it"
 : >"$log"
 
@@ -155,6 +204,13 @@ for p in $peers; do
   fi
 done
 ((${#run_peers[@]})) || die "no peer can run"
+if ((${#models[@]})); then
+  mlp_only=()
+  for p in "${run_peers[@]}"; do case $p in bp|torch|jax) ;; *) mlp_only+=("$p") ;; esac; done
+  if ((${#mlp_only[@]})); then
+    note "no layer-network script for ${mlp_only[*]}: they run in the MLP sweep only"
+  fi
+fi
 glibs=()
 for lib in $gemm_libs; do
   case $lib in
@@ -190,6 +246,8 @@ record machine \
   "peers=${run_peers[*]}" \
   "skipped=${skipped[*]:-}" \
   "threads=${threads[*]}" \
+  "configs=$(for c in ${configs[@]+"${configs[@]}"}; do read -r n _ <<<"$c"; printf '%s ' "$n"; done)" \
+  "models=$(for c in ${models[@]+"${models[@]}"}; do read -r n _ <<<"$c"; printf '%s ' "$n"; done)" \
   "min_time=${MIN_TIME:-}" \
   "repeats:=${REPEATS:-}" \
   "rounds:=$rounds" \
@@ -220,7 +278,7 @@ tmp=$(mktemp "$results/.$tag.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 cd "$peerdir"
 for ((r = 1; r <= rounds; r++)); do
-  note "round $r of $rounds: GEMM peak (${glibs[*]:-none}), then ${#configs[@]} configs × threads ${threads[*]} × ${run_peers[*]}"
+  note "round $r of $rounds: GEMM peak (${glibs[*]:-none}), then ${#configs[@]} MLP configs and ${#models[@]} layer networks × threads ${threads[*]} × ${run_peers[*]}"
   for t in "${threads[@]}"; do
     cpus=0; ((t > 1)) && cpus="0-$((t - 1))"
     for lib in ${glibs[@]+"${glibs[@]}"}; do
@@ -233,7 +291,7 @@ for ((r = 1; r <= rounds; r++)); do
   n=${#run_peers[@]}
   order=()
   for ((i = 0; i < n; i++)); do order+=("${run_peers[$(((i + r - 1) % n))]}"); done
-  for c in "${configs[@]}"; do
+  for c in ${configs[@]+"${configs[@]}"}; do
     read -r name sizes batch <<<"$c"
     for t in "${threads[@]}"; do
       cpus=0; ((t > 1)) && cpus="0-$((t - 1))"
@@ -250,10 +308,28 @@ for ((r = 1; r <= rounds; r++)); do
       done
     done
   done
+  # The layer networks: bp and models_peer.py (torch, jax), in the same rotated order.
+  for c in ${models[@]+"${models[@]}"}; do
+    read -r name model batch <<<"$c"
+    for t in "${threads[@]}"; do
+      cpus=0; ((t > 1)) && cpus="0-$((t - 1))"
+      for p in "${order[@]}"; do
+        case $p in
+          bp) cmd=("$bp_bin" --model "$model") ;;
+          torch) cmd=("$PY" models_peer.py --peer torch --model "$model") ;;
+          jax) cmd=(env JAX_PLATFORMS=cpu "$PY" models_peer.py --peer jax --model "$model") ;;
+          *) continue ;;  # no layer-network script for this peer
+        esac
+        run_one model "\"config\": \"$name\", \"round\": $r" \
+          "\"peer\": \"$p\", \"model\": \"$model\", \"batch\": $batch, \"threads\": $t" "$name ${t}t $p round $r" "$cpus" \
+          "${cmd[@]}" --batch "$batch" --threads "$t" ${opts[@]+"${opts[@]}"}
+      done
+    done
+  done
 done
 
 cd "$repo"
 record end "date=$(date -Iseconds)" "loadavg=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
 note "results: $out (log $log)"
-python3 "$repo/bench/report.py" --svg "$svg" "$out"
-note "plot: $svg"
+python3 "$repo/bench/report.py" --svg "$svg" --models-svg "$models_svg" "$out"
+note "plots: $svg (MLP), $models_svg (layer networks)"

@@ -1,13 +1,16 @@
-//! bench: one MLP training step, timed as the peer benchmarks time it.
+//! bench: one training step, timed as the peer benchmarks time it.
 //!
 //! ```text
 //! cargo run --release --example bench -- --sizes 784,128,10 --batch 64 --threads 1
 //! cargo run --release --example bench -- --sizes 2,8,1 --batch 32 --check 5 --init init.safetensors
+//! cargo run --release --example bench -- --model lenet --batch 32 --threads 1
 //! ```
 //!
 //! bp as one more peer of the scripts in the shared `bench/` directory (`mlp_numpy.py`,
-//! `mlp_torch.py`, `mlp_jax.py`, candle): the same work, the same options and one JSON
-//! line with the same fields. The network is `Linear → ReLU → … → Linear`, the loss
+//! `mlp_torch.py`, `mlp_jax.py`, candle for the MLP; `models_peer.py` for the layer
+//! networks): the same work, the same options and one JSON line with the same fields.
+//!
+//! **The MLP** (the default, `--sizes`): `Linear → ReLU → … → Linear`, the loss
 //! softmax cross-entropy (mean over the batch) when the last layer has ≥ 2 outputs and MSE
 //! (mean over all elements) when it has one (`--loss auto|ce|mse`), the optimizer plain
 //! SGD (`--lr`, default 0.01), f32, one fixed batch. One step is forward + loss +
@@ -17,16 +20,39 @@
 //! `bp::network!` below: tiny `2,8,1`, small `64,32,10`, medium `784,128,10` and large
 //! `784,1024,1024,10`. Other `--sizes` are refused (exit code 2) with the list.
 //!
-//! Options (as the peers'): `--sizes`, `--batch` (64), `--threads` (1; handed to
-//! `bp::kernels::set_threads`, and the process is pinned to the first N CPUs with
-//! `taskset` when it is installed), `--steps` (0 = calibrate so one repeat takes ≥
-//! `--min-time` seconds, 2.0), `--repeats` (3), `--warmup` (0 = ≥ 0.5 s and ≥ 20 steps),
-//! `--lr`, `--loss`, `--seed` (0), `--check N` (print the losses of N steps from the start
-//! instead of timing) and `--init FILE`: the safetensors file `dump_init.py` writes
-//! (`W0, b0, W1, b1, …` with W as (in, out), `x`, and `y`: int64 labels for
-//! cross-entropy, float targets for MSE), so that bp starts where the peers start.
-//! Without `--init` the parameters come from bp's own seeded initialization and the batch
-//! from a seeded stream (x ~ N(0, 1); labels uniform, or N(0, 1) targets).
+//! **The layer networks** (`--model`, exclusive with `--sizes`), as `models_peer.py`'s
+//! docstring defines them, in PyTorch's layouts and default initialization:
+//!
+//! ```text
+//! lenet   [1, 28, 28]  conv 1→8 5×5 no bias → batch norm → relu → max pool 2 → conv 8→16 5×5
+//!                      no bias → batch norm → relu → max pool 2 → flatten 256 → linear 64
+//!                      → relu → linear 10                    (the `cnn` example's network)
+//! lstm    [28, 28]     LSTM 28→64, last hidden state → linear 10   (the `lstm` example's)
+//! gru     [28, 28]     GRU 28→64, last hidden state → linear 10
+//! lstm100 [100, 32]    LSTM 32→128 over 100 steps, last → linear 10
+//! cifar   [3, 32, 32]  conv 3→32 3×3 pad 1 → relu → max pool 2 → conv 32→64 3×3 pad 1 → relu
+//!                      → max pool 2 → flatten 4096 → linear 128 → relu → linear 10
+//! ```
+//!
+//! The step is the peer's: forward (batch norm in training mode) + softmax cross-entropy
+//! (mean) + backward + plain SGD (lr 0.01), f32, one fixed batch: x ~ N(0, 1) from bp's
+//! seeded stream, labels (7·i + 3) mod 10. The defaults follow `models_peer.py`: batch 32,
+//! `--min-time 1.0`, `--repeats 5`. The JSON line has the peer's fields (`peer`, `model`,
+//! `batch`, `threads`, `sec_per_step`, `samples_per_sec`, `loss_first` = the loss before
+//! the first step, `loss_last` = after the last) and bp's extras. `--init` and
+//! `--loss mse` are for the MLP only.
+//!
+//! Options (as the peers'): `--sizes` or `--model`, `--batch` (64 for the MLP, 32 for a
+//! model), `--threads` (1; handed to `bp::kernels::set_threads`, and the process is pinned
+//! to the first N CPUs with `taskset` when it is installed), `--steps` (0 = calibrate so
+//! one repeat takes ≥ `--min-time` seconds, 2.0 for the MLP, 1.0 for a model), `--repeats`
+//! (3 for the MLP, 5 for a model), `--warmup` (0 = ≥ 0.5 s and ≥ 20 steps), `--lr`,
+//! `--loss`, `--seed` (0), `--check N` (print the losses of N steps from the start instead
+//! of timing) and `--init FILE`: the safetensors file `dump_init.py` writes (`W0, b0, W1,
+//! b1, …` with W as (in, out), `x`, and `y`: int64 labels for cross-entropy, float targets
+//! for MSE), so that bp starts where the MLP peers start. Without `--init` the parameters
+//! come from bp's own seeded initialization and the batch from a seeded stream (x ~ N(0,
+//! 1); MLP labels uniform, or N(0, 1) targets).
 
 use bp::loss::{mse, softmax_cross_entropy};
 use bp::optim::{Optimizer, Sgd};
@@ -82,6 +108,113 @@ bp::network! {
     }
 }
 
+bp::network! {
+    /// lenet: the `cnn` example's LeNet (models_peer.py's `lenet`).
+    pub struct LeNet {
+        input x: [1, 28, 28];
+        let conv1 = conv2d(x, 8, kernel = 5, bias = false);   // [8, 24, 24]
+        let bn1 = batch_norm(conv1);
+        let p1 = max_pool2d(relu(bn1), 2);                    // [8, 12, 12]
+        let conv2 = conv2d(p1, 16, kernel = 5, bias = false); // [16, 8, 8]
+        let bn2 = batch_norm(conv2);
+        let p2 = max_pool2d(relu(bn2), 2);                    // [16, 4, 4]
+        let fc1 = linear(flatten(p2), 64);                    // [64]
+        let h = relu(fc1);
+        let fc2 = linear(h, 10);                              // [10]
+        output fc2;
+    }
+}
+
+bp::network! {
+    /// lstm: an LSTM of 64 units over 28 steps of 28 features, the last state → 10.
+    pub struct RowLstm {
+        input x: [28, 28];
+        let lstm = lstm(x, hidden = 64); // [28, 64]
+        let h = last(lstm);              // [64]
+        let fc = linear(h, 10);          // [10]
+        output fc;
+    }
+}
+
+bp::network! {
+    /// gru: a GRU of 64 units over 28 steps of 28 features, the last state → 10.
+    pub struct RowGru {
+        input x: [28, 28];
+        let gru = gru(x, hidden = 64); // [28, 64]
+        let h = last(gru);             // [64]
+        let fc = linear(h, 10);        // [10]
+        output fc;
+    }
+}
+
+bp::network! {
+    /// lstm100: an LSTM of 128 units over 100 steps of 32 features, the last state → 10.
+    pub struct Lstm100 {
+        input x: [100, 32];
+        let lstm = lstm(x, hidden = 128); // [100, 128]
+        let h = last(lstm);               // [128]
+        let fc = linear(h, 10);           // [10]
+        output fc;
+    }
+}
+
+bp::network! {
+    /// cifar: two 3×3 convolutions with relu and max pooling, then 4096 → 128 → 10.
+    pub struct Cifar {
+        input x: [3, 32, 32];
+        let conv1 = conv2d(x, 32, kernel = 3, padding = 1);  // [32, 32, 32]
+        let p1 = max_pool2d(relu(conv1), 2);                 // [32, 16, 16]
+        let conv2 = conv2d(p1, 64, kernel = 3, padding = 1); // [64, 16, 16]
+        let p2 = max_pool2d(relu(conv2), 2);                 // [64, 8, 8]
+        let fc1 = linear(flatten(p2), 128);                  // [128]
+        let h = relu(fc1);
+        let fc2 = linear(h, 10);                             // [10]
+        output fc2;
+    }
+}
+
+/// A layer network of `models_peer.py`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    Lenet,
+    Lstm,
+    Gru,
+    Lstm100,
+    Cifar,
+}
+
+impl Model {
+    /// Every model, in `models_peer.py`'s order.
+    pub const ALL: [Model; 5] = [
+        Model::Lenet,
+        Model::Lstm,
+        Model::Gru,
+        Model::Lstm100,
+        Model::Cifar,
+    ];
+
+    /// The name `--model` takes (and the JSON's `model`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Lenet => "lenet",
+            Model::Lstm => "lstm",
+            Model::Gru => "gru",
+            Model::Lstm100 => "lstm100",
+            Model::Cifar => "cifar",
+        }
+    }
+
+    /// The model named `name`.
+    pub fn from_name(name: &str) -> Option<Model> {
+        Model::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// The models' names, as `--model` takes them.
+pub fn model_names() -> Vec<&'static str> {
+    Model::ALL.iter().map(|m| m.name()).collect()
+}
+
 /// The configurations compiled in, as `--sizes` spells them.
 pub const SUPPORTED: &[&str] = &["2,8,1", "64,32,10", "784,128,10", "784,1024,1024,10"];
 
@@ -106,8 +239,11 @@ impl Loss {
 /// The command line, with the peers' names and defaults.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The layer network of `--model`; `None` for the MLP of `sizes`.
+    pub model: Option<Model>,
+    /// The MLP's widths (empty for a model).
     pub sizes: Vec<usize>,
-    /// `--sizes` as given (the JSON's `sizes`).
+    /// `--sizes` as given (the JSON's `sizes`; empty for a model).
     pub sizes_str: String,
     pub batch: usize,
     /// Whether `--batch` was given (a file from `--init` otherwise sets the batch).
@@ -125,24 +261,30 @@ pub struct Config {
 }
 
 const USAGE: &str = "usage: cargo run --release --example bench -- [options]
-  --sizes A,B,..   layer widths, one of 2,8,1 | 64,32,10 | 784,128,10 | 784,1024,1024,10 (default 784,128,10)
-  --batch N        batch size (default 64; a file from --init sets it otherwise)
-  --threads N      threads for bp's matrix products, and the CPUs the process is pinned to (default 1)
+  --sizes A,B,..   MLP layer widths, one of 2,8,1 | 64,32,10 | 784,128,10 | 784,1024,1024,10 (default 784,128,10)
+  --model M        a layer network of models_peer.py instead of the MLP: lenet | lstm | gru | lstm100 | cifar
+  --batch N        batch size (default 64 for the MLP, 32 for a model; a file from --init sets it otherwise)
+  --threads N      threads for bp's kernels, and the CPUs the process is pinned to (default 1)
   --steps N        timed steps per repeat (0 = calibrate to --min-time; default 0)
-  --min-time S     seconds per repeat when calibrating (default 2.0)
-  --repeats N      timed repeats; the median is reported (default 3)
+  --min-time S     seconds per repeat when calibrating (default 2.0 for the MLP, 1.0 for a model)
+  --repeats N      timed repeats; the median is reported (default 3 for the MLP, 5 for a model)
   --warmup N       warm-up steps (0 = at least 0.5 s and 20 steps; default 0)
   --lr X           SGD learning rate (default 0.01)
-  --loss L         auto | ce | mse (auto: mse when the last size is 1, else ce)
+  --loss L         auto | ce | mse (auto: mse when the last size is 1, else ce; a model takes ce only)
   --seed N         initialization and batch seed (default 0)
   --check N        instead of timing: print the losses of N steps from the start
-  --init FILE      start from dump_init.py's safetensors (W0, b0, ..., x, y)";
+  --init FILE      start the MLP from dump_init.py's safetensors (W0, b0, ..., x, y)";
 
 /// Parses the arguments (without the program name). `Ok(None)` for `--help`; an error
 /// is the message for a usage error (exit code 2).
 pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
-    let mut sizes_str = "784,128,10".to_string();
+    let mut sizes_str = None;
+    let mut model = None;
+    let mut batch = None;
+    let mut min_time = None;
+    let mut repeats = None;
     let mut c = Config {
+        model: None,
         sizes: Vec::new(),
         sizes_str: String::new(),
         batch: 64,
@@ -170,6 +312,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
         }
         const FLAGS: &[&str] = &[
             "--sizes",
+            "--model",
             "--batch",
             "--threads",
             "--steps",
@@ -193,15 +336,13 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
                 .map_err(|_| format!("`{flag}` needs a number, found `{v}`"))
         }
         match flag.as_str() {
-            "--sizes" => sizes_str = value,
-            "--batch" => {
-                c.batch = num(&flag, &value)?;
-                c.batch_given = true;
-            }
+            "--sizes" => sizes_str = Some(value),
+            "--model" => model = Some(value),
+            "--batch" => batch = Some(num(&flag, &value)?),
             "--threads" => c.threads = num(&flag, &value)?,
             "--steps" => c.steps = num(&flag, &value)?,
-            "--min-time" => c.min_time = num(&flag, &value)?,
-            "--repeats" => c.repeats = num(&flag, &value)?,
+            "--min-time" => min_time = Some(num(&flag, &value)?),
+            "--repeats" => repeats = Some(num(&flag, &value)?),
             "--warmup" => c.warmup = num(&flag, &value)?,
             "--lr" => c.lr = num(&flag, &value)?,
             "--loss" => loss = value,
@@ -210,6 +351,35 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
             _ => c.init = Some(PathBuf::from(value)),
         }
     }
+    c.batch_given = batch.is_some();
+    if let Some(name) = model {
+        if sizes_str.is_some() {
+            return Err("`--model` and `--sizes` are exclusive: a model or the MLP".into());
+        }
+        let m = Model::from_name(&name).ok_or_else(|| {
+            format!(
+                "unknown model `{name}`; the models are {}",
+                model_names().join(" | ")
+            )
+        })?;
+        if c.init.is_some() {
+            return Err("`--init` is for the MLP (--sizes) only".into());
+        }
+        c.loss = match loss.as_str() {
+            "auto" | "ce" => Loss::Ce,
+            other => return Err(format!("`--loss` of a model is ce (auto), found `{other}`")),
+        };
+        c.model = Some(m);
+        // models_peer.py's defaults.
+        c.batch = batch.unwrap_or(32);
+        c.min_time = min_time.unwrap_or(1.0);
+        c.repeats = repeats.unwrap_or(5);
+        return check_common(c).map(Some);
+    }
+    c.batch = batch.unwrap_or(64);
+    c.min_time = min_time.unwrap_or(2.0);
+    c.repeats = repeats.unwrap_or(3);
+    let sizes_str = sizes_str.unwrap_or_else(|| "784,128,10".to_string());
     c.sizes = sizes_str
         .split(',')
         .map(|s| s.trim().parse::<usize>())
@@ -229,6 +399,11 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
     if c.loss == Loss::Ce && last < 2 {
         return Err("cross-entropy needs >= 2 outputs".into());
     }
+    check_common(c).map(Some)
+}
+
+/// The checks the MLP and the models share.
+fn check_common(c: Config) -> Result<Config, String> {
     if c.batch == 0 {
         return Err("`--batch` must be at least 1".into());
     }
@@ -238,7 +413,7 @@ pub fn parse_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Config>, String> {
     if !(c.min_time.is_finite() && c.min_time > 0.0) {
         return Err("`--min-time` must be a positive number of seconds".into());
     }
-    Ok(Some(c))
+    Ok(c)
 }
 
 /// What the loss compares the output with.
@@ -439,15 +614,32 @@ pub fn random_batch(c: &Config) -> Result<(Tensor, Target), String> {
     Ok((x, target))
 }
 
+/// A model's batch, as `models_peer.py` makes it: x ~ N(0, 1) of the network's input
+/// shape (from bp's seeded stream), labels (7·i + 3) mod the number of classes.
+pub fn model_batch<N: Network<Scalar = f32>>(c: &Config) -> Result<(Tensor, Target), String> {
+    let (_, sample) = N::INPUTS.first().ok_or("the network has no input")?;
+    let (_, out) = N::OUTPUTS.first().ok_or("the network has no output")?;
+    let classes: usize = out.iter().product();
+    let mut shape = vec![c.batch];
+    shape.extend_from_slice(sample);
+    let n: usize = shape.iter().product();
+    let mut rng = Rng::new(c.seed.wrapping_add(1));
+    let xs = (0..n).map(|_| rng.normal(0.0, 1.0) as f32).collect();
+    let x = Tensor::from_vec(&shape, xs).map_err(|e| e.to_string())?;
+    let labels = (0..c.batch).map(|i| (7 * i + 3) % classes).collect();
+    Ok((x, Target::Labels(labels)))
+}
+
 /// The trainer of one configuration: `new(seed)` and the batch, or the `--init` file.
 pub fn trainer<N: Network<Scalar = f32>>(
     c: &Config,
     new: fn(u64) -> N,
 ) -> Result<(Trainer<N>, usize), String> {
     let mut net = new(c.seed);
-    let (x, target) = match &c.init {
-        Some(path) => load_init(&mut net, c, path)?,
-        None => random_batch(c)?,
+    let (x, target) = match (c.model, &c.init) {
+        (Some(_), _) => model_batch::<N>(c)?,
+        (None, Some(path)) => load_init(&mut net, c, path)?,
+        (None, None) => random_batch(c)?,
     };
     let batch = x.shape()[0];
     Ok((Trainer::new(net, x, target, c.lr)?, batch))
@@ -470,20 +662,27 @@ pub fn check_losses<N: Network<Scalar = f32>>(
     Ok((losses, batch))
 }
 
-/// Runs `f` with the network type of `c.sizes`; `None` for sizes not compiled in.
+/// Runs `f` with the network type of `c.model`, or of `c.sizes` for the MLP; `None` for
+/// sizes not compiled in.
 macro_rules! dispatch {
     ($c:expr, $f:ident ( $($arg:expr),* )) => {
-        match $c.sizes.as_slice() {
-            [2, 8, 1] => Some($f::<Tiny>($($arg),*, Tiny::new)),
-            [64, 32, 10] => Some($f::<Small>($($arg),*, Small::new)),
-            [784, 128, 10] => Some($f::<Medium>($($arg),*, Medium::new)),
-            [784, 1024, 1024, 10] => Some($f::<Large>($($arg),*, Large::new)),
-            _ => None,
+        match ($c.model, $c.sizes.as_slice()) {
+            (Some(Model::Lenet), _) => Some($f::<LeNet>($($arg),*, LeNet::new)),
+            (Some(Model::Lstm), _) => Some($f::<RowLstm>($($arg),*, RowLstm::new)),
+            (Some(Model::Gru), _) => Some($f::<RowGru>($($arg),*, RowGru::new)),
+            (Some(Model::Lstm100), _) => Some($f::<Lstm100>($($arg),*, Lstm100::new)),
+            (Some(Model::Cifar), _) => Some($f::<Cifar>($($arg),*, Cifar::new)),
+            (None, [2, 8, 1]) => Some($f::<Tiny>($($arg),*, Tiny::new)),
+            (None, [64, 32, 10]) => Some($f::<Small>($($arg),*, Small::new)),
+            (None, [784, 128, 10]) => Some($f::<Medium>($($arg),*, Medium::new)),
+            (None, [784, 1024, 1024, 10]) => Some($f::<Large>($($arg),*, Large::new)),
+            (None, _) => None,
         }
     };
 }
 
-/// `check_losses` for the configuration of `c.sizes` (`None` if it is not compiled in).
+/// `check_losses` for the model of `c.model` or the MLP of `c.sizes` (`None` if those
+/// sizes are not compiled in).
 pub fn check_config(c: &Config, steps: usize) -> Option<Result<Vec<f64>, String>> {
     fn go<N: Network<Scalar = f32>>(
         c: &Config,
@@ -540,6 +739,14 @@ fn flops_needed(sizes: &[usize], batch: usize) -> f64 {
     2.0 * batch as f64 * (2.0 * pairs.iter().sum::<f64>() + pairs[1..].iter().sum::<f64>())
 }
 
+/// The JSON field that names what was run: `"sizes": "…"` for the MLP, `"model": "…"`.
+fn what_json(c: &Config) -> String {
+    match c.model {
+        Some(m) => format!("\"model\": {}", js(m.name())),
+        None => format!("\"sizes\": {}", js(&c.sizes_str)),
+    }
+}
+
 /// The fields bp adds to the peers' (the counterpart of their library versions).
 fn extra(c: &Config, pinned: bool) -> String {
     format!(
@@ -558,8 +765,8 @@ fn extra(c: &Config, pinned: bool) -> String {
 pub fn check_json(c: &Config, batch: usize, losses: &[f64], pinned: bool) -> String {
     let ls: Vec<String> = losses.iter().map(|&l| jf(round_sig(l, 7))).collect();
     format!(
-        "{{\"peer\": \"bp\", \"sizes\": {}, \"batch\": {batch}, \"loss\": {}, \"check_steps\": {}, \"losses\": [{}]{}}}",
-        js(&c.sizes_str),
+        "{{\"peer\": \"bp\", {}, \"batch\": {batch}, \"loss\": {}, \"check_steps\": {}, \"losses\": [{}]{}}}",
+        what_json(c),
         js(c.loss.name()),
         c.check,
         ls.join(", "),
@@ -578,15 +785,36 @@ pub fn bench<N: Network<Scalar = f32>>(
         return Ok(check_json(c, batch, &losses, pinned));
     }
     let (mut t, batch) = trainer(c, new)?;
-    bench_trainer(c, batch, pinned, &mut t).map_err(|e| e.to_string())
+    let m = measure(c, &mut t).map_err(|e| e.to_string())?;
+    Ok(match c.model {
+        Some(_) => model_json(c, batch, pinned, &m),
+        None => mlp_json(c, batch, pinned, &m),
+    })
 }
 
-fn bench_trainer<N: Network<Scalar = f32>>(
+/// What one timed run measured.
+pub struct Measured {
+    /// Timed steps per repeat.
+    pub steps: usize,
+    /// Seconds per step of each repeat.
+    pub per_step: Vec<f64>,
+    /// Their median.
+    pub median: f64,
+    /// (max − min) / median of the repeats.
+    pub spread: f64,
+    /// Seconds of the warm-up.
+    pub warm_s: f64,
+    /// The loss before the first step.
+    pub loss_first: f32,
+    /// The loss after the last step.
+    pub loss_last: f32,
+}
+
+/// `_common.bench`: warm-up, calibration, timed repeats.
+fn measure<N: Network<Scalar = f32>>(
     c: &Config,
-    batch: usize,
-    pinned: bool,
     t: &mut Trainer<N>,
-) -> Result<String, bp::Error> {
+) -> Result<Measured, bp::Error> {
     let loss0 = t.loss_value()?;
     // Warm-up.
     let start = Instant::now();
@@ -639,8 +867,22 @@ fn bench_trainer<N: Network<Scalar = f32>>(
         (sorted[m / 2 - 1] + sorted[m / 2]) / 2.0
     };
     let spread = (sorted[m - 1] - sorted[0]) / med;
-    let repeats: Vec<String> = per_step.iter().map(|&s| jf(s)).collect();
-    Ok(format!(
+    Ok(Measured {
+        steps,
+        per_step,
+        median: med,
+        spread,
+        warm_s,
+        loss_first: loss0,
+        loss_last: loss1,
+    })
+}
+
+/// The MLP's JSON line, with the MLP peers' fields.
+fn mlp_json(c: &Config, batch: usize, pinned: bool, m: &Measured) -> String {
+    let (med, steps) = (m.median, m.steps);
+    let repeats: Vec<String> = m.per_step.iter().map(|&s| jf(s)).collect();
+    format!(
         "{{\"peer\": \"bp\", \"sizes\": {}, \"batch\": {batch}, \"steps\": {steps}, \"threads\": {}, \
          \"sec_per_step\": {}, \"samples_per_sec\": {}, \"gflops\": {}, \"gflops_needed\": {}, \
          \"loss\": {}, \"repeats_sec_per_step\": [{}], \"spread\": {}, \"warmup_s\": {}, \
@@ -653,12 +895,41 @@ fn bench_trainer<N: Network<Scalar = f32>>(
         jf(flops_needed(&c.sizes, batch) / med / 1e9),
         js(c.loss.name()),
         repeats.join(", "),
-        jf(spread),
-        jf((warm_s * 1000.0).round() / 1000.0),
-        jf(round_sig(f64::from(loss0), 6)),
-        jf(round_sig(f64::from(loss1), 6)),
+        jf(m.spread),
+        jf((m.warm_s * 1000.0).round() / 1000.0),
+        jf(round_sig(f64::from(m.loss_first), 6)),
+        jf(round_sig(f64::from(m.loss_last), 6)),
         extra(c, pinned)
-    ))
+    )
+}
+
+/// A model's JSON line: `models_peer.py`'s fields (`peer`, `model`, `batch`, `threads`,
+/// `sec_per_step`, `samples_per_sec`, `loss_first`, `loss_last`), then the repeats and
+/// bp's extras.
+fn model_json(c: &Config, batch: usize, pinned: bool, m: &Measured) -> String {
+    let repeats: Vec<String> = m.per_step.iter().map(|&s| jf(s)).collect();
+    format!(
+        "{{\"peer\": \"bp\", {}, \"batch\": {batch}, \"threads\": {}, \"sec_per_step\": {}, \
+         \"samples_per_sec\": {}, \"loss_first\": {}, \"loss_last\": {}, \"steps\": {}, \
+         \"repeats_sec_per_step\": [{}], \"spread\": {}, \"warmup_s\": {}{}}}",
+        what_json(c),
+        c.threads,
+        jf(m.median),
+        jf(batch as f64 / m.median),
+        jf(f64::from(m.loss_first)),
+        jf(f64::from(m.loss_last)),
+        m.steps,
+        repeats.join(", "),
+        jf(m.spread),
+        jf((m.warm_s * 1000.0).round() / 1000.0),
+        extra(c, pinned)
+    )
+}
+
+/// The JSON line of the run `c` asks for (a timing, or the losses of `--check`); `None`
+/// for MLP sizes not compiled in.
+pub fn run(c: &Config, pinned: bool) -> Option<Result<String, String>> {
+    dispatch!(c, bench(c, pinned))
 }
 
 /// Pins the process (and the threads it starts later) to CPUs 0..n with `taskset`, as
@@ -696,7 +967,7 @@ fn main() -> ExitCode {
     }
     let pinned = pin_to_first(c.threads);
     bp::kernels::set_threads(c.threads);
-    match dispatch!(c, bench(&c, pinned)) {
+    match run(&c, pinned) {
         None => {
             eprintln!(
                 "error: --sizes {} is not compiled into this benchmark; the supported sizes are {}",
