@@ -83,6 +83,10 @@ pub fn max_pool2d<T: Float>(
         .zip(y.chunks_exact_mut(p))
         .zip(argmax.chunks_exact_mut(p));
     for ((xp, yp), ap) in planes.take(batch * g.c) {
+        if k == 2 && s == 2 {
+            max_pool_2x2(g, xp, yp, ap);
+            continue;
+        }
         for (o, (yv, av)) in yp.iter_mut().zip(ap.iter_mut()).enumerate() {
             let base = (o / wo) * s * g.w + (o % wo) * s;
             let (mut best, mut m) = (base, xp[base]);
@@ -92,6 +96,30 @@ pub fn max_pool2d<T: Float>(
                     if v > m || is_nan(v) {
                         (best, m) = (row + idx, v);
                     }
+                }
+            }
+            *yv = m;
+            *av = best as u32;
+        }
+    }
+}
+
+/// The 2×2, stride-2 case of one plane (the common one: 28% of a CIFAR step went to the
+/// general loop's index arithmetic): two input rows per output row, no division, the
+/// same order of comparison (the first maximum, a NaN wins) as the general loop.
+fn max_pool_2x2<T: Float>(g: &Pool2dGeom, xp: &[T], yp: &mut [T], ap: &mut [u32]) {
+    let (w, wo) = (g.w, g.wo());
+    let rows = yp.chunks_exact_mut(wo).zip(ap.chunks_exact_mut(wo));
+    for (oy, (yr, ar)) in rows.enumerate() {
+        let r0 = 2 * oy * w;
+        let (top, bottom) = (&xp[r0..r0 + 2 * wo], &xp[r0 + w..r0 + w + 2 * wo]);
+        let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (ox, ((yv, av), (t, b))) in yr.iter_mut().zip(ar.iter_mut()).zip(pairs).enumerate() {
+            let at = r0 + 2 * ox;
+            let (mut m, mut best) = (t[0], at);
+            for (v, i) in [(t[1], at + 1), (b[0], at + w), (b[1], at + w + 1)] {
+                if v > m || is_nan(v) {
+                    (m, best) = (v, i);
                 }
             }
             *yv = m;
@@ -227,6 +255,14 @@ mod tests {
             c: 2,
             h: 4,
             w: 6,
+            k: 2,
+            stride: 2,
+        },
+        // The 2×2 fast path with odd sizes (the last row and column are dropped).
+        Pool2dGeom {
+            c: 3,
+            h: 5,
+            w: 7,
             k: 2,
             stride: 2,
         },
