@@ -1,7 +1,7 @@
 //! The run-time checks the API makes around the passes: input shapes, batch norm's batch
 //! size, fallible reservation of every buffer, and the finite-value check.
 
-use super::{hyg, lit, Expansion};
+use super::{aux_fixed, hyg, lit, Expansion};
 use crate::graph::Place;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -44,8 +44,8 @@ pub fn training_checks(c: &Expansion) -> Option<TokenStream> {
 /// buffer, not an abort.
 pub fn reservations(c: &Expansion) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let batch = c.locals.batch.clone();
-    let reserve = |field: TokenStream, what: String, per: usize, fixed: usize| {
-        let (per, fixed) = (lit(per), lit(fixed));
+    let reserve = |field: TokenStream, what: String, per: usize, fixed: TokenStream| {
+        let per = lit(per);
         quote!(::bp::__private::reserve_buffer(&mut #field, #what, #batch, #per, #fixed)?;)
     };
     let mut values: Vec<TokenStream> = c
@@ -54,7 +54,7 @@ pub fn reservations(c: &Expansion) -> (Vec<TokenStream>, Vec<TokenStream>) {
             let v = &n.ident;
             let per = crate::syntax::numel(n.shape.as_deref().unwrap_or(&[]));
             let what = format!("the value of `{}`", n.name);
-            reserve(quote!(values.#v), what, per, 0)
+            reserve(quote!(values.#v), what, per, quote!(0))
         })
         .collect();
     let mut residuals: Vec<TokenStream> = (0..c.g.nodes.len())
@@ -62,17 +62,25 @@ pub fn reservations(c: &Expansion) -> (Vec<TokenStream>, Vec<TokenStream>) {
             let r = c.residuals[id].as_ref()?;
             let per = crate::syntax::numel(c.g.shape(id));
             let what = format!("the residual of `{}`", c.g.nodes[id].name);
-            Some(reserve(quote!(residuals.#r), what, per, 0))
+            Some(reserve(quote!(residuals.#r), what, per, quote!(0)))
         })
         .collect();
     for a in &c.g.aux {
         let f = &a.ident;
         let what = format!("workspace `{}` of `{}`", a.name, c.g.nodes[a.node].name);
         match a.place {
-            Place::Forward => values.push(reserve(quote!(values.#f), what, a.per_sample, a.fixed)),
-            Place::Backward => {
-                residuals.push(reserve(quote!(residuals.#f), what, a.per_sample, a.fixed))
-            }
+            Place::Forward => values.push(reserve(
+                quote!(values.#f),
+                what,
+                a.per_sample,
+                aux_fixed(a, &batch),
+            )),
+            Place::Backward => residuals.push(reserve(
+                quote!(residuals.#f),
+                what,
+                a.per_sample,
+                aux_fixed(a, &batch),
+            )),
         }
     }
     (values, residuals)

@@ -13,7 +13,7 @@ mod signature;
 mod structs;
 
 use crate::autodiff::Plan;
-use crate::graph::{CodeGen, Graph, Kind, Locals, Node, NodeId};
+use crate::graph::{Aux, CodeGen, Graph, Kind, Locals, Node, NodeId};
 use crate::syntax::NetworkDef;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -107,6 +107,19 @@ pub fn expand(c: &Expansion) -> TokenStream {
             fn assert_send_sync_clone<T: ::core::marker::Send + ::core::marker::Sync + ::core::clone::Clone>() {}
             let _ = assert_send_sync_clone::<#name>;
         };
+    }
+}
+
+/// The batch-independent part of workspace `a`'s length: `fixed`, plus `per_part` for
+/// each part a kernel may split a batch of `batch` into (read at run time).
+pub fn aux_fixed(a: &Aux, batch: &Ident) -> TokenStream {
+    let f = lit(a.fixed);
+    match a.per_part {
+        0 => quote!(#f),
+        n => {
+            let n = lit(n);
+            quote!(::bp::__private::kernels::split::scratch_len(#f, #n, #batch))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! goes into the passes and the math into their `///` derivation.
 
 use super::docs::{self, Derivation};
-use super::{lit, Expansion};
+use super::{aux_fixed, lit, Expansion};
 use crate::graph::{AuxTy, CodeGen, Kind, NodeId, ParamId, Place};
 use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::quote;
@@ -92,8 +92,8 @@ fn size_aux(c: &Expansion, id: NodeId, place: Place) -> TokenStream {
         .filter(|a| a.node == id && a.place == place)
         .map(|a| {
             let ident = &a.ident;
-            let (n, f) = (lit(a.per_sample), lit(a.fixed));
-            let len = match (a.per_sample, a.fixed) {
+            let (n, f) = (lit(a.per_sample), aux_fixed(a, &batch));
+            let len = match (a.per_sample, a.fixed + a.per_part) {
                 (0, _) => quote!(#f),
                 (_, 0) => quote!(#batch * #n),
                 _ => quote!(#batch * #n + #f),

@@ -153,6 +153,7 @@ impl<'a> Builder<'a> {
             place: spec.place,
             per_sample: spec.per_sample,
             fixed: spec.fixed,
+            per_part: spec.per_part,
             ident: Ident::new("__bp_unnamed", Span::call_site()),
         });
         AuxId(self.graph.aux.len() - 1)
@@ -165,15 +166,14 @@ impl<'a> Builder<'a> {
                 break;
             }
             aux.node = id;
-            if aux.per_sample > MAX_ELEMENTS || aux.fixed > MAX_ELEMENTS {
+            let most = aux.per_sample.max(aux.fixed).max(aux.per_part);
+            if most > MAX_ELEMENTS {
                 let node = &self.graph.nodes[id];
                 self.cx.error(
                     node.span,
                     format!(
                         "`{}` needs a workspace `{}` of {} elements per sample; {LIMIT}",
-                        node.name,
-                        aux.name,
-                        aux.per_sample.max(aux.fixed)
+                        node.name, aux.name, most
                     ),
                 );
             }

@@ -61,7 +61,9 @@ pub enum Place {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AuxId(pub(crate) usize);
 
-/// A workspace of an operation, sized `batch·per_sample + fixed` elements.
+/// A workspace of an operation, sized `batch·per_sample + fixed + parts·per_part`
+/// elements, where `parts` is the number of pieces a kernel may split the batch into at
+/// run time (`kernels::split::scratch_parts`: the thread count, at most the batch).
 pub struct Aux {
     /// The node of the operation that declared it.
     pub node: NodeId,
@@ -70,6 +72,8 @@ pub struct Aux {
     pub place: Place,
     pub per_sample: usize,
     pub fixed: usize,
+    /// Elements for each part of a batch split over threads (one scratch per thread).
+    pub per_part: usize,
     pub ident: Ident,
 }
 

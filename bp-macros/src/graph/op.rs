@@ -78,6 +78,7 @@ pub struct AuxSpec {
     pub place: Place,
     pub per_sample: usize,
     pub fixed: usize,
+    pub per_part: usize,
 }
 
 impl AuxSpec {
@@ -89,6 +90,7 @@ impl AuxSpec {
             place: Place::Forward,
             per_sample,
             fixed: 0,
+            per_part: 0,
         }
     }
     /// A float workspace filled by forward, `fixed` elements whatever the batch.
@@ -106,6 +108,19 @@ impl AuxSpec {
             place: Place::Backward,
             per_sample,
             fixed,
+            per_part: 0,
+        }
+    }
+    /// A float workspace of `place`'s pass with `per_part` elements for each part a kernel
+    /// splits the batch into (one piece of scratch per thread).
+    pub fn per_part(name: &'static str, place: Place, per_part: usize) -> AuxSpec {
+        AuxSpec {
+            name,
+            ty: AuxTy::Float,
+            place,
+            per_sample: 0,
+            fixed: 0,
+            per_part,
         }
     }
 }

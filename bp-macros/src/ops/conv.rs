@@ -10,7 +10,7 @@ use super::args::{
 };
 use super::grads::{bias_grad, bias_math, bias_value, optional_input};
 use crate::graph::{
-    AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Step,
+    AuxId, AuxSpec, Builder, Built, CodeGen, LetScope, NodeId, Op, ParamId, ParamInit, Place, Step,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
@@ -86,11 +86,15 @@ pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
         params,
         cols: Vec::new(),
     };
+    // One piece of each scratch per thread the kernels split the batch over; `dwparts`
+    // holds the weight gradients of the parts after the first.
     let n = conv.cols_len();
+    let wl = out * c * k * k;
     conv.cols = vec![
-        b.workspace(AuxSpec::saved_fixed("cols", n)),
-        b.workspace(AuxSpec::scratch("bcols", 0, n)),
-        b.workspace(AuxSpec::scratch("dcols", 0, n)),
+        b.workspace(AuxSpec::per_part("cols", Place::Forward, n)),
+        b.workspace(AuxSpec::per_part("bcols", Place::Backward, n)),
+        b.workspace(AuxSpec::per_part("dcols", Place::Backward, n)),
+        b.workspace(AuxSpec::per_part("dwparts", Place::Backward, wl)),
     ];
     let (ho, wo) = conv.out_hw();
     Some((Box::new(conv), vec![out, ho, wo]))
@@ -174,9 +178,13 @@ impl Op for Conv {
         if let Some(lhs) = dx.math {
             math.push(format!("{lhs} col2im({}ᵀ·{d_y})", w.torch_name));
         }
-        let (cols, dcols) = (cg.aux(self.cols[1]), cg.aux(self.cols[2]));
+        let (cols, dcols, dwp) = (
+            cg.aux(self.cols[1]),
+            cg.aux(self.cols[2]),
+            cg.aux(self.cols[3]),
+        );
         let (pre, dxs, acc_x) = (dx.prelude, dx.slice, dx.acc);
-        let code = quote!(#pre ::bp::__private::kernels::conv2d_backward(#g, #batch, #x, #wv, #dy, #dw, #db, #acc, #dxs, #acc_x, #cols, #dcols););
+        let code = quote!(#pre ::bp::__private::kernels::conv2d_backward(#g, #batch, #x, #wv, #dy, #dw, #db, #acc, #dxs, #acc_x, #cols, #dcols, #dwp););
         vec![Step::lines(math, code)]
     }
 

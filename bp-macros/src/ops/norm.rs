@@ -34,7 +34,8 @@ struct Norm {
     xhat: AuxId,
     inv_std: AuxId,
     /// Batch norm: the batch's mean and variance per channel.
-    stats: Option<[AuxId; 2]>,
+    /// Batch norm's `mean`, `var` (forward) and `means` (backward scratch, `2·c`).
+    stats: Option<[AuxId; 3]>,
 }
 
 pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
@@ -119,7 +120,7 @@ fn state(
     channels: usize,
     numel: usize,
     outer: usize,
-) -> (Vec<BufferId>, AuxId, AuxId, Option<[AuxId; 2]>) {
+) -> (Vec<BufferId>, AuxId, AuxId, Option<[AuxId; 3]>) {
     let buffers = if batch_norm {
         vec![
             b.add_buffer(format!("{}.running_mean", l.name), vec![channels], 0.0),
@@ -137,7 +138,8 @@ fn state(
     let mean = b.workspace(AuxSpec::saved_fixed("mean", outer));
     let var = b.workspace(AuxSpec::saved_fixed("var", outer));
     let inv_std = b.workspace(AuxSpec::saved_fixed("inv_std", outer));
-    (buffers, xhat, inv_std, Some([mean, var]))
+    let means = b.workspace(AuxSpec::scratch("means", 0, 2 * outer));
+    (buffers, xhat, inv_std, Some([mean, var, means]))
 }
 
 fn positive(b: &Builder, e: &syn::Expr, what: &str) -> Option<f64> {
@@ -202,7 +204,7 @@ impl Op for Norm {
         let (xhat, inv_std) = (cg.aux(self.xhat), cg.aux(self.inv_std));
         let (outer, inner, eps) = self.dims();
         let math = self.forward_math(cg, out);
-        let Some([mean, var]) = self.stats.map(|s| s.map(|a| cg.aux(a))) else {
+        let Some([mean, var, _]) = self.stats.map(|s| s.map(|a| cg.aux(a))) else {
             let rows = cg.rows(self.x[0], 1);
             let code = quote!(::bp::__private::kernels::layer_norm(#rows, #inner, #eps, #x, #w, #b, #y, #xhat, #inv_std););
             return Step::new(math, code);
@@ -231,7 +233,7 @@ impl Op for Norm {
     }
 
     fn update(&self, cg: &CodeGen, _out: NodeId) -> TokenStream {
-        let (Some(momentum), Some([mean, var])) = (self.momentum, self.stats) else {
+        let (Some(momentum), Some([mean, var, _])) = (self.momentum, self.stats) else {
             return TokenStream::new();
         };
         let (mean, var, batch) = (cg.aux(mean), cg.aux(var), &cg.batch);
@@ -264,7 +266,8 @@ impl Op for Norm {
             let rows = cg.rows(self.x[0], 1);
             quote!(#pre ::bp::__private::kernels::layer_norm_backward(#rows, #inner, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
         } else {
-            quote!(#pre ::bp::__private::kernels::batch_norm_backward(#batch, #outer, #inner, #mode, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x);)
+            let means = self.stats.map(|[_, _, m]| cg.aux(m));
+            quote!(#pre ::bp::__private::kernels::batch_norm_backward(#batch, #outer, #inner, #mode, #dy, #xhat, #w, #inv_std, #dw, #db, #acc, #dxs, #acc_x, #means);)
         };
         vec![Step::lines(math, code)]
     }

@@ -72,6 +72,7 @@ pub fn build(b: &mut Builder, l: &mut LetScope, call: &Call) -> Option<Built> {
             place: Place::Forward,
             per_sample: op.out_len(),
             fixed: 0,
+            per_part: 0,
         })
     });
     Some((Box::new(Pool { argmax, ..op }), vec![c, ho, wo]))

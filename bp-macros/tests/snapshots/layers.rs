@@ -78,6 +78,8 @@ pub mod __bp_Layers {
         pub d_out: ::bp::__private::Tensor<f32>,
         pub c_bcols: ::bp::__private::Tensor<f32>,
         pub c_dcols: ::bp::__private::Tensor<f32>,
+        pub c_dwparts: ::bp::__private::Tensor<f32>,
+        pub bn_means: ::bp::__private::Tensor<f32>,
         pub l_dh: ::bp::__private::Tensor<f32>,
         pub l_dgates: ::bp::__private::Tensor<f32>,
         pub l_dc: ::bp::__private::Tensor<f32>,
@@ -426,7 +428,7 @@ impl Layers {
             "workspace `cols` of `c`",
             batch,
             0,
-            576,
+            ::bp::__private::kernels::split::scratch_len(0, 576, batch),
         )?;
         ::bp::__private::reserve_buffer(
             &mut values.bn_xhat,
@@ -566,14 +568,28 @@ impl Layers {
             "workspace `bcols` of `c`",
             batch,
             0,
-            576,
+            ::bp::__private::kernels::split::scratch_len(0, 576, batch),
         )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.c_dcols,
             "workspace `dcols` of `c`",
             batch,
             0,
-            576,
+            ::bp::__private::kernels::split::scratch_len(0, 576, batch),
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.c_dwparts,
+            "workspace `dwparts` of `c`",
+            batch,
+            0,
+            ::bp::__private::kernels::split::scratch_len(0, 36, batch),
+        )?;
+        ::bp::__private::reserve_buffer(
+            &mut residuals.bn_means,
+            "workspace `means` of `bn`",
+            batch,
+            0,
+            8,
         )?;
         ::bp::__private::reserve_buffer(
             &mut residuals.l_dh,
@@ -1011,7 +1027,7 @@ out = d·out.weightᵀ + out.bias                                               
             d_mask,
         } = values;
         c.resize(&[batch, 4, 8, 8]);
-        c_cols.resize(&[576]);
+        c_cols.resize(&[::bp::__private::kernels::split::scratch_len(0, 576, batch)]);
         ::bp::__private::kernels::conv2d(
             &::bp::__private::kernels::Conv2dGeom {
                 c: 1,
@@ -1206,6 +1222,8 @@ d_c_bias = Σ_(b, pixels) d_c
             d_out,
             c_bcols,
             c_dcols,
+            c_dwparts,
+            bn_means,
             l_dh,
             l_dgates,
             l_dc,
@@ -1375,6 +1393,7 @@ d_c_bias = Σ_(b, pixels) d_c
                 *d_bn = if bn > 0.0 { d_p_1 } else { 0.0 };
             }
         }
+        bn_means.resize(&[8]);
         d_c.resize(&[batch, 4, 8, 8]);
         ::bp::__private::kernels::batch_norm_backward(
             batch,
@@ -1390,6 +1409,7 @@ d_c_bias = Σ_(b, pixels) d_c
             accumulate,
             Some(d_c.as_mut_slice()),
             ::bp::__private::Accumulate::Overwrite,
+            bn_means,
         );
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(
@@ -1403,8 +1423,9 @@ d_c_bias = Σ_(b, pixels) d_c
                 lr,
             );
         }
-        c_bcols.resize(&[576]);
-        c_dcols.resize(&[576]);
+        c_bcols.resize(&[::bp::__private::kernels::split::scratch_len(0, 576, batch)]);
+        c_dcols.resize(&[::bp::__private::kernels::split::scratch_len(0, 576, batch)]);
+        c_dwparts.resize(&[::bp::__private::kernels::split::scratch_len(0, 36, batch)]);
         ::bp::__private::kernels::conv2d_backward(
             &::bp::__private::kernels::Conv2dGeom {
                 c: 1,
@@ -1426,6 +1447,7 @@ d_c_bias = Σ_(b, pixels) d_c
             ::bp::__private::Accumulate::Overwrite,
             c_bcols,
             c_dcols,
+            c_dwparts,
         );
         if let Some(lr) = sgd {
             ::bp::__private::optim::sgd_update(

@@ -37,7 +37,27 @@ pub fn set_threads(n: usize) {
 
 /// The number of threads large matrix products may use (see [`set_threads`]).
 pub fn threads() -> usize {
+    #[cfg(test)]
+    if let Some(n) = TEST_THREADS.with(std::cell::Cell::get) {
+        return n;
+    }
     THREADS.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A thread count for the calling test thread only (see [`with_threads`]).
+    static TEST_THREADS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with [`threads`] returning `n` on the calling thread only, so a test can take
+/// the split paths of the kernels without changing the setting other tests see.
+#[cfg(test)]
+pub(crate) fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    let before = TEST_THREADS.with(|t| t.replace(Some(n.clamp(1, MAX_THREADS))));
+    let out = f();
+    TEST_THREADS.with(|t| t.set(before));
+    out
 }
 
 /// `C := alpha·op(A)·op(B) + beta·C` with `op(A)` `[m, k]`, `op(B)` `[k, n]` and `C`
@@ -78,6 +98,35 @@ pub fn gemm<T: Float>(
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = if work >= PARALLEL_THRESHOLD {
         threads()
+    } else {
+        1
+    };
+    T::gemm_strided(
+        m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
+    );
+}
+
+/// [`gemm`] with the thread count given: `threads` = 1 keeps the product on the calling
+/// thread (for a kernel that already split its work over the pool); more lets it use up
+/// to that many when the product is large enough.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_on<T: Float>(
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    a_strides: [usize; 2],
+    b: &[T],
+    b_strides: [usize; 2],
+    beta: T,
+    c: &mut [T],
+    c_strides: [usize; 2],
+) {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let threads = if work >= PARALLEL_THRESHOLD {
+        threads
     } else {
         1
     };

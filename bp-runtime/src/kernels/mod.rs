@@ -37,11 +37,14 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod softmax;
+pub mod split;
 mod structure;
 #[cfg(test)]
 mod test_util;
 
 pub(crate) use self::gemm::gemm_checked;
+#[cfg(test)]
+pub(crate) use self::gemm::with_threads;
 pub use self::gemm::{gemm, set_threads, threads, MAX_THREADS, PARALLEL_THRESHOLD};
 pub use linear::{
     bias_backward, linear, linear_backward_input, linear_backward_input_fixed,

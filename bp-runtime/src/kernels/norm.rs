@@ -10,18 +10,43 @@ mod layer;
 
 pub use layer::{layer_norm, layer_norm_backward};
 
-use super::{put, Accumulate, Mode};
+use super::{put, split, Accumulate, Mode};
+use crate::threads::MAX_CHUNKS;
 use crate::Float;
+use std::ops::Range;
+
+/// `Σ f(a[i], b[i])` in f64 over eight interleaved accumulators, so the loop vectorizes
+/// (one running sum would wait on each addition), summed pairwise at the end.
+#[inline]
+fn sum_lanes<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&a, &b)| f(a, b))
+        .sum();
+    for (a, b) in ac.zip(bc) {
+        for ((s, &a), &b) in acc.iter_mut().zip(a).zip(b) {
+            *s += f(a, b);
+        }
+    }
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) + tail
+}
 
 /// Mean and biased variance (two passes, in f64) of the values of channel `ch` of `x`
 /// seen as `[batch, c, inner]`.
 fn channel_stats<T: Float>(batch: usize, c: usize, inner: usize, ch: usize, x: &[T]) -> (f64, f64) {
     let n = (batch * inner).max(1) as f64;
     let rows = || (0..batch).map(move |b| &x[(b * c + ch) * inner..][..inner]);
-    let mean = rows().flatten().map(|v| v.to_f64()).sum::<f64>() / n;
+    let mean = rows()
+        .map(|r| sum_lanes(r, r, |v, _| v.to_f64()))
+        .sum::<f64>()
+        / n;
     let var = rows()
-        .flatten()
-        .map(|v| (v.to_f64() - mean).powi(2))
+        .map(|r| sum_lanes(r, r, |v, _| (v.to_f64() - mean).powi(2)))
         .sum::<f64>()
         / n;
     (mean, var)
@@ -82,17 +107,85 @@ pub fn batch_norm_train<T: Float>(
         debug_assert_eq!(s.len(), c, "batch_norm_train: {name}");
     }
     debug_assert_eq!(inv_std.len(), c, "batch_norm_train: inv_std");
-    for ch in 0..c {
-        let (m, v) = channel_stats(batch, c, inner, ch, x);
-        let inv = T::from_f64(1.0 / (v + eps).sqrt());
-        (mean[ch], var[ch], inv_std[ch]) = (T::from_f64(m), T::from_f64(v), inv);
-        for b in 0..batch {
-            let at = (b * c + ch) * inner;
-            let r = at..at + inner;
-            let (ys, xs) = (&mut y[r.clone()], &mut xhat[r.clone()]);
-            normalize(&x[r], mean[ch], inv, gamma[ch], beta[ch], ys, xs);
+    let threads = super::threads();
+    // The statistics, split over channels (each part writes its channels' entries).
+    let parts = split::parts_for(threads, c, len, MAX_CHUNKS);
+    let stats = |chs: Range<usize>, [mean, var, inv_std]: [&mut [T]; 3]| {
+        for (k, ch) in chs.enumerate() {
+            let (m, v) = channel_stats(batch, c, inner, ch, x);
+            let inv = T::from_f64(1.0 / (v + eps).sqrt());
+            (mean[k], var[k], inv_std[k]) = (T::from_f64(m), T::from_f64(v), inv);
         }
+    };
+    if parts == 1 {
+        stats(0..c, [&mut *mean, var, &mut *inv_std]);
+    } else {
+        let [ms, vs, is] =
+            [&mut *mean, var, &mut *inv_std].map(|v| split::cut_samples(v, 1, c, parts));
+        let mut items = zip3(ms, vs, is);
+        split::run_parts(&mut items, parts, &|p, [m, v, i]| {
+            stats(split::samples(c, parts, p), [m, v, i])
+        });
     }
+    // The normalization, split over the batch.
+    let (mean, inv_std) = (&*mean, &*inv_std);
+    let norm = |[x, _]: [&[T]; 2], y: &mut [T], xhat: &mut [T]| {
+        let rows = x
+            .chunks_exact(inner)
+            .zip(y.chunks_exact_mut(inner))
+            .zip(xhat.chunks_exact_mut(inner));
+        for (r, ((x, y), xh)) in rows.enumerate() {
+            let ch = r % c;
+            normalize(x, mean[ch], inv_std[ch], gamma[ch], beta[ch], y, xh);
+        }
+    };
+    by_samples(threads, batch, c * inner, [x, x], [y, xhat], &norm);
+}
+
+/// The three cuts zipped into one item per part.
+fn zip3<'a, T>(
+    a: [&'a mut [T]; MAX_CHUNKS],
+    b: [&'a mut [T]; MAX_CHUNKS],
+    c: [&'a mut [T]; MAX_CHUNKS],
+) -> [[&'a mut [T]; 3]; MAX_CHUNKS] {
+    let (mut b, mut c) = (b.into_iter(), c.into_iter());
+    a.map(|a| {
+        [
+            a,
+            b.next().unwrap_or_default(),
+            c.next().unwrap_or_default(),
+        ]
+    })
+}
+
+/// The per-run body of [`by_samples`]: `f([in0, in1], out0, out1)`.
+type SampleRun<'f, T> = dyn Fn([&[T]; 2], &mut [T], &mut [T]) + Sync + 'f;
+
+/// `f([in0, in1], out0, out1)` over runs of samples of `batch` samples of `per` elements
+/// each (every buffer `[batch, per]`, or an output empty), split over up to `threads`
+/// threads.
+fn by_samples<T: Float>(
+    threads: usize,
+    batch: usize,
+    per: usize,
+    [x0, x1]: [&[T]; 2],
+    [a, b]: [&mut [T]; 2],
+    f: &SampleRun<'_, T>,
+) {
+    let parts = split::parts_for(threads, batch, batch * per, MAX_CHUNKS);
+    if parts == 1 {
+        return f([x0, x1], a, b);
+    }
+    let (as_, mut bs) = (
+        split::cut_samples(a, per, batch, parts),
+        split::cut_samples(b, per, batch, parts).into_iter(),
+    );
+    let mut items = as_.map(|a| [a, bs.next().unwrap_or_default()]);
+    split::run_parts(&mut items, parts, &|p, [a, b]| {
+        let s = split::samples(batch, parts, p);
+        let r = s.start * per..s.end * per;
+        f([&x0[r.clone()], &x1[r]], a, b)
+    });
 }
 
 /// Batch norm in evaluation mode: `inv_std[c] = 1/√(running_var[c] + eps)`,
@@ -205,7 +298,10 @@ pub fn batch_norm_update_running<T: Float>(
 ///   `dx = gamma·inv_std/N · (N·dy − Σdy − xhat·Σ(dy·xhat))`; in [`Mode::Evaluation`]
 ///   (fixed running statistics) `dx = dy·gamma·inv_std`.
 ///
-/// `inv_std` is the one the matching forward wrote.
+/// `inv_std` is the one the matching forward wrote; `means` is scratch of `2·c`
+/// elements. With more than one thread ([`threads`](super::threads)) the sums are split
+/// over channels and `dx` over the batch; every value is computed in the same order
+/// whatever the thread count, so the result is the same.
 ///
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
@@ -222,8 +318,9 @@ pub fn batch_norm_backward<T: Float>(
     dgamma: &mut [T],
     dbeta: &mut [T],
     acc_params: Accumulate,
-    mut dx: Option<&mut [T]>,
+    dx: Option<&mut [T]>,
     acc_x: Accumulate,
+    means: &mut [T],
 ) {
     let len = batch * c * inner;
     debug_assert_eq!(dy.len(), len, "batch_norm_backward: dy");
@@ -236,34 +333,69 @@ pub fn batch_norm_backward<T: Float>(
     if let Some(dx) = dx.as_deref() {
         debug_assert_eq!(dx.len(), len, "batch_norm_backward: dx");
     }
+    debug_assert_eq!(means.len(), 2 * c, "batch_norm_backward: means");
     let n = (batch * inner).max(1) as f64;
-    for ch in 0..c {
-        let ranges = || (0..batch).map(move |b| (b * c + ch) * inner..(b * c + ch + 1) * inner);
-        let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
-        for r in ranges() {
-            for (&g, &xh) in dy[r.clone()].iter().zip(&xhat[r]) {
-                sdy += g.to_f64();
-                sdyx += (g * xh).to_f64();
+    let threads = super::threads();
+    // The sums per channel, split over channels: dgamma, dbeta and the means dx needs.
+    let (mean_dy, mean_dyx) = means.split_at_mut(c);
+    let sums = |chs: Range<usize>, [dgamma, dbeta, mdy, mdyx]: [&mut [T]; 4]| {
+        for (k, ch) in chs.enumerate() {
+            let rows = || (0..batch).map(move |b| (b * c + ch) * inner..(b * c + ch + 1) * inner);
+            let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
+            for r in rows() {
+                let (dy, xh) = (&dy[r.clone()], &xhat[r]);
+                sdy += sum_lanes(dy, dy, |g, _| g.to_f64());
+                sdyx += sum_lanes(dy, xh, |g, xh| (g * xh).to_f64());
             }
+            put(&mut dgamma[k], T::from_f64(sdyx), acc_params);
+            put(&mut dbeta[k], T::from_f64(sdy), acc_params);
+            (mdy[k], mdyx[k]) = if mode.is_training() {
+                (T::from_f64(sdy / n), T::from_f64(sdyx / n))
+            } else {
+                (T::ZERO, T::ZERO)
+            };
         }
-        put(&mut dgamma[ch], T::from_f64(sdyx), acc_params);
-        put(&mut dbeta[ch], T::from_f64(sdy), acc_params);
-        let Some(dx) = dx.as_deref_mut() else {
-            continue;
-        };
-        let k = gamma[ch] * inv_std[ch];
-        let (mean_dy, mean_dyx) = if mode.is_training() {
-            (T::from_f64(sdy / n), T::from_f64(sdyx / n))
-        } else {
-            (T::ZERO, T::ZERO)
-        };
-        for r in ranges() {
-            let rows = dx[r.clone()].iter_mut().zip(&dy[r.clone()]).zip(&xhat[r]);
-            for ((d, &g), &xh) in rows {
-                put(d, k * (g - mean_dy - xh * mean_dyx), acc_x);
-            }
-        }
+    };
+    let parts = split::parts_for(threads, c, 2 * len, MAX_CHUNKS);
+    if parts == 1 {
+        sums(0..c, [dgamma, dbeta, &mut *mean_dy, &mut *mean_dyx]);
+    } else {
+        let [gs, bs, ms, xs] = [dgamma, dbeta, &mut *mean_dy, &mut *mean_dyx]
+            .map(|v| split::cut_samples(v, 1, c, parts));
+        let (mut bs, mut ms, mut xs) = (bs.into_iter(), ms.into_iter(), xs.into_iter());
+        let mut items = gs.map(|g| {
+            let mut next = || bs.next().unwrap_or_default();
+            let b = next();
+            [
+                g,
+                b,
+                ms.next().unwrap_or_default(),
+                xs.next().unwrap_or_default(),
+            ]
+        });
+        split::run_parts(&mut items, parts, &|p, [g, b, m, x]| {
+            sums(split::samples(c, parts, p), [g, b, m, x])
+        });
     }
+    // dx, split over the batch.
+    let Some(dx) = dx else {
+        return;
+    };
+    let (mean_dy, mean_dyx) = (&*mean_dy, &*mean_dyx);
+    let grad = |[dy, xhat]: [&[T]; 2], dx: &mut [T], _: &mut [T]| {
+        let rows = dx
+            .chunks_exact_mut(inner)
+            .zip(dy.chunks_exact(inner))
+            .zip(xhat.chunks_exact(inner));
+        for (r, ((dx, dy), xhat)) in rows.enumerate() {
+            let ch = r % c;
+            let (k, mdy, mdyx) = (gamma[ch] * inv_std[ch], mean_dy[ch], mean_dyx[ch]);
+            for ((d, &g), &xh) in dx.iter_mut().zip(dy).zip(xhat) {
+                put(d, k * (g - mdy - xh * mdyx), acc_x);
+            }
+        }
+    };
+    by_samples(threads, batch, c * inner, [dy, xhat], [dx, &mut []], &grad);
 }
 
 #[cfg(test)]
@@ -445,8 +577,10 @@ mod tests {
                 let (mut dg, mut db, mut dx) = (nans(c), nans(c), nans(len));
                 let backward = |dg: &mut [f64], db: &mut [f64], dx: Option<&mut [f64]>, acc| {
                     let (xhat, inv) = (&xhat, &inv);
+                    let mut means = nans(2 * c);
                     batch_norm_backward(
                         batch, c, inner, mode, &r, xhat, &gamma, inv, dg, db, acc, dx, acc,
+                        &mut means,
                     );
                 };
                 backward(&mut dg, &mut db, Some(&mut dx), Overwrite);
@@ -461,6 +595,60 @@ mod tests {
                 assert_grad(&db, &twice(&want_db), "dbeta accumulated");
                 backward(&mut dg, &mut db, None, Overwrite);
                 assert_grad(&dg, &want_dg, "dgamma without dx");
+            }
+        }
+    }
+
+    /// Batch norm split over 2 and 3 threads (channels for the sums, samples for the
+    /// rest) gives bit-for-bit the one-thread result, forward and backward.
+    #[test]
+    fn split_over_threads_is_bit_for_bit_the_same() {
+        use crate::kernels::with_threads;
+        let (batch, c, inner) = (5, 6, 1200);
+        assert!(batch * c * inner >= crate::kernels::split::SPLIT_THRESHOLD);
+        let len = batch * c * inner;
+        let (x, gamma, beta, dy) = (
+            rand_vec(len, 1),
+            rand_vec(c, 2),
+            rand_vec(c, 3),
+            rand_vec(len, 4),
+        );
+        let run = |mode: Mode, acc: Accumulate| {
+            let (mut y, mut xhat) = (nans(len), nans(len));
+            let (mut mean, mut var, mut inv) = (nans(c), nans(c), nans(c));
+            batch_norm_train(
+                batch, c, inner, EPS, &x, &gamma, &beta, &mut y, &mut xhat, &mut mean, &mut var,
+                &mut inv,
+            );
+            let (mut dg, mut db, mut dx) = (rand_vec(c, 5), rand_vec(c, 6), rand_vec(len, 7));
+            let mut means = nans(2 * c);
+            batch_norm_backward(
+                batch,
+                c,
+                inner,
+                mode,
+                &dy,
+                &xhat,
+                &gamma,
+                &inv,
+                &mut dg,
+                &mut db,
+                acc,
+                Some(&mut dx),
+                acc,
+                &mut means,
+            );
+            (y, xhat, mean, var, inv, dg, db, dx)
+        };
+        for mode in [Mode::Training, Mode::Evaluation] {
+            for acc in [Overwrite, Add] {
+                let one = with_threads(1, || run(mode, acc));
+                for threads in [2, 3] {
+                    assert!(
+                        with_threads(threads, || run(mode, acc)) == one,
+                        "{threads} threads"
+                    );
+                }
             }
         }
     }
