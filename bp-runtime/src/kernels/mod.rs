@@ -41,6 +41,8 @@ pub mod split;
 mod structure;
 #[cfg(test)]
 mod test_util;
+#[allow(unsafe_code)] // calls of `#[target_feature]` functions after the CPU check
+pub(crate) mod wide;
 
 pub(crate) use self::gemm::gemm_checked;
 #[cfg(test)]

@@ -244,6 +244,7 @@ fn gru_param_grads<T: Float>(
 /// batch element `b` at `dg_off + b·dg_stride`) and the direct part of the carry,
 /// `dh = δh⊙z`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(super) fn gru_gate_residuals<T: Float>(
     g: &RnnGeom,
     batch: usize,

@@ -177,8 +177,10 @@ pub(super) struct GateRows<'a, T> {
 }
 
 /// The pre-activation residuals of one row into `dg = [δi δf δg δo]`, and `dc ← δc⊙f`
-/// (`dc` holds the carry on entry). One indexed loop over slices of equal length: the
-/// bounds checks fold away and it vectorizes.
+/// (`dc` holds the carry on entry). Written as short loops over at most four slices
+/// each, with the intermediates (`tanh c_t`, `δh`) parked in the outputs they are last
+/// read before: one loop over all eleven slices needs more run-time overlap checks than
+/// the vectorizer makes and ran scalar (perf, LSTM 32→128 over 100 steps).
 #[inline(always)]
 pub(super) fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T]) {
     let h = r.c.len();
@@ -190,16 +192,32 @@ pub(super) fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T
     let (df, rest) = rest.split_at_mut(h);
     let (dgg, d_o) = rest.split_at_mut(h);
     let (di, df, dgg, d_o) = (&mut di[..h], &mut df[..h], &mut dgg[..h], &mut d_o[..h]);
-    for j in 0..h {
-        let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
-        let tc = c[j].tanh_fast();
-        let dht = dy[j] + dh[j];
-        let dct = dc[j] + dht * o * (T::ONE - tc * tc);
-        di[j] = dct * gv * i * (T::ONE - i);
-        df[j] = dct * c_prev[j] * f * (T::ONE - f);
-        dgg[j] = dct * i * (T::ONE - gv * gv);
-        d_o[j] = dht * tc * o * (T::ONE - o);
-        dc[j] = dct * f;
+    // d_o ← tanh c_t, dgg ← δh = dy + dh.
+    for (t, &cv) in d_o.iter_mut().zip(c) {
+        *t = cv.tanh_fast();
+    }
+    for ((d, &a), &b) in dgg.iter_mut().zip(dy).zip(dh) {
+        *d = a + b;
+    }
+    // δc = dc + δh⊙o⊙(1 − tanh²c_t).
+    for (((d, &dht), &o), &tc) in dc.iter_mut().zip(&*dgg).zip(go).zip(&*d_o) {
+        *d = *d + dht * o * (T::ONE - tc * tc);
+    }
+    // δo = δh⊙tanh c_t⊙o(1 − o).
+    for ((d, &dht), &o) in d_o.iter_mut().zip(&*dgg).zip(go) {
+        *d = dht * *d * o * (T::ONE - o);
+    }
+    for (((d, &dct), &gv), &i) in di.iter_mut().zip(&*dc).zip(gg).zip(gi) {
+        *d = dct * gv * i * (T::ONE - i);
+    }
+    for (((d, &dct), &cp), &f) in df.iter_mut().zip(&*dc).zip(c_prev).zip(gf) {
+        *d = dct * cp * f * (T::ONE - f);
+    }
+    for (((d, &dct), &i), &gv) in dgg.iter_mut().zip(&*dc).zip(gi).zip(gg) {
+        *d = dct * i * (T::ONE - gv * gv);
+    }
+    for (d, &f) in dc.iter_mut().zip(gf) {
+        *d = *d * f;
     }
 }
 
