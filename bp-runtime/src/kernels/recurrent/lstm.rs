@@ -201,7 +201,7 @@ pub(super) fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T
     }
     // δc = dc + δh⊙o⊙(1 − tanh²c_t).
     for (((d, &dht), &o), &tc) in dc.iter_mut().zip(&*dgg).zip(go).zip(&*d_o) {
-        *d = *d + dht * o * (T::ONE - tc * tc);
+        *d += dht * o * (T::ONE - tc * tc);
     }
     // δo = δh⊙tanh c_t⊙o(1 − o).
     for ((d, &dht), &o) in d_o.iter_mut().zip(&*dgg).zip(go) {
@@ -217,7 +217,7 @@ pub(super) fn gate_residuals<T: Float>(r: GateRows<T>, dg: &mut [T], dc: &mut [T
         *d = dct * i * (T::ONE - gv * gv);
     }
     for (d, &f) in dc.iter_mut().zip(gf) {
-        *d = *d * f;
+        *d *= f;
     }
 }
 
