@@ -41,13 +41,16 @@
 //! - `tile.rs`: the micro-kernel and the store of one tile into C;
 //! - `pack.rs`: copying strips of `op(A)` and `op(B)` into the packing buffer (no
 //!   `unsafe`);
-//! - `blocked.rs`: the blocking loops (no `unsafe`);
+//! - `gemv.rs`: one row or column of C as dot products read in place (a dense layer
+//!   or a recurrent step at batch 1; no `unsafe`);
+//! - `blocked.rs`: the blocking loops, or `gemv.rs` when it applies (no `unsafe`);
 //! - `dispatch.rs`: the entry points, which compile the loops for each instruction set
 //!   and call the best one.
 
 mod blocked;
 #[allow(unsafe_code)] // calls of `#[target_feature]` functions after the CPU check
 mod dispatch;
+mod gemv;
 #[allow(unsafe_code)] // the AVX-512 transpose, a `#[target_feature]` function
 mod isa;
 mod pack;

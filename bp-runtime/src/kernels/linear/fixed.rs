@@ -116,6 +116,20 @@ fn forward<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
     let xs = rows_of::<T, INP>(x, rows, "linear_fixed: x");
     let ys = rows_of_mut::<T, OUT>(y, rows, "linear_fixed: y");
     let ws = rows_of::<T, INP>(w, OUT, "linear_fixed: w");
+    if rows < FEW_ROWS {
+        // A few rows (inference at batch 1): one dot product per output, read from W's
+        // rows as stored; transposing W below would cost more than the rows' products.
+        for (xr, yr) in xs.iter().zip(ys) {
+            for (o, (y, wr)) in yr.iter_mut().zip(ws).enumerate() {
+                let bo = match b {
+                    Some(b) => b[o],
+                    None => T::ZERO,
+                };
+                *y = bo + dot::<T, INP, FMA>(xr, wr);
+            }
+        }
+        return;
+    }
     // Wᵀ, so that the inner loop runs along a contiguous output row.
     let mut wt = [[T::ZERO; OUT]; INP];
     for (o, wr) in ws.iter().enumerate() {
@@ -154,6 +168,38 @@ fn forward<T: Float, const INP: usize, const OUT: usize, const FMA: bool>(
         }
         *yr = acc;
     }
+}
+
+/// Below this many rows the forward takes dot products along W's rows; from it on, it
+/// transposes W (`INP·OUT` scalar moves) and runs along output rows. At 128 → 10 and one
+/// row the transpose was 11% of an MLP's inference (0.65 of 5.8 µs).
+const FEW_ROWS: usize = 8;
+
+/// `x · w` over `N` elements: sixteen lanes of partial sums, added pairwise, then the
+/// last `N mod 16` terms.
+#[inline(always)]
+fn dot<T: Float, const N: usize, const FMA: bool>(x: &[T; N], w: &[T; N]) -> T {
+    const L: usize = 16;
+    let (xc, xt) = x.as_chunks::<L>();
+    let (wc, wt) = w.as_chunks::<L>();
+    let mut acc = [T::ZERO; L];
+    for (xv, wv) in xc.iter().zip(wc) {
+        for l in 0..L {
+            acc[l] = madd::<T, FMA>(xv[l], wv[l], acc[l]);
+        }
+    }
+    let mut half = L / 2;
+    while half > 0 {
+        for l in 0..half {
+            acc[l] += acc[l + half];
+        }
+        half /= 2;
+    }
+    let mut s = acc[0];
+    for (&xv, &wv) in xt.iter().zip(wt) {
+        s = madd::<T, FMA>(xv, wv, s);
+    }
+    s
 }
 
 #[inline(always)]

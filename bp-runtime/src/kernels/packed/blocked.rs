@@ -3,6 +3,7 @@
 //! `C = op(A)·op(B)` and `Cᵀ = op(B)ᵀ·op(A)ᵀ` runs is chosen by a cost model.
 #![forbid(unsafe_code)]
 
+use super::gemv::gemv;
 use super::isa::Elem;
 use super::pack::{pack_a, pack_b};
 use super::tile::tile;
@@ -49,6 +50,11 @@ pub(super) fn blocked<T: Elem, const MR: usize, const NR: usize, const FMA: bool
     }
     if k == 0 || alpha == T::ZERO {
         return scale(m, n, beta, c, cs);
+    }
+    // One row or column of C from vectors contiguous along the sum: dot products, with
+    // nothing packed (`gemv.rs`).
+    if gemv::<T, FMA>((m, n, k), alpha, a, b, beta, c, cs) {
+        return;
     }
     // Choose between C = op(A)·op(B) and Cᵀ = op(B)ᵀ·op(A)ᵀ by a cost model in cycles:
     // FMAs on whole tiles (columns are rounded up to NR: a 10-wide C wastes two thirds of

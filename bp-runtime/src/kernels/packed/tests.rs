@@ -62,6 +62,9 @@ fn every_path_matches_the_naive_product() {
         (2, 13, 1),
         (1, 70, 33),
         (70, 1, 33),
+        // One row or column of C (gemv.rs): a 784 → 130 layer at batch 1, and its twin.
+        (1, 130, 784),
+        (130, 1, 50),
         (30, 2100, 3),
         (25, 37, 600),
         (20, 9, 256),
