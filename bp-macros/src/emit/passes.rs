@@ -234,9 +234,10 @@ pub fn passes(c: &Expansion) -> (TokenStream, Derivation) {
         docs::backward_doc(c, &derivation),
     );
     let [p, b, v, r, g] = unpacks(c);
+    let [params, ..] = unpacks(c);
     let p_ref = Unpack {
         by_ref: true,
-        ..unpacks(c).into_iter().next().expect("params")
+        ..params
     };
     // Each pass: its parameters named only where its body reads them.
     let pass = |body: &TokenStream, structs: &[&Unpack]| {

@@ -95,14 +95,19 @@ pub fn gemm<T: Float>(
     c: &mut [T],
     c_strides: [usize; 2],
 ) {
-    let work = m.saturating_mul(n).saturating_mul(k);
-    let threads = if work >= PARALLEL_THRESHOLD {
-        threads()
-    } else {
-        1
-    };
-    T::gemm_strided(
-        m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
+    gemm_on(
+        threads(),
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        a_strides,
+        b,
+        b_strides,
+        beta,
+        c,
+        c_strides,
     );
 }
 
