@@ -643,9 +643,10 @@ fn what_json(c: &Config) -> String {
 /// The fields bp adds to the peers' (the counterpart of their library versions).
 fn extra(c: &Config, pinned: bool) -> String {
     format!(
-        ", \"bp\": {}, \"bp_threads\": {}, \"pinned\": {}, \"init\": {}",
+        ", \"bp\": {}, \"bp_threads\": {}, \"gemm\": {}, \"pinned\": {}, \"init\": {}",
         js(env!("CARGO_PKG_VERSION")),
         bp::kernels::threads(),
+        js(&bp::kernels::gemm_kernels()),
         pinned,
         js(&c
             .init

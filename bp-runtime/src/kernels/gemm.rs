@@ -194,9 +194,9 @@ macro_rules! packed {
                 c: &mut [$t],
                 c_strides: [usize; 2],
             ) {
-                let isa = super::packed::best_isa();
+                let kernels = super::packed::kernels();
                 $packed(
-                    isa, mnk, alpha, a, a_strides, b, b_strides, beta, c, c_strides,
+                    kernels, mnk, alpha, a, a_strides, b, b_strides, beta, c, c_strides,
                 )
             }
         }

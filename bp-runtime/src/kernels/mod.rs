@@ -53,6 +53,9 @@ pub use linear::{
     linear_backward_weight, linear_backward_weight_fixed, linear_fixed, linear_sgd_weight,
     FIXED_MAX,
 };
+/// Which GEMM kernels this process runs, and why (the CPU's measured choice, or a tuning
+/// at first use): `bp-runtime/GEMM.md`.
+pub use packed::describe as gemm_kernels;
 pub use reduce::{mean, mean_backward, sum, sum_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 pub use structure::{concat_part, concat_part_backward, copy};

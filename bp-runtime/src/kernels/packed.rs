@@ -45,7 +45,9 @@
 //!   or a recurrent step at batch 1; no `unsafe`);
 //! - `blocked.rs`: the blocking loops, or `gemv.rs` when it applies (no `unsafe`);
 //! - `dispatch.rs`: the entry points, which compile the loops for each instruction set
-//!   and call the best one.
+//!   (and, for AVX-512, each tile) and call the one asked for;
+//! - `tuning.rs`: which kernels this CPU runs — the tile its measurement chose, or, on a
+//!   CPU not measured, the faster of the two timed once at first use (no `unsafe`).
 
 mod blocked;
 #[allow(unsafe_code)] // calls of `#[target_feature]` functions after the CPU check
@@ -60,10 +62,13 @@ mod safe;
 mod tests;
 #[allow(unsafe_code)] // the micro-kernel's unchecked loads
 mod tile;
+mod tuning;
 
 pub(crate) use blocked::scale;
 pub(crate) use dispatch::{gemm_f32, gemm_f64};
 pub(crate) use isa::{best_isa, Isa};
+pub use tuning::describe;
+pub(crate) use tuning::kernels;
 
 /// A strided matrix operand.
 #[derive(Clone, Copy)]

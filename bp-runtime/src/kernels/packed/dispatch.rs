@@ -1,14 +1,14 @@
-//! The entry points `gemm_f32` and `gemm_f64`: the blocked product compiled for AVX-512,
-//! for AVX2 with FMA and for the baseline target, each with its own tile, and the call of
-//! the one [`Isa`] names. The `unsafe` here is calling a `#[target_feature]` function
+//! The entry points `gemm_f32` and `gemm_f64`: the blocked product compiled for AVX-512
+//! (with two tiles, [`Tile`]), for AVX2 with FMA and for the baseline target, each with
+//! its own tile, and the call of the one [`Kernels`] names. The `unsafe` here is calling a `#[target_feature]` function
 //! after the CPU check. Each thread keeps one packing buffer, grown and never shrunk.
 
 use super::blocked::blocked;
-use super::isa::Isa;
+use super::isa::{Isa, Kernels, Tile};
 use super::{safe, Mat};
 
 macro_rules! entry {
-    ($t:ident, $module:ident, $avx512:expr, $avx2:expr, $base:expr) => {
+    ($t:ident, $module:ident, $avx512:expr, $avx512w:expr, $avx2:expr, $base:expr) => {
         mod $module {
             use super::*;
             use std::cell::RefCell;
@@ -41,6 +41,18 @@ macro_rules! entry {
                 avx512_tiles(args)
             }
 
+            /// The wide AVX-512 tiles (fewer rows, more columns), as `avx512_tiles`.
+            #[inline(always)]
+            fn avx512_wide_tiles((mnk, al, a, b, be, c, cs, s): Args) {
+                blocked::<$t, { $avx512w.0 }, { $avx512w.1 }, true>(mnk, al, a, b, be, c, cs, s)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512_wide(args: Args) {
+                avx512_wide_tiles(args)
+            }
+
             /// The AVX2 tiles, as `avx512_tiles`.
             #[inline(always)]
             fn avx2_tiles((mnk, al, a, b, be, c, cs, s): Args) {
@@ -57,17 +69,23 @@ macro_rules! entry {
                 blocked::<$t, { $base.0 }, { $base.1 }, false>(mnk, al, a, b, be, c, cs, s)
             }
 
-            fn run(isa: Isa, args: Args) {
-                match isa {
+            fn run(k: Kernels, args: Args) {
+                match k.isa {
                     Isa::Baseline => baseline(args),
                     // The safe twins (tests only): the same tiles and multiply-adds
                     // compiled for the baseline target, so the same bits.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 if safe::active() => avx512_tiles(args),
+                    Isa::Avx512 if safe::active() => match k.tile {
+                        Tile::Tall => avx512_tiles(args),
+                        Tile::Wide => avx512_wide_tiles(args),
+                    },
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 if safe::active() => avx2_tiles(args),
                     // SAFETY: `isa` is Avx512 only when `best_isa` saw avx512f, avx2 and
                     // fma on this CPU (or a test forced a path it checked the CPU has).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 if k.tile == Tile::Wide => unsafe { avx512_wide(args) },
+                    // SAFETY: as above.
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx512 => unsafe { avx512(args) },
                     // SAFETY: as above, with avx2 and fma.
@@ -76,11 +94,11 @@ macro_rules! entry {
                 }
             }
 
-            /// The product on the calling thread with the `isa` kernels. The caller has
+            /// The product on the calling thread with the kernels `k`. The caller has
             /// checked that every operand fits its slice.
             #[allow(clippy::too_many_arguments)]
             pub(crate) fn gemm(
-                isa: Isa,
+                k: Kernels,
                 mnk: (usize, usize, usize),
                 alpha: $t,
                 a: &[$t],
@@ -102,9 +120,9 @@ macro_rules! entry {
                     cs: bcs,
                 };
                 SCRATCH.with(|s| match s.try_borrow_mut() {
-                    Ok(mut s) => run(isa, (mnk, alpha, a, b, beta, c, cs, &mut s)),
+                    Ok(mut s) => run(k, (mnk, alpha, a, b, beta, c, cs, &mut s)),
                     // Re-entered on this thread (never by bp itself): a fresh buffer.
-                    Err(_) => run(isa, (mnk, alpha, a, b, beta, c, cs, &mut Vec::new())),
+                    Err(_) => run(k, (mnk, alpha, a, b, beta, c, cs, &mut Vec::new())),
                 })
             }
         }
@@ -112,5 +130,5 @@ macro_rules! entry {
     };
 }
 
-entry!(f32, gemm_f32, (12, 32), (6, 16), (4, 8));
-entry!(f64, gemm_f64, (12, 16), (6, 8), (4, 4));
+entry!(f32, gemm_f32, (12, 32), (6, 64), (6, 16), (4, 8));
+entry!(f64, gemm_f64, (12, 16), (6, 32), (6, 8), (4, 4));

@@ -15,6 +15,36 @@ pub(crate) enum Isa {
     Avx512,
 }
 
+/// The register tile of the AVX-512 kernels (the other instruction sets have one each).
+/// Both do the same multiply-adds in the same order for every element of C, so the
+/// choice changes the speed, never the bits (`tests.rs` checks it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Tile {
+    /// 12 rows × 32 `f32` (16 `f64`) columns: 24 accumulators, 2 vector loads and 12
+    /// broadcasts a step.
+    Tall,
+    /// 6 rows × 64 `f32` (32 `f64`) columns: 24 accumulators, 4 vector loads and 6
+    /// broadcasts a step; half as many rows of A read in place at once.
+    Wide,
+}
+
+/// The kernels a product runs: the instruction set and, for AVX-512, the tile.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Kernels {
+    pub(crate) isa: Isa,
+    pub(crate) tile: Tile,
+}
+
+impl Kernels {
+    /// `isa` with its default tile.
+    pub(crate) const fn of(isa: Isa) -> Kernels {
+        Kernels {
+            isa,
+            tile: Tile::Tall,
+        }
+    }
+}
+
 /// The best kernels this CPU runs.
 pub(crate) fn best_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]

@@ -1,4 +1,4 @@
-use super::isa::Elem;
+use super::isa::{Elem, Kernels, Tile};
 use super::tile::micro;
 use super::*;
 
@@ -32,15 +32,21 @@ fn data(n: usize, seed: u64) -> Vec<f64> {
     (0..n).map(|_| r.uniform(-1.0, 1.0)).collect()
 }
 
-fn isas() -> Vec<Isa> {
-    let mut v = vec![Isa::Baseline];
+/// Every kernel this CPU runs: each instruction set, and on AVX-512 each tile.
+fn isas() -> Vec<Kernels> {
+    let mut v = vec![Kernels::of(Isa::Baseline)];
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            v.push(Isa::Avx2);
+            v.push(Kernels::of(Isa::Avx2));
         }
         if best_isa() == Isa::Avx512 {
-            v.push(Isa::Avx512);
+            for tile in [Tile::Tall, Tile::Wide] {
+                v.push(Kernels {
+                    isa: Isa::Avx512,
+                    tile,
+                });
+            }
         }
     }
     v
@@ -119,7 +125,7 @@ fn every_path_matches_the_naive_product() {
 fn zero_k_or_alpha_only_scales() {
     let mut c = vec![2.0f64; 6];
     gemm_f64(
-        best_isa(),
+        Kernels::of(best_isa()),
         (2, 3, 0),
         1.0,
         &[],
@@ -269,6 +275,8 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
     // C is not read when beta is 0: NaN there must not survive.
     let (c0, sc, c_mask) = operand(m, n, lc, case.seed ^ 2, beta == 0.0);
     let at = |i: usize, j: usize| i * sc[0] + j * sc[1];
+    // The results of the AVX-512 tiles, which must agree bit for bit.
+    let mut tiles: Vec<(Kernels, Vec<f64>, Vec<f32>)> = Vec::new();
     for isa in isas() {
         // f64, then f32 on the same values rounded.
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
@@ -325,6 +333,21 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
                 got32[p],
                 twin32[p]
             );
+        }
+        #[cfg(target_arch = "x86_64")]
+        if isa.isa == Isa::Avx512 {
+            if let Some((first, f64s, f32s)) = tiles.first() {
+                let same64 = f64s
+                    .iter()
+                    .zip(&got64)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                let same32 = f32s
+                    .iter()
+                    .zip(&got32)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                prop_assert!(same64 && same32, "{:?} and {:?} differ", first, isa);
+            }
+            tiles.push((isa, got64.clone(), got32.clone()));
         }
         // Outside the matrix, nothing is written.
         for (p, _) in c_mask.iter().enumerate().filter(|(_, &inside)| !inside) {

@@ -109,8 +109,10 @@ fn store<T: Elem, const R: usize, const NR: usize>(
     [crs, ccs]: [usize; 2],
 ) {
     let put = |o: &mut T, v: T| {
+        // A fused multiply-add, as the contiguous rows below: which orientation the
+        // product runs in (a cost model that depends on the tile) must not change bits.
         *o = if !first || beta == T::ONE {
-            *o + alpha * v
+            alpha.mul_add(v, *o)
         } else if beta == T::ZERO {
             alpha * v
         } else {
