@@ -5,8 +5,46 @@
 //! covers rows `oy·s .. oy·s + k` and columns `ox·s .. ox·s + k`.
 #![forbid(unsafe_code)]
 
-use super::Accumulate;
+use super::split::{self, cut_samples, parts_for, run_parts};
+use super::{threads, Accumulate};
+use crate::threads::MAX_CHUNKS;
 use crate::Float;
+use std::ops::Range;
+
+/// Runs `f(samples, a, b)` over the batch: on the calling thread when the work (`work`
+/// elements touched) is below [`split::SPLIT_THRESHOLD`], else split into runs of samples,
+/// one per thread, each with its own samples' part of `a` (`per_a` elements a sample)
+/// and of `b` (`per_b`). The planes are independent, so the result is the same bits on
+/// any number of threads.
+fn over_samples<A: Send, B: Send>(
+    batch: usize,
+    work: usize,
+    (a, per_a): (&mut [A], usize),
+    (b, per_b): (&mut [B], usize),
+    f: &(dyn Fn(Range<usize>, &mut [A], &mut [B]) + Sync),
+) {
+    let parts = parts_for(threads(), batch, work, MAX_CHUNKS);
+    if parts == 1 {
+        return f(0..batch, a, b);
+    }
+    let (a_cuts, b_cuts) = (
+        cut_samples(a, per_a, batch, parts),
+        cut_samples(b, per_b, batch, parts),
+    );
+    let mut items: [_; MAX_CHUNKS] = std::array::from_fn(|_| None);
+    for (p, (item, (a, b))) in items
+        .iter_mut()
+        .zip(a_cuts.into_iter().zip(b_cuts))
+        .enumerate()
+    {
+        *item = Some((split::samples(batch, parts, p), a, b));
+    }
+    run_parts(&mut items, parts, &|_, item| {
+        if let Some((samples, a, b)) = item {
+            f(samples.clone(), a, b);
+        }
+    });
+}
 
 /// Geometry of a 2-D pooling: input `[c, h, w]` per sample, window `k × k`, stride
 /// `stride`; output `[c, ho, wo]` with `ho = (h − k)/stride + 1` (rounded down),
@@ -67,7 +105,7 @@ pub fn max_pool2d<T: Float>(
     y: &mut [T],
     argmax: &mut [u32],
 ) {
-    let (hw, p, wo, s, k) = (g.h * g.w, g.ho() * g.wo(), g.wo(), g.stride, g.k);
+    let hw = g.h * g.w;
     debug_assert_eq!(x.len(), batch * g.c * hw, "max_pool2d: x");
     debug_assert_eq!(y.len(), batch * g.out_len(), "max_pool2d: y");
     debug_assert_eq!(argmax.len(), batch * g.out_len(), "max_pool2d: argmax");
@@ -75,14 +113,23 @@ pub fn max_pool2d<T: Float>(
         hw <= u32::MAX as usize,
         "max_pool2d: plane too large for u32 indices"
     );
-    if hw == 0 || p == 0 {
+    if hw == 0 || g.out_len() == 0 {
         return;
     }
+    let (xs, ys) = (g.c * hw, g.out_len());
+    over_samples(batch, x.len(), (y, ys), (argmax, ys), &|r, y, argmax| {
+        max_pool_samples(g, &x[r.start * xs..r.end * xs], y, argmax)
+    });
+}
+
+/// [`max_pool2d`] of the samples in `x` on the calling thread.
+fn max_pool_samples<T: Float>(g: &Pool2dGeom, x: &[T], y: &mut [T], argmax: &mut [u32]) {
+    let (hw, p, wo, s, k) = (g.h * g.w, g.ho() * g.wo(), g.wo(), g.stride, g.k);
     let planes = x
         .chunks_exact(hw)
         .zip(y.chunks_exact_mut(p))
         .zip(argmax.chunks_exact_mut(p));
-    for ((xp, yp), ap) in planes.take(batch * g.c) {
+    for ((xp, yp), ap) in planes {
         if k == 2 && s == 2 {
             max_pool_2x2(g, xp, yp, ap);
             continue;
@@ -152,21 +199,33 @@ pub fn max_pool2d_backward<T: Float>(
     );
     debug_assert_eq!(dy.len(), batch * g.out_len(), "max_pool2d_backward: dy");
     debug_assert_eq!(dx.len(), batch * g.c * hw, "max_pool2d_backward: dx");
-    if !accumulate.is_add() {
-        dx.fill(T::ZERO);
-    }
     if hw == 0 || p == 0 {
+        if !accumulate.is_add() {
+            dx.fill(T::ZERO);
+        }
         return;
     }
-    let planes = dx
-        .chunks_exact_mut(hw)
-        .zip(dy.chunks_exact(p))
-        .zip(argmax.chunks_exact(p));
-    for ((dxp, dyp), ap) in planes.take(batch * g.c) {
-        for (&a, &d) in ap.iter().zip(dyp) {
-            dxp[a as usize] += d;
+    // Each part zeroes its own samples of dx (on one thread, the whole of it).
+    let zero = |dx: &mut [T]| {
+        if !accumulate.is_add() {
+            dx.fill(T::ZERO);
         }
-    }
+    };
+    let (xs, ys) = (g.c * hw, g.out_len());
+    let none: &mut [u8] = &mut [];
+    over_samples(batch, dx.len(), (dx, xs), (none, 0), &|r, dx, _| {
+        zero(dx);
+        let range = r.start * ys..r.end * ys;
+        let planes = dx
+            .chunks_exact_mut(hw)
+            .zip(dy[range.clone()].chunks_exact(p))
+            .zip(argmax[range].chunks_exact(p));
+        for ((dxp, dyp), ap) in planes {
+            for (&a, &d) in ap.iter().zip(dyp) {
+                dxp[a as usize] += d;
+            }
+        }
+    });
 }
 
 /// `y[b,c,oy,ox] = (1/k²)·Σ_{i,j<k} x[b,c,oy·s+i, ox·s+j]` for `x` `[batch, C, H, W]`
@@ -175,29 +234,36 @@ pub fn max_pool2d_backward<T: Float>(
 /// # Panics
 /// If a slice is shorter than its shape (lengths are checked exactly in debug builds).
 pub fn avg_pool2d<T: Float>(g: &Pool2dGeom, batch: usize, x: &[T], y: &mut [T]) {
-    let (hw, p, wo, s, k) = (g.h * g.w, g.ho() * g.wo(), g.wo(), g.stride, g.k);
+    let (hw, p, k) = (g.h * g.w, g.ho() * g.wo(), g.k);
     debug_assert_eq!(x.len(), batch * g.c * hw, "avg_pool2d: x");
     debug_assert_eq!(y.len(), batch * g.out_len(), "avg_pool2d: y");
     if hw == 0 || p == 0 {
         return;
     }
     let scale = T::ONE / T::from_usize(k * k);
-    for (xp, yp) in x
-        .chunks_exact(hw)
-        .zip(y.chunks_exact_mut(p))
-        .take(batch * g.c)
-    {
-        for (o, yv) in yp.iter_mut().enumerate() {
-            let base = (o / wo) * s * g.w + (o % wo) * s;
-            let mut sum = T::ZERO;
-            for i in 0..k {
-                let row = base + i * g.w;
-                for &v in &xp[row..row + k] {
-                    sum += v;
-                }
-            }
-            *yv = sum * scale;
+    let xs = g.c * hw;
+    let none: &mut [u8] = &mut [];
+    over_samples(batch, x.len(), (y, g.out_len()), (none, 0), &|r, y, _| {
+        let x = &x[r.start * xs..r.end * xs];
+        for (xp, yp) in x.chunks_exact(hw).zip(y.chunks_exact_mut(p)) {
+            avg_plane(g, scale, xp, yp);
         }
+    });
+}
+
+/// One plane of [`avg_pool2d`].
+fn avg_plane<T: Float>(g: &Pool2dGeom, scale: T, xp: &[T], yp: &mut [T]) {
+    let (wo, s, k) = (g.wo(), g.stride, g.k);
+    for (o, yv) in yp.iter_mut().enumerate() {
+        let base = (o / wo) * s * g.w + (o % wo) * s;
+        let mut sum = T::ZERO;
+        for i in 0..k {
+            let row = base + i * g.w;
+            for &v in &xp[row..row + k] {
+                sum += v;
+            }
+        }
+        *yv = sum * scale;
     }
 }
 
@@ -214,29 +280,43 @@ pub fn avg_pool2d_backward<T: Float>(
     dx: &mut [T],
     accumulate: Accumulate,
 ) {
-    let (hw, p, wo, s, k) = (g.h * g.w, g.ho() * g.wo(), g.wo(), g.stride, g.k);
+    let (hw, p, k) = (g.h * g.w, g.ho() * g.wo(), g.k);
     debug_assert_eq!(dy.len(), batch * g.out_len(), "avg_pool2d_backward: dy");
     debug_assert_eq!(dx.len(), batch * g.c * hw, "avg_pool2d_backward: dx");
-    if !accumulate.is_add() {
-        dx.fill(T::ZERO);
-    }
     if hw == 0 || p == 0 {
+        if !accumulate.is_add() {
+            dx.fill(T::ZERO);
+        }
         return;
     }
+    // Each part zeroes its own samples of dx (on one thread, the whole of it).
+    let zero = |dx: &mut [T]| {
+        if !accumulate.is_add() {
+            dx.fill(T::ZERO);
+        }
+    };
     let scale = T::ONE / T::from_usize(k * k);
-    for (dxp, dyp) in dx
-        .chunks_exact_mut(hw)
-        .zip(dy.chunks_exact(p))
-        .take(batch * g.c)
-    {
-        for (o, &d) in dyp.iter().enumerate() {
-            let base = (o / wo) * s * g.w + (o % wo) * s;
-            let d = d * scale;
-            for i in 0..k {
-                let row = base + i * g.w;
-                for v in &mut dxp[row..row + k] {
-                    *v += d;
-                }
+    let (xs, ys) = (g.c * hw, g.out_len());
+    let none: &mut [u8] = &mut [];
+    over_samples(batch, dx.len(), (dx, xs), (none, 0), &|r, dx, _| {
+        zero(dx);
+        let dy = &dy[r.start * ys..r.end * ys];
+        for (dxp, dyp) in dx.chunks_exact_mut(hw).zip(dy.chunks_exact(p)) {
+            avg_plane_backward(g, scale, dyp, dxp);
+        }
+    });
+}
+
+/// One plane of [`avg_pool2d_backward`].
+fn avg_plane_backward<T: Float>(g: &Pool2dGeom, scale: T, dyp: &[T], dxp: &mut [T]) {
+    let (wo, s, k) = (g.wo(), g.stride, g.k);
+    for (o, &d) in dyp.iter().enumerate() {
+        let base = (o / wo) * s * g.w + (o % wo) * s;
+        let d = d * scale;
+        for i in 0..k {
+            let row = base + i * g.w;
+            for v in &mut dxp[row..row + k] {
+                *v += d;
             }
         }
     }
@@ -423,6 +503,45 @@ mod tests {
             avg_pool2d_backward(g, batch, &r, &mut dx, Add);
             assert_grad(&dx, &sum, "max then avg");
             assert_grad(&dx2, &sum, "avg then max");
+        }
+    }
+
+    /// Pooling split over 2 and 3 threads (runs of samples) gives bit-for-bit the
+    /// one-thread result, forward and backward, max and average, overwriting and adding.
+    #[test]
+    fn split_over_threads_is_bit_for_bit_the_same() {
+        use crate::kernels::with_threads;
+        let g = Pool2dGeom {
+            c: 3,
+            h: 24,
+            w: 20,
+            k: 3,
+            stride: 2,
+        };
+        let batch = 23;
+        let len = batch * g.c * g.h * g.w;
+        assert!(len >= crate::kernels::split::SPLIT_THRESHOLD);
+        let (x, dy) = (rand_vec(len, 1), rand_vec(batch * g.out_len(), 2));
+        let run = |acc: Accumulate| {
+            let (mut y, mut idx) = (nans(batch * g.out_len()), vec![0u32; batch * g.out_len()]);
+            max_pool2d(&g, batch, &x, &mut y, &mut idx);
+            let mut dx = rand_vec(len, 3);
+            max_pool2d_backward(&g, batch, &idx, &dy, &mut dx, acc);
+            let mut ya = nans(batch * g.out_len());
+            avg_pool2d(&g, batch, &x, &mut ya);
+            let mut dxa = rand_vec(len, 4);
+            avg_pool2d_backward(&g, batch, &dy, &mut dxa, acc);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+            (bits(&y), idx, bits(&dx), bits(&ya), bits(&dxa))
+        };
+        for acc in [Overwrite, Add] {
+            let one = with_threads(1, || run(acc));
+            for threads in [2, 3] {
+                assert!(
+                    with_threads(threads, || run(acc)) == one,
+                    "{threads} threads"
+                );
+            }
         }
     }
 }
