@@ -11,6 +11,9 @@ use crate::threads::MAX_CHUNKS;
 use crate::Float;
 use std::ops::Range;
 
+/// The work of one part of [`over_samples`]: its samples and its pieces of two outputs.
+type PartFn<A, B> = dyn Fn(Range<usize>, &mut [A], &mut [B]) + Sync;
+
 /// Runs `f(samples, a, b)` over the batch: on the calling thread when the work (`work`
 /// elements touched) is below [`split::SPLIT_THRESHOLD`], else split into runs of samples,
 /// one per thread, each with its own samples' part of `a` (`per_a` elements a sample)
@@ -21,7 +24,7 @@ fn over_samples<A: Send, B: Send>(
     work: usize,
     (a, per_a): (&mut [A], usize),
     (b, per_b): (&mut [B], usize),
-    f: &(dyn Fn(Range<usize>, &mut [A], &mut [B]) + Sync),
+    f: &PartFn<A, B>,
 ) {
     let parts = parts_for(threads(), batch, work, MAX_CHUNKS);
     if parts == 1 {
