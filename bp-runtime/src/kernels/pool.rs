@@ -12,7 +12,7 @@ use crate::Float;
 use std::ops::Range;
 
 /// The work of one part of [`over_samples`]: its samples and its pieces of two outputs.
-type PartFn<A, B> = dyn Fn(Range<usize>, &mut [A], &mut [B]) + Sync;
+type PartFn<'f, A, B> = dyn Fn(Range<usize>, &mut [A], &mut [B]) + Sync + 'f;
 
 /// Runs `f(samples, a, b)` over the batch: on the calling thread when the work (`work`
 /// elements touched) is below [`split::SPLIT_THRESHOLD`], else split into runs of samples,
@@ -24,7 +24,7 @@ fn over_samples<A: Send, B: Send>(
     work: usize,
     (a, per_a): (&mut [A], usize),
     (b, per_b): (&mut [B], usize),
-    f: &PartFn<A, B>,
+    f: &PartFn<'_, A, B>,
 ) {
     let parts = parts_for(threads(), batch, work, MAX_CHUNKS);
     if parts == 1 {
