@@ -4,6 +4,7 @@
 //! cargo run --release -p bp-runtime --example gemm_pick -- one    # 1 thread: gemm vs matrixmultiply vs naive
 //! cargo run --release -p bp-runtime --example gemm_pick -- two    # 2 threads on the same shapes
 //! cargo run --release -p bp-runtime --example gemm_pick -- sweep  # 1 vs 2 threads: the threshold
+//! cargo run --release -p bp-runtime --example gemm_pick -- split  # 1 vs 2 threads of a batch split
 //! cargo run --release -p bp-runtime --example gemm_pick -- shape 256 1024 784 [threads]
 //! cargo run --release -p bp-runtime --example gemm_pick -- mlp 784,1024,1024,10 256 [threads]
 //! ```
@@ -488,6 +489,66 @@ fn load() -> String {
         .to_string()
 }
 
+/// 1 vs 2 threads of a kernel that splits the batch, by growing work: max pooling forward
+/// (2×2, 8 channels of 16×16 per sample), all on one thread against the two halves of
+/// the batch on bp's pool (`split::run_parts`, as the kernels split, forced here below
+/// the threshold too). Median µs per call of 15 repeats of 200 calls. `SPLIT_THRESHOLD`
+/// in `kernels/split.rs` is where the second thread starts to pay.
+fn split() {
+    use bp_runtime::kernels::{max_pool2d, set_threads, split::run_parts, Pool2dGeom};
+    set_threads(1);
+    let g = Pool2dGeom {
+        c: 8,
+        h: 16,
+        w: 16,
+        k: 2,
+        stride: 2,
+    };
+    let median = |mut reps: Vec<f64>| {
+        reps.sort_by(f64::total_cmp);
+        reps[reps.len() / 2]
+    };
+    println!("\n| batch | elements | 1t µs | 2t µs | ×2t |");
+    println!("|---:|---:|---:|---:|---:|");
+    for batch in [2, 4, 8, 16, 32, 64, 128] {
+        let (per_x, per_y) = (g.c * g.h * g.w, g.out_len());
+        let n = batch * per_x;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32) / 13.0).collect();
+        let mut y = vec![0.0f32; batch * per_y];
+        let mut idx = vec![0u32; batch * per_y];
+        let one = median(
+            (0..15)
+                .map(|_| {
+                    let t = Instant::now();
+                    for _ in 0..200 {
+                        max_pool2d(&g, batch, black_box(&x), &mut y, &mut idx);
+                    }
+                    t.elapsed().as_secs_f64() / 200.0 * 1e6
+                })
+                .collect(),
+        );
+        let half = batch / 2;
+        let (x0, x1) = x.split_at(half * per_x);
+        let (y0, y1) = y.split_at_mut(half * per_y);
+        let (i0, i1) = idx.split_at_mut(half * per_y);
+        let mut items = [(x0, y0, i0), (x1, y1, i1)];
+        let two = median(
+            (0..15)
+                .map(|_| {
+                    let t = Instant::now();
+                    for _ in 0..200 {
+                        run_parts(&mut items, 2, &|_, (x, y, idx)| {
+                            max_pool2d(&g, half, black_box(x), y, idx)
+                        });
+                    }
+                    t.elapsed().as_secs_f64() / 200.0 * 1e6
+                })
+                .collect(),
+        );
+        println!("| {batch} | {n} | {one:.2} | {two:.2} | {:.2} |", one / two);
+    }
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     // matrixmultiply reads its thread count once, on its first product.
@@ -516,6 +577,7 @@ fn main() {
             table::<f64>("f64", &libs);
         }
         "sweep" => sweep(),
+        "split" => split(),
         "shape" => {
             // gemm_pick shape M N K [threads]: bp vs the crate on one shape, every layout.
             let arg = |i: usize, d: usize| {
@@ -548,7 +610,7 @@ fn main() {
             mlp(&sizes, arg(3, 256), arg(4, 1));
         }
         _ => eprintln!(
-            "usage: gemm_pick one|two|sweep|shape M N K [threads]|mlp SIZES BATCH [threads]"
+            "usage: gemm_pick one|two|sweep|split|shape M N K [threads]|mlp SIZES BATCH [threads]"
         ),
     }
     println!("\nload average after: {}", load());

@@ -37,27 +37,31 @@ pub fn set_threads(n: usize) {
 
 /// The number of threads large matrix products may use (see [`set_threads`]).
 pub fn threads() -> usize {
-    #[cfg(test)]
-    if let Some(n) = TEST_THREADS.with(std::cell::Cell::get) {
+    if let Some(n) = LOCAL_THREADS.with(std::cell::Cell::get) {
         return n;
     }
     THREADS.load(Ordering::Relaxed)
 }
 
-#[cfg(test)]
 thread_local! {
-    /// A thread count for the calling test thread only (see [`with_threads`]).
-    static TEST_THREADS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    /// A thread count for the calling thread only (see [`with_threads`]).
+    static LOCAL_THREADS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
-/// Runs `f` with [`threads`] returning `n` on the calling thread only, so a test can take
-/// the split paths of the kernels without changing the setting other tests see.
-#[cfg(test)]
+/// Runs `f` with [`threads`] returning `n` on the calling thread only: a kernel whose
+/// parts already run on every thread (the recurrent layers' batch split) keeps the
+/// products inside a part on that part's thread; a test takes the split paths of the
+/// kernels without changing the setting other tests see.
 pub(crate) fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
-    let before = TEST_THREADS.with(|t| t.replace(Some(n.clamp(1, MAX_THREADS))));
-    let out = f();
-    TEST_THREADS.with(|t| t.set(before));
-    out
+    /// Puts the previous setting back, also when `f` panics.
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LOCAL_THREADS.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(LOCAL_THREADS.with(|t| t.replace(Some(n.clamp(1, MAX_THREADS)))));
+    f()
 }
 
 /// `C := alpha·op(A)·op(B) + beta·C` with `op(A)` `[m, k]`, `op(B)` `[k, n]` and `C`

@@ -45,7 +45,6 @@ mod test_util;
 pub(crate) mod wide;
 
 pub(crate) use self::gemm::gemm_checked;
-#[cfg(test)]
 pub(crate) use self::gemm::with_threads;
 pub use self::gemm::{gemm, set_threads, threads, MAX_THREADS, PARALLEL_THRESHOLD};
 pub use linear::{
