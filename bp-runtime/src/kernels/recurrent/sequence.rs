@@ -11,9 +11,11 @@
 #![forbid(unsafe_code)]
 
 use super::{a_w, add_a_wt, at_v, col_sums, gru, lstm, tail, tail_mut, RnnGeom, RnnKind};
-use crate::kernels::{split, threads, wide, with_threads, Accumulate};
+use crate::kernels::{gemm, split, threads, wide, with_threads, Accumulate};
 use crate::threads::MAX_CHUNKS;
 use crate::Float;
+use std::any::Any;
+use std::cell::RefCell;
 
 /// The weights and biases of a layer, as `nn.RNN`/`nn.LSTM`/`nn.GRU` hold them.
 #[derive(Clone, Copy)]
@@ -88,12 +90,50 @@ fn hidden_side<T: Float>(
     batch: usize,
     t: usize,
     w_hh: &[T],
+    w_hh_t: &[T],
     y: &[T],
     gates: &mut [T],
 ) {
     let (h, tl) = (g.hidden, g.t_len);
     let w = kind.gates_width() * h;
     let hp = tail(y, (t - 1) * h);
+    if batch > 1 && !w_hh_t.is_empty() {
+        // `h_{t−1}·W_hhᵀ` from the transposed copy `[H, G·H]`: op(B) read in place.
+        let gh = kind.gate_count() * h;
+        let out = tail_mut(gates, t * w);
+        let cols = if kind == RnnKind::Gru { 2 * h } else { gh };
+        gemm(
+            batch,
+            cols,
+            h,
+            T::ONE,
+            hp,
+            [tl * h, 1],
+            w_hh_t,
+            [gh, 1],
+            T::ONE,
+            out,
+            [tl * w, 1],
+        );
+        if kind == RnnKind::Gru {
+            let out = tail_mut(gates, t * w + 3 * h);
+            let n_t = &w_hh_t[2 * h..];
+            gemm(
+                batch,
+                h,
+                h,
+                T::ONE,
+                hp,
+                [tl * h, 1],
+                n_t,
+                [gh, 1],
+                T::ONE,
+                out,
+                [tl * w, 1],
+            );
+        }
+        return;
+    }
     match kind {
         RnnKind::Rnn | RnnKind::Lstm => add_a_wt(
             batch,
@@ -150,9 +190,75 @@ pub fn rnn_forward<T: Float>(
     y: &mut [T],
 ) {
     input_side(g, kind, batch, x, p, gates);
+    with_transposed(g, kind, batch, p.w_hh, &mut |w_hh_t| {
+        forward_loops(g, kind, batch, p.w_hh, w_hh_t, gates, cell, y)
+    });
+}
+
+thread_local! {
+    /// The transposed `W_hh` of the forward pass running on this thread (a `Vec<T>`),
+    /// kept between calls so a warm pass allocates nothing.
+    static W_HH_T: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `W_hh` transposed to `[H, G·H]` (each gate's block of rows becomes a
+/// block of columns), or with an empty slice at batch 1, where each step's product is
+/// one row and reads `W_hh`'s rows as dot products instead. With the copy, every step's
+/// `h_{t−1}·W_hhᵀ` reads op(B) in place instead of packing (or running transposed)
+/// all of `W_hh` again: one transpose a pass instead of one a step (perf, LSTM 32→128 over
+/// 100 steps at batch 32: the forward products took 30 % longer than the backward ones
+/// of the same size).
+fn with_transposed<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    w_hh: &[T],
+    f: &mut dyn FnMut(&[T]),
+) {
+    let (rows, h) = (kind.gate_count() * g.hidden, g.hidden);
+    if batch == 1 || g.t_len == 1 {
+        return f(&[]);
+    }
+    let mut run = |buf: &mut Vec<T>| {
+        buf.clear();
+        buf.resize(rows * h, T::ZERO);
+        for (r, row) in w_hh.chunks_exact(h).take(rows).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                buf[i * rows + r] = v;
+            }
+        }
+        f(buf)
+    };
+    W_HH_T.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if !slot.as_ref().is_some_and(|b| b.is::<Vec<T>>()) {
+                *slot = Some(Box::new(Vec::<T>::new()));
+            }
+            match slot.as_mut().and_then(|b| b.downcast_mut::<Vec<T>>()) {
+                Some(buf) => run(buf),
+                None => run(&mut Vec::new()),
+            }
+        }
+        // Re-entered on this thread (never by bp itself): a fresh buffer.
+        Err(_) => run(&mut Vec::new()),
+    })
+}
+
+/// The forward time loops, on the calling thread or split over the batch.
+#[allow(clippy::too_many_arguments)]
+fn forward_loops<T: Float>(
+    g: &RnnGeom,
+    kind: RnnKind,
+    batch: usize,
+    w_hh: &[T],
+    w_hh_t: &[T],
+    gates: &mut [T],
+    cell: &mut [T],
+    y: &mut [T],
+) {
     let parts = loop_parts(g, kind, batch);
     if parts == 1 {
-        return forward_loop(g, kind, batch, p.w_hh, gates, cell, y);
+        return forward_loop(g, kind, batch, (w_hh, w_hh_t), gates, cell, y);
     }
     let (h, w) = (g.hidden, kind.gates_width() * g.hidden);
     let tl = g.t_len;
@@ -166,7 +272,8 @@ pub fn rnn_forward<T: Float>(
     }
     split::run_parts(&mut items, parts, &|_, item| {
         if let Some((nb, gates, cell, y)) = item {
-            with_threads(1, || forward_loop(g, kind, *nb, p.w_hh, gates, cell, y));
+            let w = (w_hh, w_hh_t);
+            with_threads(1, || forward_loop(g, kind, *nb, w, gates, cell, y));
         }
     });
 }
@@ -186,14 +293,14 @@ fn forward_loop<T: Float>(
     g: &RnnGeom,
     kind: RnnKind,
     batch: usize,
-    w_hh: &[T],
+    (w_hh, w_hh_t): (&[T], &[T]),
     gates: &mut [T],
     cell: &mut [T],
     y: &mut [T],
 ) {
     for t in 0..g.t_len {
         if t > 0 {
-            hidden_side(g, kind, batch, t, w_hh, y, gates);
+            hidden_side(g, kind, batch, t, w_hh, w_hh_t, y, gates);
         }
         wide::run(Cells((g, kind, batch, t, gates, cell, y)));
     }
