@@ -13,10 +13,13 @@ use crate::threads::{for_chunks_at, MAX_CHUNKS};
 use std::ops::Range;
 
 /// The least work (multiply-adds for a product, elements touched for a loop) for which a
-/// batch is split over threads. Handing a part to the other thread and waiting for it
-/// costs a few microseconds on the measured machine (2-core AMD EPYC, see
-/// `bp-runtime/GEMM.md`); below this the second thread does not win them back.
-pub const SPLIT_THRESHOLD: usize = 32_768;
+/// batch is split over threads. Measured on the 2-core AMD EPYC (Zen 4) with
+/// `cargo run --release -p bp-runtime --example gemm_pick -- split` (max pooling, one
+/// thread against the batch halved on bp's pool): 4,096 elements 0.97×, 8,192 1.04×,
+/// 16,384 1.22×, 32,768 1.58× — the hand-off costs about 1.5 µs, won back from about
+/// 8 K elements of the cheapest loop; 16 K leaves a margin for a loaded machine
+/// (`bp-runtime/GEMM.md`, "Thresholds").
+pub const SPLIT_THRESHOLD: usize = 16_384;
 
 /// The number of parts to cut `batch` samples into for `work` units of work on up to
 /// `threads` threads (the kernels pass [`threads`](super::threads)): at most one part per
