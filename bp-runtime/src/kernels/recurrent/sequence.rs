@@ -84,6 +84,7 @@ fn input_side<T: Float>(
 
 /// The hidden side of step `t > 0`: `gates[:, t] += h_{t−1}·W_hhᵀ` (for the GRU, r and z
 /// take their part and the last quarter `hn` its own).
+#[allow(clippy::too_many_arguments)]
 fn hidden_side<T: Float>(
     g: &RnnGeom,
     kind: RnnKind,
