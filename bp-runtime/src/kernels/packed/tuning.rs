@@ -41,7 +41,7 @@ pub(crate) fn kernels() -> Kernels {
     CHOICE.get_or_init(choose).kernels
 }
 
-/// What [`kernels`] chose and why, e.g. `avx512, tile 12x32 (AMD Zen 4 …)`; the
+/// Which GEMM kernels this process runs and why, e.g. `avx512, tile 12x32 (AMD Zen 4 …)`; the
 /// benchmarks print it with their results.
 pub fn describe() -> String {
     let c = CHOICE.get_or_init(choose);
