@@ -109,6 +109,16 @@ pub trait Float:
         c_strides: [usize; 2],
         threads: usize,
     );
+
+    /// The transpose hook of the type: writes `dst[j·rows + i] = src[i·cols + j]`, the
+    /// row-major `[cols, rows]` transpose of the row-major `[rows, cols]` matrix `src`,
+    /// in 16×16 blocks held in registers where the CPU can (`f32` with AVX-512), element
+    /// by element otherwise. Moves bits only: the result is the same on every CPU.
+    ///
+    /// # Panics
+    /// If `src` or `dst` is shorter than `rows·cols`.
+    #[doc(hidden)]
+    fn transpose_into(rows: usize, cols: usize, src: &[Self], dst: &mut [Self]);
 }
 
 macro_rules! impl_float {
@@ -204,6 +214,10 @@ macro_rules! impl_float {
                 crate::kernels::gemm_checked::<$t>(
                     m, n, k, alpha, a, a_strides, b, b_strides, beta, c, c_strides, threads,
                 )
+            }
+            #[inline]
+            fn transpose_into(rows: usize, cols: usize, src: &[Self], dst: &mut [Self]) {
+                crate::kernels::transpose::<$t>(rows, cols, src, dst)
             }
         }
     };

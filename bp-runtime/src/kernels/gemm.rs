@@ -257,8 +257,14 @@ pub(crate) fn gemm_checked<T: Packed>(
         b.len()
     );
     // Bands along C's outer dimension (rows of a row-major C, columns of a column-major
-    // one), so that each thread owns a contiguous, disjoint range of C's memory.
-    let rows_outer = c_strides[1] <= c_strides[0];
+    // one), so that each thread owns a contiguous, disjoint range of C's memory; a
+    // single row or column is cut along its length instead (a dense layer at batch 1:
+    // each thread reads its own rows of the weight).
+    let rows_outer = match (m, n) {
+        (1, _) => false,
+        (_, 1) => true,
+        _ => c_strides[1] <= c_strides[0],
+    };
     let outer = if rows_outer { m } else { n };
     let parts = threads.min(MAX_THREADS).min(outer / 8).max(1);
     if parts <= 1 {

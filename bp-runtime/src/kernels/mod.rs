@@ -47,6 +47,7 @@ pub(crate) mod wide;
 pub(crate) use self::gemm::gemm_checked;
 pub(crate) use self::gemm::with_threads;
 pub use self::gemm::{gemm, set_threads, threads, MAX_THREADS, PARALLEL_THRESHOLD};
+pub(crate) use self::packed::transpose;
 pub use linear::{
     bias_backward, linear, linear_backward_input, linear_backward_input_fixed,
     linear_backward_weight, linear_backward_weight_fixed, linear_fixed, linear_sgd_weight,

@@ -37,12 +37,13 @@
 //! The files, each using only those above it:
 //!
 //! - `safe.rs`: the safe twins and the switch that turns them on (no `unsafe`);
-//! - `isa.rs`: which kernels the CPU runs, the element types and their transpose;
+//! - `isa.rs`: which kernels the CPU runs, the element types and their transpose (16×16
+//!   blocks, and whole matrices made of them);
 //! - `tile.rs`: the micro-kernel and the store of one tile into C;
 //! - `pack.rs`: copying strips of `op(A)` and `op(B)` into the packing buffer (no
 //!   `unsafe`);
-//! - `gemv.rs`: one row or column of C as dot products read in place (a dense layer
-//!   or a recurrent step at batch 1; no `unsafe`);
+//! - `gemv.rs`: one row or column of C as dot products or sums of rows, read in place
+//!   (a dense layer or a recurrent step at batch 1; no `unsafe`);
 //! - `blocked.rs`: the blocking loops, or `gemv.rs` when it applies (no `unsafe`);
 //! - `dispatch.rs`: the entry points, which compile the loops for each instruction set
 //!   (and, for AVX-512, each tile) and call the one asked for;
@@ -66,7 +67,7 @@ mod tuning;
 
 pub(crate) use blocked::scale;
 pub(crate) use dispatch::{gemm_f32, gemm_f64};
-pub(crate) use isa::{best_isa, Isa};
+pub(crate) use isa::{best_isa, transpose, Isa};
 pub use tuning::describe;
 pub(crate) use tuning::kernels;
 

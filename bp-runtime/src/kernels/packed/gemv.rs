@@ -1,11 +1,18 @@
-//! The product when `C` is a single row or column and the other operand's vectors lie
-//! along the sum: `C[j] = alpha·Σ_p u[p]·M[j, p] + beta·C[j]`, with `u` and every row of
-//! `M` contiguous. That is the forward `x·Wᵀ` of a dense layer at batch 1 (`u` the input
-//! row, `M` the weight `[out, inp]` as stored) and the recurrent `h·Whhᵀ` of one step at
-//! batch 1. The blocked loops would transpose-pack all of `W` on every call for one row of
-//! output (at 784 → 128, 85% of the call); here each output is one dot product read
-//! straight from `W`'s rows, four rows at a time so four chains of multiply-adds run
-//! side by side, sixteen lanes each.
+//! The product when `C` is a single row or column, read in place with nothing packed.
+//!
+//! - Dot products, when the other operand's vectors lie along the sum:
+//!   `C[j] = alpha·Σ_p u[p]·M[j, p] + beta·C[j]`, with `u` and every row of `M`
+//!   contiguous. That is the forward `x·Wᵀ` of a dense layer at batch 1 (`u` the input
+//!   row, `M` the weight `[out, inp]` as stored). The blocked loops would transpose-pack
+//!   all of `W` on every call for one row of output (at 784 → 128, 85% of the call);
+//!   here each output is one dot product read straight from `W`'s rows, four rows at a
+//!   time so four chains of multiply-adds run side by side, sixteen lanes each.
+//! - Sums of rows, when the other operand's rows lie along `C`:
+//!   `C[j] = alpha·Σ_p u[p]·M[p, j] + beta·C[j]`, `M`'s rows and `C` contiguous. That is
+//!   the recurrent `h·W_hhᵀ` of one step at batch 1 read from the transposed copy of
+//!   `W_hh` (`recurrent/sequence.rs`), and a weight gradient with one output. No
+//!   horizontal sums: with a short `k` (64 for the `lstm` network) those dominated the
+//!   dot products.
 //!
 //! Plain safe Rust that the compiler vectorizes; it is inlined into the product compiled
 //! for each instruction set (`dispatch.rs`), so it needs no twin.
@@ -64,8 +71,79 @@ pub(super) fn gemv<T: Float, const FMA: bool>(
         // C[i, 0] = Σ_p A[i, p]·B[p, 0]: u = B's column, M[i] = A's row i.
         dots::<T, FMA>(k, &b.d[..k], a.d, a.rs, m, alpha, beta, c, cs[0]);
         true
+    } else if m == 1 && b.cs == 1 && cs[1] == 1 {
+        // C[0, j] = Σ_p A[0, p]·B[p, j] with B's rows contiguous: a sum of rows of B
+        // scaled by A's elements, C's row contiguous.
+        axpys::<T, FMA>(k, a.d, a.cs, b.d, b.rs, n, alpha, beta, c);
+        true
+    } else if n == 1 && a.rs == 1 && cs[0] == 1 {
+        // C[i, 0] = Σ_p A[i, p]·B[p, 0] with A's columns contiguous: the same, with
+        // A's columns scaled by B's column.
+        axpys::<T, FMA>(k, b.d, b.rs, a.d, a.cs, m, alpha, beta, c);
+        true
     } else {
         false
+    }
+}
+
+/// `c[j] := alpha·Σ_p u[p·u_step]·M[p, j] + beta·c[j]` for `j < count`, where row `M[p]`
+/// is the `count` elements of `mat` from `p·m_step` (`c` not read when beta is 0): each
+/// output's sum runs over `p` in order, as in a tile of the blocked product. Outputs are
+/// taken eight vectors at a time (eight independent chains of multiply-adds, one load
+/// and one broadcast each per step), then one vector, then one by one.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn axpys<T: Float, const FMA: bool>(
+    k: usize,
+    u: &[T],
+    u_step: usize,
+    mat: &[T],
+    m_step: usize,
+    count: usize,
+    alpha: T,
+    beta: T,
+    c: &mut [T],
+) {
+    let c = &mut c[..count];
+    let row = |p: usize, j: usize, len: usize| &mat[p * m_step + j..][..len];
+    let mut j = 0;
+    while j + 8 * L <= count {
+        // Named halves, not one array of eight vectors (see `dots`).
+        let (mut a0, mut a1) = ([T::ZERO; 4 * L], [T::ZERO; 4 * L]);
+        for p in 0..k {
+            let x = u[p * u_step];
+            let (w0, w1) = row(p, j, 8 * L).split_at(4 * L);
+            for l in 0..4 * L {
+                a0[l] = madd::<T, FMA>(x, w0[l], a0[l]);
+                a1[l] = madd::<T, FMA>(x, w1[l], a1[l]);
+            }
+        }
+        let (c0, c1) = c[j..j + 8 * L].split_at_mut(4 * L);
+        for l in 0..4 * L {
+            put(&mut c0[l], a0[l], alpha, beta);
+            put(&mut c1[l], a1[l], alpha, beta);
+        }
+        j += 8 * L;
+    }
+    while j + L <= count {
+        let mut a = [T::ZERO; L];
+        for p in 0..k {
+            let (x, w) = (u[p * u_step], row(p, j, L));
+            for l in 0..L {
+                a[l] = madd::<T, FMA>(x, w[l], a[l]);
+            }
+        }
+        for l in 0..L {
+            put(&mut c[j + l], a[l], alpha, beta);
+        }
+        j += L;
+    }
+    for j in j..count {
+        let mut s = T::ZERO;
+        for p in 0..k {
+            s = madd::<T, FMA>(u[p * u_step], mat[p * m_step + j], s);
+        }
+        put(&mut c[j], s, alpha, beta);
     }
 }
 

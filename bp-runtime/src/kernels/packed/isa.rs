@@ -85,6 +85,48 @@ impl Elem for f32 {
     }
 }
 
+/// Writes `dst[j·rows + i] = src[i·cols + j]` (`src` row-major `[rows, cols]`, `dst`
+/// row-major `[cols, rows]`): whole 16×16 blocks through [`Elem::transpose16`] when the
+/// type and CPU have it, every other element (and every element, when they do not) one
+/// by one, in 16×16 blocks so both sides stay in cache.
+///
+/// # Panics
+/// If `src` or `dst` is shorter than `rows·cols`.
+pub(crate) fn transpose<T: Elem>(rows: usize, cols: usize, src: &[T], dst: &mut [T]) {
+    let len = rows
+        .checked_mul(cols)
+        .expect("transpose: rows·cols overflows");
+    assert!(
+        src.len() >= len && dst.len() >= len,
+        "transpose: [{rows}, {cols}] needs {len} elements (src {}, dst {})",
+        src.len(),
+        dst.len()
+    );
+    const B: usize = 16;
+    let one_by_one = |dst: &mut [T], i0: usize, i1: usize, j0: usize, j1: usize| {
+        for i in i0..i1 {
+            for j in j0..j1 {
+                dst[j * rows + i] = src[i * cols + j];
+            }
+        }
+    };
+    let mut fast = true;
+    for i in (0..rows).step_by(B) {
+        for j in (0..cols).step_by(B) {
+            let (i1, j1) = ((i + B).min(rows), (j + B).min(cols));
+            // A whole block at (i, j): `src` holds 16 rows of `cols` from `i·cols + j`
+            // (the last ends at `(i + 15)·cols + j + 16 ≤ rows·cols`), `dst` likewise.
+            if fast && i1 - i == B && j1 - j == B {
+                fast = T::transpose16(&src[i * cols + j..], cols, &mut dst[j * rows + i..], rows);
+                if fast {
+                    continue;
+                }
+            }
+            one_by_one(dst, i, i1, j, j1);
+        }
+    }
+}
+
 /// The 16×16 transpose in registers: 16 loads, 64 shuffles, 16 stores.
 ///
 /// # Safety

@@ -71,6 +71,10 @@ fn every_path_matches_the_naive_product() {
         // One row or column of C (gemv.rs): a 784 → 130 layer at batch 1, and its twin.
         (1, 130, 784),
         (130, 1, 50),
+        // One row or column as a sum of B's rows (A's columns): vector blocks of 128
+        // and 16, and a scalar tail.
+        (1, 300, 20),
+        (300, 1, 20),
         (30, 2100, 3),
         (25, 37, 600),
         (20, 9, 256),
@@ -153,6 +157,49 @@ fn transpose16_matches_the_scalar_transpose() {
         }
     }
     assert!(!f64::transpose16(&[0.0; 256], 16, &mut [0.0; 256], 16));
+}
+
+#[test]
+fn transpose_matches_the_definition_on_every_shape() {
+    // Whole 16×16 blocks, edges, and shapes with no whole block; through the AVX-512
+    // blocks (when the CPU has them) and through the safe twin, which must agree.
+    for (rows, cols) in [
+        (1, 1),
+        (3, 40),
+        (16, 16),
+        (256, 64),
+        (33, 47),
+        (64, 17),
+        (5, 96),
+    ] {
+        let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+        let src64: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+        let mut fast = vec![-1.0f32; rows * cols + 3];
+        transpose(rows, cols, &src, &mut fast);
+        let mut twin = vec![-1.0f32; rows * cols + 3];
+        safe::run(|| transpose(rows, cols, &src, &mut twin));
+        let mut wide = vec![-1.0f64; rows * cols];
+        transpose(rows, cols, &src64, &mut wide);
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(
+                    fast[j * rows + i],
+                    src[i * cols + j],
+                    "{rows}x{cols} ({i}, {j})"
+                );
+                assert_eq!(wide[j * rows + i], src64[i * cols + j], "f64 {rows}x{cols}");
+            }
+        }
+        assert_eq!(fast, twin, "{rows}x{cols}: the twin");
+        // Past rows·cols, nothing is written.
+        assert_eq!(fast[rows * cols..], [-1.0; 3]);
+    }
+}
+
+#[test]
+#[should_panic(expected = "transpose: [4, 5] needs 20 elements (src 20, dst 19)")]
+fn transpose_names_a_short_slice() {
+    transpose(4, 5, &[0.0f32; 20], &mut [0.0f32; 19]);
 }
 
 // ---------------------------------------------------------------------------------------

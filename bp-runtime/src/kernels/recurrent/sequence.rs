@@ -98,7 +98,7 @@ fn hidden_side<T: Float>(
     let (h, tl) = (g.hidden, g.t_len);
     let w = kind.gates_width() * h;
     let hp = tail(y, (t - 1) * h);
-    if batch > 1 && !w_hh_t.is_empty() {
+    if !w_hh_t.is_empty() {
         // `h_{t−1}·W_hhᵀ` from the transposed copy `[H, G·H]`: op(B) read in place.
         let gh = kind.gate_count() * h;
         let out = tail_mut(gates, t * w);
@@ -191,7 +191,7 @@ pub fn rnn_forward<T: Float>(
     y: &mut [T],
 ) {
     input_side(g, kind, batch, x, p, gates);
-    with_transposed(g, kind, batch, p.w_hh, &mut |w_hh_t| {
+    with_transposed(g, kind, p.w_hh, &mut |w_hh_t| {
         forward_loops(g, kind, batch, p.w_hh, w_hh_t, gates, cell, y)
     });
 }
@@ -203,31 +203,23 @@ thread_local! {
 }
 
 /// Runs `f` with `W_hh` transposed to `[H, G·H]` (each gate's block of rows becomes a
-/// block of columns), or with an empty slice at batch 1, where each step's product is
-/// one row and reads `W_hh`'s rows as dot products instead. With the copy, every step's
-/// `h_{t−1}·W_hhᵀ` reads op(B) in place instead of packing (or running transposed)
-/// all of `W_hh` again: one transpose a pass instead of one a step (perf, LSTM 32→128 over
-/// 100 steps at batch 32: the forward products took 30 % longer than the backward ones
-/// of the same size).
-fn with_transposed<T: Float>(
-    g: &RnnGeom,
-    kind: RnnKind,
-    batch: usize,
-    w_hh: &[T],
-    f: &mut dyn FnMut(&[T]),
-) {
+/// block of columns), or with an empty slice for a single step. With the copy, every
+/// step's `h_{t−1}·W_hhᵀ` reads op(B) in place instead of packing (or running
+/// transposed) all of `W_hh` again: one transpose a pass instead of one a step (perf,
+/// LSTM 32→128 over 100 steps at batch 32: the forward products took 30 % longer than
+/// the backward ones of the same size). At batch 1 each step's product is one row, a
+/// sum of rows of the copy (`packed/gemv.rs`), which beat dot products over `W_hh`'s
+/// rows, whose horizontal sums dominated (the `lstm` network's `predict`: 41 → 37 µs,
+/// the transpose, 16×16 blocks in registers, included).
+fn with_transposed<T: Float>(g: &RnnGeom, kind: RnnKind, w_hh: &[T], f: &mut dyn FnMut(&[T])) {
     let (rows, h) = (kind.gate_count() * g.hidden, g.hidden);
-    if batch == 1 || g.t_len == 1 {
+    if g.t_len == 1 {
         return f(&[]);
     }
     let mut run = |buf: &mut Vec<T>| {
         buf.clear();
         buf.resize(rows * h, T::ZERO);
-        for (r, row) in w_hh.chunks_exact(h).take(rows).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                buf[i * rows + r] = v;
-            }
-        }
+        T::transpose_into(rows, h, &w_hh[..rows * h], buf);
         f(buf)
     };
     W_HH_T.with(|cell| match cell.try_borrow_mut() {
