@@ -5,7 +5,7 @@
 
 use super::gemv::gemv;
 use super::isa::Elem;
-use super::pack::{pack_a, pack_b};
+use super::pack::{pack_a, pack_a_columns, pack_b};
 use super::tile::tile;
 use super::Mat;
 use crate::Float;
@@ -220,7 +220,9 @@ fn block<T: Elem, const MR: usize, const NR: usize, const FMA: bool>(
             _ => pack_a::<T, MR>(a, i, h, p0, kc, pa),
         }
     }
-    if pr.pack_full {
+    if pr.pack_full && a.rs == 1 {
+        pack_a_columns::<T, MR>(a, i0, full / MR, p0, kc, pf);
+    } else if pr.pack_full {
         for (t, strip) in pf.chunks_exact_mut(kc * MR).take(full / MR).enumerate() {
             pack_a::<T, MR>(a, i0 + t * MR, MR, p0, kc, strip);
         }

@@ -55,6 +55,30 @@ pub(super) fn pack_b<T: Elem, const NR: usize>(
     }
 }
 
+/// Copies the `strips·R` rows `op(A)[i.., p0..p0+kc]` of a column-major `op(A)` into
+/// `strips` consecutive `[kc][R]` strips (as `strips` calls of [`pack_a`] would), reading
+/// each step's `strips·R` elements once, in order, instead of once per strip: one pass
+/// over A's lines instead of `strips` passes that each take 48 bytes of them (A is the
+/// `δᵀ` of a weight gradient, its steps 2 KiB or more apart).
+pub(super) fn pack_a_columns<T: Elem, const R: usize>(
+    a: Mat<T>,
+    i: usize,
+    strips: usize,
+    p0: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    debug_assert_eq!(a.rs, 1);
+    let out = &mut out[..strips * kc * R];
+    for p in 0..kc {
+        let (src, _) = a.d[(p0 + p) * a.cs + i..][..strips * R].as_chunks::<R>();
+        for (t, part) in src.iter().enumerate() {
+            let dst: &mut [T; R] = (&mut out[(t * kc + p) * R..][..R]).try_into().unwrap();
+            *dst = *part;
+        }
+    }
+}
+
 /// Copies the `h` rows `op(A)[i.., p0..p0+kc]` into a `[kc][R]` strip, zero-padded to
 /// `R` rows.
 pub(super) fn pack_a<T: Elem, const R: usize>(
