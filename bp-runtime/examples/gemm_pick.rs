@@ -549,6 +549,75 @@ fn split() {
     }
 }
 
+/// 1 vs 2 threads of one sample's convolution (`conv2d` at batch 1: im2col, then one
+/// product whose rows are cut over the threads when it is large enough), for the
+/// convolutions of the benchmark networks and larger ones. Median µs per call of 15
+/// repeats. `CONV_SAMPLE_THRESHOLD` in `kernels/conv.rs` is where the second thread
+/// starts to pay: below it the product stays on the calling thread.
+fn conv() {
+    use bp_runtime::kernels::{conv2d, set_threads, Conv2dGeom};
+    let median = |mut reps: Vec<f64>| {
+        reps.sort_by(f64::total_cmp);
+        reps[reps.len() / 2]
+    };
+    println!("\n| c→out | h×w | k | MACs (K) | 1t µs | 2t µs | ×2t |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let geoms = [
+        (1, 8, 28, 5, 0),
+        (8, 16, 12, 5, 0),
+        (3, 32, 32, 3, 1),
+        (16, 32, 16, 3, 1),
+        (32, 64, 16, 3, 1),
+        (64, 64, 16, 3, 1),
+        (64, 128, 16, 3, 1),
+        (128, 128, 16, 3, 1),
+        (32, 32, 32, 3, 1),
+        (64, 64, 32, 3, 1),
+        (128, 256, 8, 3, 1),
+    ];
+    for (c, out, hw, k, pad) in geoms {
+        let g = Conv2dGeom {
+            c,
+            h: hw,
+            w: hw,
+            out,
+            k,
+            stride: 1,
+            pad,
+        };
+        let x: Vec<f32> = (0..g.in_len())
+            .map(|i| ((i * 7 % 13) as f32) / 13.0)
+            .collect();
+        let w: Vec<f32> = (0..g.weight_len())
+            .map(|i| ((i * 5 % 11) as f32) / 11.0)
+            .collect();
+        let mut y = vec![0.0f32; g.out_len()];
+        let mut cols = vec![0.0f32; g.cols_len()];
+        let calls = (2_000_000 / g.macs()).clamp(10, 2000);
+        let mut time = |t: usize| {
+            set_threads(t);
+            median(
+                (0..15)
+                    .map(|_| {
+                        let start = Instant::now();
+                        for _ in 0..calls {
+                            conv2d(&g, 1, black_box(&x), &w, None, &mut y, &mut cols);
+                        }
+                        start.elapsed().as_secs_f64() / calls as f64 * 1e6
+                    })
+                    .collect(),
+            )
+        };
+        let (one, two) = (time(1), time(2));
+        println!(
+            "| {c}→{out} | {hw}×{hw} | {k} | {} | {one:.2} | {two:.2} | {:.2} |",
+            g.macs() / 1000,
+            one / two
+        );
+    }
+    set_threads(1);
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     // matrixmultiply reads its thread count once, on its first product.
@@ -578,6 +647,7 @@ fn main() {
         }
         "sweep" => sweep(),
         "split" => split(),
+        "conv" => conv(),
         "shape" => {
             // gemm_pick shape M N K [threads]: bp vs the crate on one shape, every layout.
             let arg = |i: usize, d: usize| {
@@ -610,7 +680,7 @@ fn main() {
             mlp(&sizes, arg(3, 256), arg(4, 1));
         }
         _ => eprintln!(
-            "usage: gemm_pick one|two|sweep|split|shape M N K [threads]|mlp SIZES BATCH [threads]"
+            "usage: gemm_pick one|two|sweep|split|conv|shape M N K [threads]|mlp SIZES BATCH [threads]"
         ),
     }
     println!("\nload average after: {}", load());

@@ -17,6 +17,27 @@ use crate::threads::MAX_CHUNKS;
 use crate::Float;
 use im2col::{col2im_add, im2col};
 
+/// The least output channels per thread for which one sample's products (at batch 1, or
+/// whenever the batch is not split) are cut over threads. Such a product is cut by rows,
+/// so every thread reads all of the im2col columns the calling thread has just written,
+/// and the cache lines cross between cores on every call. Measured on the 2-core AMD
+/// EPYC (Zen 4) with `cargo run --release -p bp-runtime --example gemm_pick -- conv`
+/// (`conv2d` at batch 1, 1 against 2 threads): 32 or fewer channels per thread lose at
+/// every size (3→32 at 32×32: 0.4–0.7×; 32→64 at 16×16: 0.8×; 64→64 at 16×16: 0.75×;
+/// LeNet's 8→16: 0.9×), 64 or more win (64→128 at 16×16: 1.35×; 128→256 at 8×8: 1.5×).
+/// See `bp-runtime/GEMM.md`, "Thresholds".
+pub const SAMPLE_SPLIT_CHANNELS: usize = 64;
+
+/// The threads one sample's products may use: `threads` when each gets at least
+/// [`SAMPLE_SPLIT_CHANNELS`] output channels, else 1.
+fn sample_threads(g: &Conv2dGeom, threads: usize) -> usize {
+    if g.out >= SAMPLE_SPLIT_CHANNELS * threads {
+        threads
+    } else {
+        1
+    }
+}
+
 /// Geometry of a 2-D convolution: input `[c, h, w]` per sample, weight
 /// `[out, c, k, k]`, output `[out, ho, wo]` with `ho = (h + 2·pad − k)/stride + 1`
 /// (rounded down), likewise `wo`. Requires `k ≤ h + 2·pad`, `k ≤ w + 2·pad`,
@@ -138,6 +159,7 @@ pub(crate) fn forward_on<T: Float>(
         scratch_parts(g, cols.len()),
     );
     if parts == 1 {
+        let threads = sample_threads(g, threads);
         return forward_samples(g, threads, x, w, bias, y, &mut cols[..g.cols_len()]);
     }
     let ys = split::cut_samples(y, g.out_len(), batch, parts);
@@ -317,7 +339,7 @@ pub(crate) fn backward_on<T: Float>(
     let parts = split::parts_for(threads, batch, work, cap);
     if parts == 1 {
         let part = BackwardPart {
-            threads,
+            threads: sample_threads(g, threads),
             x,
             dy,
             dw,
