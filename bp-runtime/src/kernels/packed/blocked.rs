@@ -59,29 +59,39 @@ pub(super) fn blocked<T: Elem, const MR: usize, const NR: usize, const FMA: bool
     // Choose between C = op(A)·op(B) and Cᵀ = op(B)ᵀ·op(A)ᵀ by a cost model in cycles:
     // FMAs on whole tiles (columns are rounded up to NR: a 10-wide C wastes two thirds of
     // a 32-wide tile), plus packing op(B) where its rows are not contiguous (about 1.3
-    // cycles an element), plus storing C, by vector when its rows are contiguous.
-    let cost = |m: usize, n: usize, b: Mat<T>, cs: [usize; 2]| {
+    // cycles an element), plus packing op(A) where its rows or columns alias in L1 (its
+    // strided reads come from L2 or beyond: about 1.3 cycles an element too), plus storing
+    // C, by vector when its rows are contiguous.
+    let cost = |m: usize, n: usize, a: Mat<T>, b: Mat<T>, cs: [usize; 2]| {
         let lanes = NR.min(16);
         let work = m.div_ceil(4) * 4 * n.div_ceil(NR) * NR * k / lanes;
         let packed = if b.cs == 1 || n == 1 { n % NR } else { n };
+        let packed_a = if packs_full::<T, MR>(m, a) { m } else { 0 };
         let stores = m * n * k.div_ceil(KC) / if cs[1] == 1 { lanes } else { 1 };
-        work + k * packed * 13 / 10 + stores
+        work + k * (packed + packed_a) * 13 / 10 + stores
     };
     let a_t = Mat {
         d: a.d,
         rs: a.cs,
         cs: a.rs,
     };
-    if cost(n, m, a_t, [cs[1], cs[0]]) < cost(m, n, b, cs) {
-        let b_t = Mat {
-            d: b.d,
-            rs: b.cs,
-            cs: b.rs,
-        };
+    let b_t = Mat {
+        d: b.d,
+        rs: b.cs,
+        cs: b.rs,
+    };
+    if cost(n, m, b_t, a_t, [cs[1], cs[0]]) < cost(m, n, a, b, cs) {
         let cs_t = [cs[1], cs[0]];
         return panels::<T, MR, NR, FMA>((n, m, k), alpha, b_t, a_t, beta, c, cs_t, scratch);
     }
     panels::<T, MR, NR, FMA>((m, n, k), alpha, a, b, beta, c, cs, scratch)
+}
+
+/// Whether the full strips of `op(A)` (`m` rows) are packed: when its rows (or, column-major,
+/// its steps) are a multiple of 2 KiB apart (see [`panels`]).
+fn packs_full<T, const MR: usize>(m: usize, a: Mat<T>) -> bool {
+    let aliases = |stride: usize| (stride * std::mem::size_of::<T>()).is_multiple_of(2048);
+    m > MR && ((a.cs == 1 && aliases(a.rs)) || (a.rs == 1 && aliases(a.cs)))
 }
 
 /// What every tile of one product shares, once [`blocked`] has settled the roles.
@@ -139,8 +149,7 @@ fn panels<T: Elem, const MR: usize, const NR: usize, const FMA: bool>(
     // a layer has 512, 1024, … outputs): every step of the sum opens a line in the same
     // set, and a 256-step tile misses L1 on each (measured: 88 → 97 GFLOP/s on the
     // 1024×1024×256 weight gradient, `gemm_pick mlp`).
-    let aliases = |stride: usize| (stride * std::mem::size_of::<T>()).is_multiple_of(2048);
-    let pack_full = m > MR && ((a.cs == 1 && aliases(a.rs)) || (a.rs == 1 && aliases(a.cs)));
+    let pack_full = packs_full::<T, MR>(m, a);
     let pf_len = if pack_full { kc_max * MC } else { 0 };
     let need = b_len + kc_max * MR + pf_len;
     if scratch.len() < need {
